@@ -1,0 +1,37 @@
+// Plain typed tensors and geometry tuples shared by the maths modules (no native addons here).
+
+/** A dense float32 tensor, row-major, with its shape. */
+export interface Tensor {
+  readonly data: Float32Array;
+  readonly dims: readonly number[];
+}
+
+/** A point `(x, y)` = (column, row), in pixels of whatever frame the caller names. */
+export type Point = readonly [x: number, y: number];
+
+/** A box `[x0, y0, x1, y1]`: top-left and bottom-right corners, inclusive pixel extents. */
+export type Box = readonly [x0: number, y0: number, x1: number, y1: number];
+
+/** Image height and width, in that order (as SAM's `original_size` / `input_size`). */
+export type Size = readonly [height: number, width: number];
+
+/** Number of elements of a shape. */
+export function numel(dims: readonly number[]): number {
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
+
+/** Make a tensor, checking that the data length matches the shape. */
+export function tensor(data: Float32Array, dims: readonly number[]): Tensor {
+  const n = numel(dims);
+  if (data.length !== n) {
+    throw new Error(`Expected ${n} elements for shape [${dims.join(",")}] but received ${data.length}`);
+  }
+  return { data, dims: [...dims] };
+}
+
+/** A zero-filled tensor of the given shape. */
+export function zeros(dims: readonly number[]): Tensor {
+  return { data: new Float32Array(numel(dims)), dims: [...dims] };
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+// Native addons (onnxruntime-node, sharp) are safest in child processes, not worker threads.
+export default defineConfig({
+  test: {
+    pool: "forks",
+    include: ["test/**/*.test.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
