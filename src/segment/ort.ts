@@ -1,0 +1,131 @@
+// The one module that imports onnxruntime-node: session creation with our defaults, and float32
+// tensor conversion. Everything else talks to ONNX Runtime through here.
+
+import * as ort from "onnxruntime-node";
+import type { Tensor } from "./tensor.js";
+
+export type OrtSession = ort.InferenceSession;
+export type OrtTensor = ort.Tensor;
+
+/** Session options persam-db exposes. */
+export interface SessionOptions {
+  /**
+   * Intra-op threads for this session.
+   * @default 0 (onnxruntime's choice: one per physical core)
+   */
+  threads?: number;
+  /**
+   * Graph optimisation level.
+   * @default "all"
+   */
+  graphOptimization?: "disabled" | "basic" | "extended" | "all";
+}
+
+/** Create a CPU session from a model file path or the bytes of a model. */
+export async function createSession(
+  model: string | Uint8Array,
+  options: SessionOptions = {},
+): Promise<OrtSession> {
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: options.graphOptimization ?? "all",
+    intraOpNumThreads: options.threads ?? 0,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+  };
+  if (typeof model === "string") return ort.InferenceSession.create(model, sessionOptions);
+  return ort.InferenceSession.create(model, sessionOptions);
+}
+
+/** A float32 onnxruntime tensor viewing our tensor's data (no copy). */
+export function toOrtFloat32(t: Tensor): OrtTensor {
+  return new ort.Tensor("float32", t.data, [...t.dims]);
+}
+
+/** A float32 onnxruntime tensor from raw data and dims. */
+export function ortFloat32(data: Float32Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor("float32", data, [...dims]);
+}
+
+/** A float16 onnxruntime tensor from float32 data (for fp16 encoder inputs). */
+export function ortFloat16(data: Float32Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor("float16", float32ToFloat16Bits(data), [...dims]);
+}
+
+/** Read an output tensor as float32 (float16 outputs are widened). */
+export function fromOrt(t: OrtTensor): Tensor {
+  if (t.type === "float32") return { data: t.data as Float32Array, dims: [...t.dims] };
+  if (t.type === "float16") return { data: float16BitsToFloat32(t.data as Uint16Array), dims: [...t.dims] };
+  throw new Error(`Expected a float32 or float16 output but received ${t.type}`);
+}
+
+/** Element types of a session's inputs or outputs, by name (from the session metadata). */
+export function ioTypes(
+  session: OrtSession,
+  which: "inputs" | "outputs",
+): Map<string, { type: string; dims: readonly (number | string)[] }> {
+  const meta = which === "inputs" ? session.inputMetadata : session.outputMetadata;
+  const out = new Map<string, { type: string; dims: readonly (number | string)[] }>();
+  for (const m of meta) {
+    if (m.isTensor) out.set(m.name, { type: m.type, dims: m.shape });
+    else out.set(m.name, { type: "non-tensor", dims: [] });
+  }
+  return out;
+}
+
+/** IEEE half-precision bits from float32 values (round to nearest even). */
+export function float32ToFloat16Bits(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  for (let i = 0; i < src.length; i++) {
+    f32[0] = src[i]!;
+    const x = u32[0]!;
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    const e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let half = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const halfway = 1 << (shift - 1);
+      if (rem > halfway || (rem === halfway && half & 1)) half += 1;
+      out[i] = sign | half;
+      continue;
+    }
+    let half = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half += 1;
+    out[i] = sign | half;
+  }
+  return out;
+}
+
+/** float32 values from IEEE half-precision bits. */
+export function float16BitsToFloat32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i]!;
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >>> 10) & 0x1f;
+    const mant = h & 0x3ff;
+    if (exp === 0) out[i] = sign * mant * 2 ** -24;
+    else if (exp === 0x1f) out[i] = mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+    else out[i] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}
