@@ -1,0 +1,46 @@
+// Crash-safe file writes: every output file is written under a temporary name in its own folder,
+// flushed, then renamed over the final name, so a reader never sees half a file (design §5).
+
+import { randomBytes } from "node:crypto";
+import { open, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+/** Options of {@link writeFileAtomic}. */
+export interface WriteFileAtomicOptions {
+  /**
+   * Flush the data to disk before the rename, so that a power cut cannot leave an empty file under
+   * the final name.
+   * @default true
+   */
+  fsync?: boolean;
+}
+
+/**
+ * Write `data` to `path` atomically: a temporary file beside it (same folder, so the rename stays on
+ * one file system) is written, optionally flushed, then renamed over `path`. The temporary file is
+ * removed when anything fails. Strings are written as UTF-8.
+ * @throws the underlying file-system error (ENOENT when the folder is missing, EACCES, …).
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  options: WriteFileAtomicOptions = {},
+): Promise<void> {
+  const { fsync = true } = options;
+  // Dot-prefixed so folder scans and globs skip it; pid + random bytes so concurrent writers never
+  // share a temporary name.
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    const handle = await open(temp, "wx");
+    try {
+      await handle.writeFile(data);
+      if (fsync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
