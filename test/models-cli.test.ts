@@ -1,0 +1,162 @@
+// `persam-db models list|pull|verify|path` against the loopback Hub serving the bundled registry's
+// slimsam-77 repos (fake bytes at the registry's pinned commit), through a local yargs instance
+// registered the way src/cli/main.ts registers commands, and the handler functions directly.
+
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import yargs, { type Argv } from "yargs";
+import type { CommandContext, GlobalOptions } from "../src/cli/command.js";
+import { type CliIo, Reporter } from "../src/cli/io.js";
+import { listModels, modelPaths, modelsCommand, pullModel } from "../src/cli/models-command.js";
+import { ExitCode, isUserError } from "../src/errors.js";
+import { loadModelRegistry } from "../src/segment/model-registry.js";
+import { type HubServer, startHubServer } from "./helpers/hub-server.js";
+
+const TOKEN = "hf_clitesttoken000001";
+let server: HubServer;
+let work: string;
+let env: Record<string, string>;
+
+function checkpoint(): Buffer {
+  const header = JSON.stringify({
+    "mask_decoder.iou_token.weight": { dtype: "F32", shape: [1, 2], data_offsets: [0, 8] },
+    "vision_encoder.w": { dtype: "F32", shape: [1000], data_offsets: [8, 4008] },
+  });
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(header.length));
+  return Buffer.concat([prefix, Buffer.from(header), randomBytes(4008)]);
+}
+
+beforeAll(async () => {
+  server = await startHubServer();
+  const slim = loadModelRegistry().models.find((m) => m.id === "slimsam-77")!;
+  server.addRepo({
+    name: slim.encoder.repo,
+    sha: slim.encoder.revision,
+    files: { "onnx/vision_encoder.onnx": randomBytes(50_000) },
+  });
+  server.addRepo({ name: slim.decoder.repo, files: { "model.safetensors": checkpoint() } });
+  work = await mkdtemp(join(tmpdir(), "persam-cli-"));
+  env = {
+    HF_ENDPOINT: `${server.url}/`,
+    HF_HUB_CACHE: join(work, "hub"),
+    PERSAM_DB_CACHE: join(work, "persam"),
+    HF_HOME: join(work, "hf-home"),
+    HF_TOKEN: TOKEN,
+  };
+});
+afterAll(async () => {
+  await server.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Run `persam-db <argv>` with only the models command registered; returns code and output. */
+async function run(argv: string[], extraEnv: Record<string, string> = {}) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (d) => (out += d));
+  stderr.on("data", (d) => (err += d));
+  const io: CliIo = { stdout, stderr, env: { ...env, ...extraEnv }, cwd: work, isTty: false };
+  let code: number = ExitCode.ok;
+  const context: CommandContext = {
+    io,
+    reporter: (o: GlobalOptions) => new Reporter(io, o.json, o.quiet),
+    setExitCode: (c) => {
+      code = Math.max(code, c);
+    },
+  };
+  const parser = (yargs(argv) as Argv)
+    .option("json", { type: "boolean", default: false })
+    .option("verbose", { type: "boolean", default: false })
+    .option("quiet", { type: "boolean", default: false })
+    .strict()
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new Error(message);
+    })
+    .command({
+      command: modelsCommand.command,
+      describe: modelsCommand.describe,
+      builder: (y: Argv) => modelsCommand.builder(y as Argv<GlobalOptions>) as unknown as Argv,
+      handler: async (o) => modelsCommand.handler(o as never, context),
+    });
+  try {
+    await parser.parseAsync(argv, {}, (_e, _p, output) => {
+      if (output) out += output;
+    });
+  } catch (error) {
+    if (!isUserError(error)) throw error;
+    err += `persam-db: error: ${error.toLine()}\n`;
+    code = error.exitCode;
+  }
+  return { code, out, err };
+}
+
+describe("persam-db models", () => {
+  it("list marks the default and shows nothing cached at first", async () => {
+    const r = await run(["models", "list"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^\* slimsam-77 +- +Apache-2\.0 +encoder 23\.3 MB, checkpoint 38\.9 MB/m);
+    expect(r.out.split("\n").filter((l) => l.startsWith("*"))).toHaveLength(1);
+  });
+
+  it("pull downloads into the HF cache, prints the paths, and --json prints one document", async () => {
+    const r = await run(["models", "pull", "slimsam-77", "--json"]);
+    expect(r.err).toBe("");
+    const doc = JSON.parse(r.out) as { encoderPath: string; decoderPath: string; pinned: boolean };
+    expect(doc.encoderPath).toContain(join("models--Xenova--slimsam-77-uniform", "snapshots"));
+    expect(doc.decoderPath).toContain(join("persam", "decoders", "nielsr--slimsam-77-uniform"));
+    expect(doc.pinned).toBe(false);
+    expect(server.requests.every((q) => q.url.startsWith("/") && !q.url.startsWith("//"))).toBe(true);
+
+    const list = await run(["models", "--json"]);
+    const rows = JSON.parse(list.out).models as Array<{ id: string; cached: boolean }>;
+    expect(rows.find((x) => x.id === "slimsam-77")!.cached).toBe(true);
+    expect(rows.find((x) => x.id === "sam-vit-base")!.cached).toBe(false);
+  });
+
+  it("path and verify work offline; a damaged file makes verify fail with one line", async () => {
+    const offline = { HF_HUB_OFFLINE: "1", HF_ENDPOINT: "http://127.0.0.1:1" };
+    const before = server.requests.length;
+    const p = await run(["models", "path", "slimsam-77"], offline);
+    expect(p.out).toMatch(/^encoder .*vision_encoder\.onnx\ndecoder .*decoder\.safetensors\n$/);
+    const v = await run(["models", "verify"], offline);
+    expect(v.code).toBe(0);
+    expect(v.out).toMatch(/^ok +slimsam-77 encoder/m);
+    expect(server.requests.length).toBe(before);
+
+    const { encoderPath } = await modelPaths({ env, id: "slimsam-77", variant: "fp32" });
+    await writeFile(encoderPath, "tampered");
+    const bad = await run(["models", "verify", "slimsam-77"], offline);
+    expect(bad.code).toBe(ExitCode.userError);
+    expect(bad.out).toMatch(/^damaged slimsam-77 encoder .*\(sha256 [0-9a-f]{12}…, expected/m);
+    expect(bad.err).toMatch(
+      /^persam-db: error: damaged model files: slimsam-77 encoder — run 'persam-db models pull ID'/,
+    );
+  });
+
+  it("usage errors are single lines: missing id, unknown model, not downloaded", async () => {
+    expect((await run(["models", "pull"])).err).toMatch(/'models pull' needs a model id/);
+    expect((await run(["models", "pull", "nope"])).err).toMatch(
+      /Unknown model 'nope' — choose one of slimsam-77, /,
+    );
+    const p = await run(["models", "path", "sam-vit-base"]);
+    expect(p.err).toMatch(
+      /model 'sam-vit-base' \(fp32\) is not downloaded completely .* run 'persam-db models pull sam-vit-base'/,
+    );
+  });
+
+  it("the handler functions work without the CLI", async () => {
+    const rows = await listModels({ env, variant: "quantized" });
+    expect(rows.find((r) => r.id === "slimsam-77")).toMatchObject({ encoderBytes: 8882165, cached: false });
+    await expect(
+      pullModel({ env: { ...env, HF_HUB_OFFLINE: "1" }, id: "sam-vit-huge", variant: "fp16" }),
+    ).rejects.toThrow(/no fp16 encoder/);
+  });
+});
