@@ -1,0 +1,175 @@
+// The per-photo files of `prepare`: training image, mask, loss weights, RGBA and caption, all cut from
+// one crop and resized to one size so they stay pixel-aligned, each written atomically (design §5).
+
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { writeFileAtomic } from "./atomic-write.js";
+import { type Background, DEFAULT_BACKGROUND, suppressBackground } from "./background.js";
+import { type CropRect, cropAndResize, outputSize } from "./crop.js";
+import { encodePng, type RgbImage } from "./image-io.js";
+import { type MetadataRow, metadataRow } from "./metadata.js";
+import type { ReportOutputs } from "./report.js";
+import { DEFAULT_BG_WEIGHT, DEFAULT_FEATHER, lossWeightMap } from "./weight-map.js";
+
+/**
+ * Sub-folders of the output folder. `images/` holds images only: diffusers' DreamBooth scripts load
+ * every file of the instance folder as an image, so captions live in `captions/` and metadata.jsonl.
+ */
+export const OUTPUT_FOLDERS = {
+  images: "images",
+  masks: "masks",
+  weights: "weights",
+  rgba: "rgba",
+  captions: "captions",
+} as const;
+
+/** Parameters of {@link writePhotoOutputs}. */
+export interface WritePhotoOutputsParams {
+  /** The output folder (`my-cat.persam/`); sub-folders are created as needed. */
+  readonly outDir: string;
+  /** Output file stem from the scan: one path segment, no separators, not hidden. */
+  readonly stem: string;
+  /** The full, upright RGB photo. */
+  readonly photo: RgbImage;
+  /** PerSAM's full-resolution binary mask (non-zero = subject), `photo.width × photo.height`. */
+  readonly mask: Uint8Array;
+  /** The training crop, in photo pixels (see subjectCrop). */
+  readonly crop: CropRect;
+  /** Training resolution: the shorter output side (see outputSize). */
+  readonly resolution: number;
+  /** @default DEFAULT_BACKGROUND ("white") */
+  readonly background?: Background;
+  /** Background floor of the loss-weight map. @default 0.1 */
+  readonly bgWeight?: number;
+  /** Soft edge in output pixels, shared by background blend and weight map. @default 8 */
+  readonly feather?: number;
+  /** The caption (see caption()). */
+  readonly caption: string;
+  /** PerSAM's confidence in [0, 1], copied into the metadata row. */
+  readonly confidence: number;
+  /** Diagnostics flags copied into the metadata row. @default [] */
+  readonly flags?: readonly string[];
+  /** Seed of the `noise` background. @default a hash of `stem` (each photo differs, reruns agree) */
+  readonly seed?: number;
+}
+
+/** What {@link writePhotoOutputs} wrote. */
+export interface PhotoOutputs {
+  /** The metadata.jsonl row (paths relative to `outDir`). */
+  readonly row: MetadataRow;
+  /** The files, relative to `outDir` with `/` separators. */
+  readonly files: ReportOutputs;
+  /** Size shared by every image of this photo. */
+  readonly width: number;
+  readonly height: number;
+  /** Fraction of the output image covered by the mask. */
+  readonly maskArea: number;
+}
+
+function checkStem(stem: string): void {
+  if (stem === "" || stem.startsWith(".") || /[/\\\0]/.test(stem)) {
+    throw new RangeError(
+      `Expected a file stem without separators or leading dot for stem but received ${JSON.stringify(stem)}`,
+    );
+  }
+}
+
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * Crop and resize one photo and its mask, then write, each through writeFileAtomic:
+ * - `images/<stem>.png`: background suppressed (RGB; RGBA for `transparent`);
+ * - `masks/<stem>.png`: binary mask, grey 0/255;
+ * - `weights/<stem>.png`: 8-bit loss weights (255 subject, floor `bgWeight`, feathered edge);
+ * - `rgba/<stem>.png`: the original photo pixels with alpha = the weight map; where alpha is 0 the RGB
+ *   is the suppressed background, so a tool that drops or premultiplies alpha sees no stray pixels;
+ * - `captions/<stem>.txt`: the caption, exactly (no newline).
+ * All four PNGs have the same size; the mask is resized by area/threshold (resizeMask) and the
+ * weights and background alpha are computed from that resized mask, so they line up with the image.
+ * @throws RangeError for a bad stem, mask size or crop; file-system errors from the writes.
+ */
+export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promise<PhotoOutputs> {
+  const { outDir, stem, photo, crop, resolution } = params;
+  checkStem(stem);
+  if (params.mask.length !== photo.width * photo.height) {
+    throw new RangeError(
+      `Expected ${photo.width * photo.height} mask values (${photo.width}×${photo.height}) for mask but received ${params.mask.length}`,
+    );
+  }
+  const feather = params.feather ?? DEFAULT_FEATHER;
+  const { width, height } = outputSize(crop, resolution);
+  const { image, mask } = await cropAndResize({ image: photo, mask: params.mask, crop, width, height });
+
+  const weights = lossWeightMap({
+    mask,
+    width,
+    height,
+    bgWeight: params.bgWeight ?? DEFAULT_BG_WEIGHT,
+    feather,
+  });
+  const suppressed = suppressBackground({
+    image,
+    mask,
+    background: params.background ?? DEFAULT_BACKGROUND,
+    feather,
+    seed: params.seed ?? fnv1a(stem),
+  });
+
+  const n = width * height;
+  const maskBytes = new Uint8Array(n);
+  let area = 0;
+  for (let i = 0; i < n; i++) {
+    if (mask[i]) {
+      maskBytes[i] = 255;
+      area++;
+    }
+  }
+  const rgba = new Uint8Array(n * 4);
+  const ic = image.channels;
+  const sc = suppressed.channels;
+  for (let i = 0; i < n; i++) {
+    const w = weights[i]!;
+    const [src, at] = w > 0 ? [image.data, i * ic] : [suppressed.data, i * sc];
+    rgba[4 * i] = src[at]!;
+    rgba[4 * i + 1] = src[at + 1]!;
+    rgba[4 * i + 2] = src[at + 2]!;
+    rgba[4 * i + 3] = w;
+  }
+
+  const files: ReportOutputs = {
+    image: `${OUTPUT_FOLDERS.images}/${stem}.png`,
+    mask: `${OUTPUT_FOLDERS.masks}/${stem}.png`,
+    weight: `${OUTPUT_FOLDERS.weights}/${stem}.png`,
+    rgba: `${OUTPUT_FOLDERS.rgba}/${stem}.png`,
+    caption: `${OUTPUT_FOLDERS.captions}/${stem}.txt`,
+  };
+  const row = metadataRow({
+    file_name: files.image,
+    mask_file_name: files.mask,
+    weight_file_name: files.weight,
+    rgba_file_name: files.rgba,
+    text: params.caption,
+    confidence: params.confidence,
+    ...(params.flags === undefined ? {} : { flags: params.flags }),
+  });
+  const [imagePng, maskPng, weightPng, rgbaPng] = await Promise.all([
+    encodePng(suppressed),
+    encodePng({ data: maskBytes, width, height, channels: 1 }),
+    encodePng({ data: weights, width, height, channels: 1 }),
+    encodePng({ data: rgba, width, height, channels: 4 }),
+  ]);
+  await Promise.all(Object.values(OUTPUT_FOLDERS).map((f) => mkdir(join(outDir, f), { recursive: true })));
+  await Promise.all([
+    writeFileAtomic(join(outDir, files.image), imagePng),
+    writeFileAtomic(join(outDir, files.mask), maskPng),
+    writeFileAtomic(join(outDir, files.weight), weightPng),
+    writeFileAtomic(join(outDir, files.rgba), rgbaPng),
+    writeFileAtomic(join(outDir, files.caption), params.caption),
+  ]);
+
+  return { row, files, width, height, maskArea: area / n };
+}
