@@ -1,0 +1,86 @@
+// Case `persam`: per-photo time of PerSAM and PerSAM-F on a 12 MP photo, excluding the image
+// encoder (a random embedding stands in for it): similarity map, location prior, attn_sim, three
+// decoder passes at width 256, and the full-resolution masks.
+
+import { SamDecoder } from "../../src/segment/decoder-session.js";
+import type { EncodedImage } from "../../src/segment/persam.js";
+import { type PerSamResult, runPerSam } from "../../src/segment/persam.js";
+import { runPerSamF } from "../../src/segment/persam-f.js";
+import { preprocessShape } from "../../src/segment/preprocess.js";
+import { randomDecoderWeights, randomEmbedding } from "../../src/segment/random-weights.js";
+import { computeReferenceTarget } from "../../src/segment/reference.js";
+import { type BenchCase, type Measurement, runsOf, stageMedians, timeIt, warmupOf } from "../harness.js";
+import { PHOTO_12MP, syntheticGrid } from "../synthetic.js";
+
+/** λ of a typical PerSAM-F adaptation (any fixed values do for timing). */
+const LAMBDAS = [0.2, 0.5, 0.3] as const;
+
+export const persamCase: BenchCase = {
+  name: "persam",
+  summary: "per-photo runPerSam / runPerSamF at 12 MP without the encoder (decoder width 256)",
+  async run(ctx) {
+    const { width, height } = PHOTO_12MP;
+    const inputSize = preprocessShape(height, width);
+    const image: EncodedImage = {
+      embedding: randomEmbedding(256, 21),
+      originalSize: [height, width],
+      inputSize,
+    };
+    const grid = syntheticGrid(inputSize);
+    const reference = { embedding: randomEmbedding(256, 22), grid };
+    const decoder = await SamDecoder.create({
+      weights: randomDecoderWeights({ embedDim: 256, seed: 1 }),
+      threads: ctx.threads,
+    });
+    const results: Measurement[] = [];
+    try {
+      const runs = runsOf(ctx, 10);
+      const warmup = warmupOf(ctx, 2);
+      const variants = [
+        {
+          name: "persam",
+          description: "runPerSam: similarity + prior + attn_sim, 3 decoder passes, 12 MP masks",
+          target: computeReferenceTarget({ references: [reference], variant: "persam" }),
+          run: (target: ReturnType<typeof computeReferenceTarget>) => runPerSam({ decoder, target, image }),
+        },
+        {
+          name: "persam-f",
+          description:
+            "runPerSamF: similarity + prior, 3 decoder passes with λ-fused first pass, 12 MP masks",
+          target: computeReferenceTarget({ references: [reference], variant: "persam-f" }),
+          run: (target: ReturnType<typeof computeReferenceTarget>) =>
+            runPerSamF({ decoder, target, lambdas: LAMBDAS, image }),
+        },
+      ];
+      for (const v of variants) {
+        ctx.log(`persam/${v.name} (${ctx.threads} threads)`);
+        const records: PerSamResult[] = [];
+        const timing = await timeIt(
+          async () => {
+            records.push(await v.run(v.target));
+          },
+          { runs, warmup },
+        );
+        const timed = records.slice(warmup);
+        const lastRun = timed[timed.length - 1]!;
+        results.push({
+          name: `persam/${v.name}`,
+          description: v.description,
+          stats: timing.stats,
+          cpu: timing.cpu,
+          threads: ctx.threads,
+          details: {
+            width,
+            height,
+            decoderPasses: lastRun.steps.length,
+            flags: lastRun.flags.join(",") || "none",
+            ...stageMedians(timed.map((r) => r.timings)),
+          },
+        });
+      }
+    } finally {
+      await decoder.dispose();
+    }
+    return results;
+  },
+};
