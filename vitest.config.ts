@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     pool: "forks",
     include: ["test/**/*.test.ts"],
+    // The browser test needs Chromium; .ci/run installs it and runs vitest.browser.config.ts.
+    exclude: ["test/browser/**", "**/node_modules/**"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

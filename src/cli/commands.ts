@@ -1,10 +1,12 @@
 // The list of CLI commands, in the order --help shows them.
 
 import type { CommandDefinition } from "./command.js";
+import { doctorCommand } from "./doctor-command.js";
 import { maskCommand } from "./mask-command.js";
 import { modelsCommand } from "./models-command.js";
 
 export const commands: readonly CommandDefinition<never>[] = [
   maskCommand as CommandDefinition<never>,
   modelsCommand as CommandDefinition<never>,
+  doctorCommand as CommandDefinition<never>,
 ];

@@ -189,7 +189,7 @@ function overlaySvg(o: Overlay): string {
       `<rect class="box" x="${coord(x0)}" y="${coord(y0)}" width="${coord(x1 - x0 + 1)}" height="${coord(y1 - y0 + 1)}"/>`,
     );
   }
-  const r = s * 0.018;
+  const r = s * 0.024;
   for (const p of o.points) {
     const pos = p.label === 1;
     const x = p.x;
@@ -238,7 +238,8 @@ table{border-collapse:collapse}td,th{padding:2px 10px 2px 0;text-align:left;vert
 figure{margin:0;background:var(--card);border-radius:8px;padding:8px;border-top:4px solid var(--ok)}
 figure.doubtful{border-top-color:var(--warn)}figure.skipped{border-top-color:var(--bad)}
 svg.overlay{width:100%;height:auto;display:block;border-radius:4px}
-figcaption{margin-top:6px;word-break:break-all}
+figcaption{margin-top:6px;overflow-wrap:anywhere}
+.noimg{aspect-ratio:4/3;display:flex;align-items:center;justify-content:center;border-radius:4px;background:repeating-linear-gradient(135deg,#30343b 0 10px,#383c44 10px 20px);color:#c9ced6;font-size:13px}
 .badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:12px;color:#fff;background:var(--ok)}
 .doubtful .badge{background:var(--warn)}.skipped .badge{background:var(--bad)}
 .flags{font-size:12px;color:var(--warn)}.reason{color:var(--bad)}.timings{font-size:12px;color:var(--mute)}
@@ -272,8 +273,10 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
     "<header><div>",
     `<h1>persam-db report — ${escapeHtml(report.input)}</h1>`,
     `<p class="mute">${escapeHtml(report.tool)} · ${escapeHtml(report.createdAt)} · output ${escapeHtml(report.output)}</p>`,
-    `<p>${counts.total} photos: ${counts.ok} ok, ${counts.doubtful} doubtful, ${counts.skipped} skipped` +
-      (report.skippedFiles.length > 0 ? ` · ${report.skippedFiles.length} other files ignored` : "") +
+    `<p>${plural(counts.total, "photo")}: ${counts.ok} ok, ${counts.doubtful} doubtful, ${counts.skipped} skipped` +
+      (report.skippedFiles.length > 0
+        ? ` · ${plural(report.skippedFiles.length, "other file")} ignored`
+        : "") +
       "</p>",
     '<table class="settings"><tbody>',
   );
@@ -317,14 +320,18 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
           label: `${photo.file}: mask, crop and prior points`,
         }),
       );
+    } else {
+      out.push('<div class="noimg">not read</div>');
     }
     out.push(
       `<figcaption><span class="badge">${escapeHtml(photo.status)}</span> <strong>${escapeHtml(photo.file)}</strong>`,
     );
     if (photo.stem !== photo.file) out.push(` <span class="mute">→ ${escapeHtml(photo.stem)}</span>`);
-    out.push(
-      `<br>confidence ${num(photo.confidence)} · area ${photo.area === undefined ? "—" : `${num(photo.area * 100, 1)}%`}`,
-    );
+    if (photo.confidence !== undefined || photo.area !== undefined) {
+      out.push(
+        `<br>confidence ${num(photo.confidence)} · area ${photo.area === undefined ? "—" : `${num(photo.area * 100, 1)}%`}`,
+      );
+    }
     if (photo.reason) out.push(`<br><span class="reason">${escapeHtml(photo.reason)}</span>`);
     if (photo.flags.length > 0)
       out.push(`<br><span class="flags">${escapeHtml(photo.flags.join(", "))}</span>`);
@@ -343,6 +350,11 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
   }
   out.push("</body></html>\n");
   return out.join("\n");
+}
+
+/** `1 photo`, `3 photos`. */
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function countStatuses(report: PrepareReport): {
@@ -387,6 +399,6 @@ export function summaryTable(report: PrepareReport): string {
     );
   }
   const c = countStatuses(report);
-  lines.push(`${c.total} photos: ${c.ok} ok, ${c.doubtful} doubtful, ${c.skipped} skipped`);
+  lines.push(`${plural(c.total, "photo")}: ${c.ok} ok, ${c.doubtful} doubtful, ${c.skipped} skipped`);
   return `${lines.join("\n")}\n`;
 }
