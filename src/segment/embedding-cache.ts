@@ -2,7 +2,7 @@
 // changed crop setting) never encodes a photo twice. One raw float32 file + a JSON sidecar each.
 
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../dataset/atomic-write.js";
 import type { EncodedPhoto } from "./sam-model.js";
@@ -51,6 +51,7 @@ export class EmbeddingCache {
   /** Store an embedding (data first, sidecar last, each written atomically). */
   async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
     const base = this.base(key);
+    await mkdir(this.dir, { recursive: true });
     const { data } = photo.embedding;
     await writeFileAtomic(`${base}.f32`, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     const sidecar: Sidecar = {
