@@ -5,12 +5,14 @@ import { doctorCommand } from "./doctor-command.js";
 import { evalCommand } from "./eval-command.js";
 import { maskCommand } from "./mask-command.js";
 import { modelsCommand } from "./models-command.js";
+import { pushCommand } from "./push-command.js";
 import { segmentCommand } from "./segment-command.js";
 
 export const commands: readonly CommandDefinition<never>[] = [
   segmentCommand as CommandDefinition<never>,
   evalCommand as CommandDefinition<never>,
   maskCommand as CommandDefinition<never>,
+  pushCommand as CommandDefinition<never>,
   modelsCommand as CommandDefinition<never>,
   doctorCommand as CommandDefinition<never>,
 ];
