@@ -5,10 +5,12 @@ import { doctorCommand } from "./doctor-command.js";
 import { evalCommand } from "./eval-command.js";
 import { maskCommand } from "./mask-command.js";
 import { modelsCommand } from "./models-command.js";
+import { prepareCommand } from "./prepare-command.js";
 import { pushCommand } from "./push-command.js";
 import { segmentCommand } from "./segment-command.js";
 
 export const commands: readonly CommandDefinition<never>[] = [
+  prepareCommand as CommandDefinition<never>,
   segmentCommand as CommandDefinition<never>,
   evalCommand as CommandDefinition<never>,
   maskCommand as CommandDefinition<never>,

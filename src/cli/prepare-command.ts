@@ -1,0 +1,267 @@
+// `persam-db prepare DIR`: the main job — photos of one subject in, a resumable DreamBooth training
+// set out (images, masks, loss weights, captions, trainer configs, dataset card, report).
+
+import { resolve } from "node:path";
+import {
+  defaultOutDir,
+  modelKeyOf,
+  type PrepareEvent,
+  prepare,
+  type TrainerChoice,
+} from "../dataset/prepare.js";
+import { terminalSafe } from "../dataset/report.js";
+import { UserError } from "../errors.js";
+import type { SamModel } from "../segment/sam-model.js";
+import { defineCommand } from "./command.js";
+import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
+import { Progress } from "./progress.js";
+import {
+  type ReferenceOptions,
+  referenceSpecsFromOptions,
+  trainerFromOptions,
+  withReferenceOptions,
+} from "./reference-options.js";
+
+interface PrepareOptions extends ModelOptions, ReferenceOptions {
+  dir: string;
+  output?: string | undefined;
+  token: string;
+  class?: string | undefined;
+  captionTemplate?: string | undefined;
+  resolution?: number | undefined;
+  crop: "subject" | "center" | "none";
+  aspect: string;
+  background: string;
+  bgWeight: number;
+  feather: number;
+  trainer: TrainerChoice;
+  preset?: string | undefined;
+  keepDoubtful: boolean;
+  force: boolean;
+  dryRun: boolean;
+  jobs: number;
+  recursive: boolean;
+  maxPixels?: number | undefined;
+}
+
+/**
+ * Parse an aspect ratio written `W:H` (`3:4`) or as a number (`0.75`).
+ * @throws UserError naming the option and the value.
+ */
+export function parseAspect(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?::\s*(\d+(?:\.\d+)?))?\s*$/.exec(value);
+  const ratio = m ? Number(m[1]) / (m[2] === undefined ? 1 : Number(m[2])) : Number.NaN;
+  if (!Number.isFinite(ratio) || ratio <= 0) {
+    throw new UserError(`Expected W:H (for example 1:1 or 3:4) for --aspect but received '${value}'`);
+  }
+  return ratio;
+}
+
+export const prepareCommand = defineCommand<PrepareOptions>({
+  command: "prepare <dir>",
+  describe: "Turn a folder of photos of one subject into a DreamBooth training set (PerSAM masks)",
+  builder: (yargs) =>
+    withModelOptions(withReferenceOptions(yargs))
+      .positional("dir", { type: "string", demandOption: true, describe: "Folder of photos of one subject" })
+      .option("output", {
+        alias: "o",
+        type: "string",
+        describe: "Output folder (default: <DIR>.persam beside the photo folder)",
+      })
+      .option("token", {
+        type: "string",
+        default: "sks",
+        describe: "Rare token the model learns for the subject",
+      })
+      .option("class", {
+        type: "string",
+        describe: "Class noun of the subject (cat, backpack, …); default: the last word of the folder name",
+      })
+      .option("caption-template", {
+        type: "string",
+        describe: "Caption with {token} and {class} (default: 'a photo of {token} {class}')",
+      })
+      .option("resolution", {
+        type: "number",
+        describe: "Shorter side of the training images (default: the preset's, 512 for SD 1.5)",
+      })
+      .option("crop", {
+        type: "string",
+        choices: ["subject", "center", "none"],
+        default: "subject",
+        describe: "Crop around the subject, the photo centre, or not at all",
+      })
+      .option("aspect", { type: "string", default: "1:1", describe: "Crop aspect ratio W:H" })
+      .option("background", {
+        type: "string",
+        default: "white",
+        describe: "Background of images/: white, gray, color:#rrggbb, blur, noise, transparent, keep",
+      })
+      .option("bg-weight", { type: "number", default: 0.1, describe: "Loss weight of the background (0–1)" })
+      .option("feather", { type: "number", default: 8, describe: "Soft mask edge in output pixels" })
+      .option("trainer", {
+        type: "string",
+        choices: ["diffusers", "kohya", "onetrainer", "all"],
+        default: "all",
+        describe: "Which trainer files to write",
+      })
+      .option("preset", {
+        type: "string",
+        describe: "Training preset from configs/ (e.g. diffusers-sdxl-lora)",
+      })
+      .option("keep-doubtful", {
+        type: "boolean",
+        default: false,
+        describe: "Keep photos whose mask looks doubtful in the training set",
+      })
+      .option("force", {
+        type: "boolean",
+        default: false,
+        describe: "Redo everything (ignore the saved state)",
+      })
+      .option("dry-run", {
+        type: "boolean",
+        default: false,
+        describe: "Show what would be done; write nothing",
+      })
+      .option("jobs", {
+        type: "number",
+        default: 1,
+        describe: "Photos processed at once (SAM uses --threads cores)",
+      })
+      .option("recursive", { type: "boolean", default: false, describe: "Include photos in subfolders" })
+      .option("max-pixels", {
+        type: "number",
+        describe: "Refuse photos above this many pixels (default 100 MP)",
+      })
+      .example("$0 prepare ./my-cat --class cat", "automatic reference; writes ./my-cat.persam/")
+      .example("$0 prepare ./my-cat --ref 01.jpg --ref-point 420,310", "one click on the subject in 01.jpg")
+      .example("$0 prepare ./my-cat --ref 01.jpg --ref-mask 01-mask.png -o ./cat-set", "a reference mask")
+      .example(
+        "$0 prepare ./my-cat --preset diffusers-sdxl-lora --background gray",
+        "SDXL at 1024 px, grey background",
+      )
+      .example(
+        "$0 prepare ./my-cat --encoder sam-encoder.onnx --decoder sam.safetensors",
+        "offline / no Hub access: local model files (see 'persam-db models list' for the files)",
+      )
+      .example("$0 prepare ./my-cat --dry-run", "what a rerun would redo") as never,
+  handler: async (options, context) => {
+    const reporter = context.reporter(options);
+    const { io } = context;
+    const inputDir = resolve(io.cwd, options.dir);
+    const outDir = options.output === undefined ? defaultOutDir(inputDir) : resolve(io.cwd, options.output);
+    const references = await referenceSpecsFromOptions(options, { cwd: io.cwd, photosDir: inputDir });
+    const fusionTrainer = options.mode === "persam-f" ? trainerFromOptions(options) : undefined;
+    const aspect = parseAspect(options.aspect);
+
+    let model: SamModel | undefined;
+    let modelKey: string | undefined;
+    if (options.dryRun) {
+      // A dry run loads and downloads nothing; local files are still identified by size and date.
+      if (options.encoder !== undefined && options.decoder !== undefined) {
+        modelKey = await modelKeyOf({
+          encoderPath: resolve(io.cwd, options.encoder),
+          decoderPath: resolve(io.cwd, options.decoder),
+          label: "local files",
+        }).catch(() => undefined);
+      }
+    } else {
+      model = await loadCliModel(
+        {
+          ...options,
+          ...(options.encoder !== undefined ? { encoder: resolve(io.cwd, options.encoder) } : {}),
+          ...(options.decoder !== undefined ? { decoder: resolve(io.cwd, options.decoder) } : {}),
+        },
+        io,
+        reporter,
+      );
+    }
+
+    let progress: Progress | undefined;
+    const onEvent = (event: PrepareEvent): void => {
+      switch (event.type) {
+        case "warning":
+          reporter.warn(terminalSafe(event.message));
+          break;
+        case "reference":
+          reporter.info(`reference: ${terminalSafe(event.description)}${event.reused ? " (unchanged)" : ""}`);
+          break;
+        case "plan":
+          if (!options.dryRun) progress = new Progress(reporter, "photos", event.entries.length);
+          break;
+        case "photo":
+          progress?.tick(terminalSafe(`${event.result.file} ${event.result.status}`));
+          break;
+        default:
+          break;
+      }
+    };
+
+    try {
+      const result = await prepare({
+        inputDir,
+        outDir,
+        model,
+        modelKey,
+        references,
+        mode: options.mode,
+        fusionTrainer,
+        resolution: options.resolution,
+        crop: options.crop,
+        aspect,
+        background: options.background,
+        bgWeight: options.bgWeight,
+        feather: options.feather,
+        token: options.token,
+        className: options.class,
+        captionTemplate: options.captionTemplate,
+        keepDoubtful: options.keepDoubtful,
+        trainer: options.trainer,
+        preset: options.preset,
+        force: options.force,
+        dryRun: options.dryRun,
+        jobs: options.jobs,
+        recursive: options.recursive,
+        maxPixels: options.maxPixels,
+        tool: "persam-db",
+        signal: io.signal,
+        onEvent,
+      });
+      progress?.finish();
+      context.setExitCode(result.exitCode);
+      reporter.emitJson({
+        input: result.inputDir,
+        output: result.outDir,
+        dryRun: result.dryRun,
+        exitCode: result.exitCode,
+        counts: result.counts,
+        warnings: result.warnings,
+        plan: result.plan,
+        photos: result.photos,
+        files: result.files,
+      });
+      if (result.dryRun) {
+        reporter.result(`dry run: nothing written; output folder ${result.outDir}`);
+        for (const e of result.plan) {
+          reporter.result(`${e.action.padEnd(8)} ${terminalSafe(e.file)}  (${terminalSafe(e.reason)})`);
+        }
+        const c = result.counts;
+        reporter.result(
+          `${c.found} photos: ${c.segmented} to segment, ${c.outputsWritten} to rewrite, ${c.unchanged} unchanged, ${c.excluded} excluded, ${c.failed} bad`,
+        );
+        return;
+      }
+      if (result.summary) reporter.result(result.summary.trimEnd());
+      const c = result.counts;
+      reporter.result(
+        `${c.kept} photos in the training set → ${result.outDir} (segmented ${c.segmented}, rewritten ${c.outputsWritten}, unchanged ${c.unchanged}; encoder ran ${c.encoded}×)`,
+      );
+      if (c.kept > 0)
+        reporter.info(`next: open ${result.outDir}/report.html, then run one of the train*.sh scripts there`);
+    } finally {
+      progress?.finish();
+      await model?.dispose();
+    }
+  },
+});

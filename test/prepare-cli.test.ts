@@ -1,0 +1,110 @@
+// CLI tests of `persam-db prepare` in-process on the tiny random model with generated photos.
+
+import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ExitCode } from "../src/errors.js";
+import { type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
+import { runCli } from "./helpers/cli.js";
+import { hashTree, scene, writeEmptyFile, writeJpeg, writeSceneMask } from "./helpers/photos.js";
+
+let root: string;
+let model: TinyModelFiles;
+let dir: string;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "persam-prepare-cli-"));
+  model = await writeTinyModel({ dir: join(root, "model") });
+  dir = join(root, "my-cat");
+  await mkdir(dir);
+  for (let i = 0; i < 3; i++)
+    await writeJpeg(join(dir, `cat-${i + 1}.jpg`), scene({ at: [0.4 + 0.1 * i, 0.5], seed: i }));
+  await writeSceneMask(join(dir, "cat-1.mask.png"), { at: [0.4, 0.5] });
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const modelArgs = () => ["--encoder", model.encoderPath, "--decoder", model.decoderPath, "--threads", "1"];
+
+describe("persam-db prepare", () => {
+  it("--help shows examples, the offline case included", async () => {
+    const run = await runCli(["prepare", "--help"]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("prepare <dir>");
+    expect(run.stdout).toMatch(/offline.*local model files/);
+    expect(run.stdout).toContain("--keep-doubtful");
+  });
+
+  it("prepares a folder, prints a summary table, and a dry run afterwards plans nothing", async () => {
+    const before = await hashTree(dir);
+    const run = await runCli(["prepare", dir, ...modelArgs(), "--resolution", "64", "--keep-doubtful"]);
+    expect(run.code, run.stderr).toBe(ExitCode.ok);
+    expect(run.stdout).toMatch(/photo\s+status\s+conf/);
+    expect(run.stdout).toContain("3 photos in the training set");
+    expect(run.stderr).toContain("RANDOM TEST WEIGHTS");
+    expect(run.stderr).toMatch(/photos 3\/3/);
+    expect(await hashTree(dir)).toEqual(before);
+    const out = `${dir}.persam`;
+    const rows = (await readFile(join(out, "metadata.jsonl"), "utf8")).trim().split("\n");
+    expect(rows.map((r) => JSON.parse(r).text)).toEqual(Array(3).fill("a photo of sks cat"));
+
+    const state = await hashTree(out);
+    const dry = await runCli([
+      "prepare",
+      dir,
+      ...modelArgs(),
+      "--resolution",
+      "64",
+      "--keep-doubtful",
+      "--dry-run",
+    ]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/skip\s+cat-1\.jpg/);
+    expect(dry.stdout).toContain("0 to segment");
+    expect(await hashTree(out)).toEqual(state);
+  });
+
+  it("--json prints one document and nothing on stderr; a bad file gives exit code 2", async () => {
+    const bad = join(root, "with-bad");
+    await mkdir(bad);
+    await writeJpeg(join(bad, "good.jpg"), scene());
+    await writeEmptyFile(join(bad, "broken.jpg"));
+    const out = join(root, "with-bad-out");
+    const run = await runCli([
+      "prepare",
+      bad,
+      "-o",
+      out,
+      ...modelArgs(),
+      "--resolution",
+      "64",
+      "--keep-doubtful",
+      "--json",
+    ]);
+    expect(run.code).toBe(ExitCode.partial);
+    const doc = JSON.parse(run.stdout);
+    expect(doc.exitCode).toBe(2);
+    expect(doc.counts.kept).toBe(1);
+    expect(doc.warnings.filter((w: string) => w.includes("broken.jpg"))).toHaveLength(1);
+    expect(doc.photos[0].outputs.images).toBe("images/good.png");
+    expect(run.stderr.replace(/warning: .*RANDOM TEST WEIGHTS.*\n/, "")).toBe("");
+    expect((await stat(join(out, "report.html"))).isFile()).toBe(true);
+  });
+
+  it("an empty folder is one error line with exit code 1", async () => {
+    const empty = join(root, "empty");
+    await mkdir(empty);
+    const run = await runCli(["prepare", empty, ...modelArgs()]);
+    expect(run.code).toBe(ExitCode.userError);
+    expect(run.stderr).toMatch(/^persam-db: error: No photos found in .*empty/m);
+  });
+
+  it("rejects a malformed --aspect before loading anything", async () => {
+    const run = await runCli(["prepare", dir, ...modelArgs(), "--aspect", "wide"]);
+    expect(run.code).toBe(ExitCode.userError);
+    expect(run.stderr).toContain("Expected W:H (for example 1:1 or 3:4) for --aspect but received 'wide'");
+  });
+});
