@@ -4,14 +4,10 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import yargs, { type Argv } from "yargs";
-import type { CommandContext, GlobalOptions } from "../src/cli/command.js";
-import { doctorCommand, formatDoctorTable } from "../src/cli/doctor-command.js";
-import { type CliIo, Reporter } from "../src/cli/io.js";
+import { formatDoctorTable } from "../src/cli/doctor-command.js";
 import { type DoctorCheck, doctorPassed, runDoctor } from "../src/doctor.js";
-import { ExitCode } from "../src/errors.js";
+import { runCli } from "./helpers/cli.js";
 import { closedPortUrl, type HubServer, startHubServer } from "./helpers/hub-server.js";
 
 const GOOD = "hf_doctorGoodToken0123456789";
@@ -156,55 +152,20 @@ describe("runDoctor", () => {
   });
 });
 
-/** Run `persam-db doctor ...` with only the doctor command registered. */
-async function run(argv: string[], env: Record<string, string>) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d) => (out += d));
-  stderr.on("data", (d) => (err += d));
-  const io: CliIo = { stdout, stderr, env, cwd: work, isTty: false };
-  let code: number = ExitCode.ok;
-  const context: CommandContext = {
-    io,
-    reporter: (o: GlobalOptions) => new Reporter(io, o.json, o.quiet),
-    setExitCode: (c) => {
-      code = Math.max(code, c);
-    },
-  };
-  const parser = (yargs(argv) as Argv)
-    .option("json", { type: "boolean", default: false })
-    .option("verbose", { type: "boolean", default: false })
-    .option("quiet", { type: "boolean", default: false })
-    .strict()
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new Error(message);
-    })
-    .command({
-      command: doctorCommand.command,
-      describe: doctorCommand.describe,
-      builder: (y: Argv) => doctorCommand.builder(y as Argv<GlobalOptions>) as unknown as Argv,
-      handler: async (o) => doctorCommand.handler(o as never, context),
-    });
-  await parser.parseAsync(argv, {}, (_e, _p, output) => {
-    if (output) out += output;
-  });
-  return { code, out, err };
-}
+/** Run `persam-db doctor ...` in-process in the work folder. */
+const run = (argv: string[], env: Record<string, string>) => runCli(argv, { env, cwd: work });
 
 describe("persam-db doctor", () => {
   it("prints a table, exits 0, and never prints the token", async () => {
     const r = await run(["doctor"], { ...base, HF_TOKEN: GOOD });
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^ok {4}Node\.js +v\d+/m);
-    expect(r.out).toMatch(/^ok {4}token +token OK for user doctor-user/m);
-    expect(r.out).toMatch(/^warn {2}models +none cached/m);
-    expect(r.out).toMatch(/→ run 'persam-db models pull slimsam-77'/);
-    expect(r.out).toMatch(/All required checks passed \(1 warning\)\.\n$/);
-    expect(r.out + r.err).not.toContain(GOOD);
-    expect(r.out + r.err).not.toContain(GOOD.slice(3));
+    expect(r.stdout).toMatch(/^ok {4}Node\.js +v\d+/m);
+    expect(r.stdout).toMatch(/^ok {4}token +token OK for user doctor-user/m);
+    expect(r.stdout).toMatch(/^warn {2}models +none cached/m);
+    expect(r.stdout).toMatch(/→ run 'persam-db models pull slimsam-77'/);
+    expect(r.stdout).toMatch(/All required checks passed \(1 warning\)\.\n$/);
+    expect(r.stdout + r.stderr).not.toContain(GOOD);
+    expect(r.stdout + r.stderr).not.toContain(GOOD.slice(3));
   });
 
   it("--json prints one document with every check", async () => {
@@ -214,16 +175,16 @@ describe("persam-db doctor", () => {
       HF_ENDPOINT: await closedPortUrl(),
     });
     expect(r.code).toBe(0);
-    const doc = JSON.parse(r.out) as { ok: boolean; checks: DoctorCheck[] };
+    const doc = JSON.parse(r.stdout) as { ok: boolean; checks: DoctorCheck[] };
     expect(doc.ok).toBe(true);
     expect(byName(doc.checks, "Hub").detail).toContain("unreachable");
-    expect(r.out + r.err).not.toContain(BAD);
-    expect(r.err).toBe("");
+    expect(r.stdout + r.stderr).not.toContain(BAD);
+    expect(r.stderr).toBe("");
   });
 
   it("shows examples in --help", async () => {
     const r = await run(["doctor", "--help"], base);
-    expect(r.out).toContain("doctor --json");
-    expect(r.out).toContain("HF_HUB_OFFLINE=1");
+    expect(r.stdout).toContain("doctor --json");
+    expect(r.stdout).toContain("HF_HUB_OFFLINE=1");
   });
 });

@@ -1,19 +1,16 @@
 // `persam-db models list|pull|verify|path` against the loopback Hub serving the bundled registry's
-// slimsam-77 repos (fake bytes at the registry's pinned commit), through a local yargs instance
-// registered the way src/cli/main.ts registers commands, and the handler functions directly.
+// slimsam-77 repos (fake bytes at the registry's pinned commit), through the CLI's main() in-process
+// (test/helpers/cli.ts), and the handler functions directly.
 
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import yargs, { type Argv } from "yargs";
-import type { CommandContext, GlobalOptions } from "../src/cli/command.js";
-import { type CliIo, Reporter } from "../src/cli/io.js";
-import { listModels, modelPaths, modelsCommand, pullModel } from "../src/cli/models-command.js";
-import { ExitCode, isUserError } from "../src/errors.js";
+import { listModels, modelPaths, pullModel } from "../src/cli/models-command.js";
+import { ExitCode } from "../src/errors.js";
 import { loadModelRegistry } from "../src/segment/model-registry.js";
+import { runCli } from "./helpers/cli.js";
 import { type HubServer, startHubServer } from "./helpers/hub-server.js";
 
 const TOKEN = "hf_clitesttoken000001";
@@ -54,69 +51,29 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Run `persam-db <argv>` with only the models command registered; returns code and output. */
-async function run(argv: string[], extraEnv: Record<string, string> = {}) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d) => (out += d));
-  stderr.on("data", (d) => (err += d));
-  const io: CliIo = { stdout, stderr, env: { ...env, ...extraEnv }, cwd: work, isTty: false };
-  let code: number = ExitCode.ok;
-  const context: CommandContext = {
-    io,
-    reporter: (o: GlobalOptions) => new Reporter(io, o.json, o.quiet),
-    setExitCode: (c) => {
-      code = Math.max(code, c);
-    },
-  };
-  const parser = (yargs(argv) as Argv)
-    .option("json", { type: "boolean", default: false })
-    .option("verbose", { type: "boolean", default: false })
-    .option("quiet", { type: "boolean", default: false })
-    .strict()
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new Error(message);
-    })
-    .command({
-      command: modelsCommand.command,
-      describe: modelsCommand.describe,
-      builder: (y: Argv) => modelsCommand.builder(y as Argv<GlobalOptions>) as unknown as Argv,
-      handler: async (o) => modelsCommand.handler(o as never, context),
-    });
-  try {
-    await parser.parseAsync(argv, {}, (_e, _p, output) => {
-      if (output) out += output;
-    });
-  } catch (error) {
-    if (!isUserError(error)) throw error;
-    err += `persam-db: error: ${error.toLine()}\n`;
-    code = error.exitCode;
-  }
-  return { code, out, err };
-}
+/** Run `persam-db <argv>` in-process in the work folder with the loopback Hub's environment. */
+const run = (argv: string[], extraEnv: Record<string, string> = {}) =>
+  runCli(argv, { env: { ...env, ...extraEnv }, cwd: work });
 
 describe("persam-db models", () => {
   it("list marks the default and shows nothing cached at first", async () => {
     const r = await run(["models", "list"]);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^\* slimsam-77 +- +Apache-2\.0 +encoder 23\.3 MB, checkpoint 38\.9 MB/m);
-    expect(r.out.split("\n").filter((l) => l.startsWith("*"))).toHaveLength(1);
+    expect(r.stdout).toMatch(/^\* slimsam-77 +- +Apache-2\.0 +encoder 23\.3 MB, checkpoint 38\.9 MB/m);
+    expect(r.stdout.split("\n").filter((l) => l.startsWith("*"))).toHaveLength(1);
   });
 
   it("pull downloads into the HF cache, prints the paths, and --json prints one document", async () => {
     const r = await run(["models", "pull", "slimsam-77", "--json"]);
-    expect(r.err).toBe("");
-    const doc = JSON.parse(r.out) as { encoderPath: string; decoderPath: string; pinned: boolean };
+    expect(r.stderr).toBe("");
+    const doc = JSON.parse(r.stdout) as { encoderPath: string; decoderPath: string; pinned: boolean };
     expect(doc.encoderPath).toContain(join("models--Xenova--slimsam-77-uniform", "snapshots"));
     expect(doc.decoderPath).toContain(join("persam", "decoders", "nielsr--slimsam-77-uniform"));
     expect(doc.pinned).toBe(false);
     expect(server.requests.every((q) => q.url.startsWith("/") && !q.url.startsWith("//"))).toBe(true);
 
     const list = await run(["models", "--json"]);
-    const rows = JSON.parse(list.out).models as Array<{ id: string; cached: boolean }>;
+    const rows = JSON.parse(list.stdout).models as Array<{ id: string; cached: boolean }>;
     expect(rows.find((x) => x.id === "slimsam-77")!.cached).toBe(true);
     expect(rows.find((x) => x.id === "sam-vit-base")!.cached).toBe(false);
   });
@@ -125,29 +82,29 @@ describe("persam-db models", () => {
     const offline = { HF_HUB_OFFLINE: "1", HF_ENDPOINT: "http://127.0.0.1:1" };
     const before = server.requests.length;
     const p = await run(["models", "path", "slimsam-77"], offline);
-    expect(p.out).toMatch(/^encoder .*vision_encoder\.onnx\ndecoder .*decoder\.safetensors\n$/);
+    expect(p.stdout).toMatch(/^encoder .*vision_encoder\.onnx\ndecoder .*decoder\.safetensors\n$/);
     const v = await run(["models", "verify"], offline);
     expect(v.code).toBe(0);
-    expect(v.out).toMatch(/^ok +slimsam-77 encoder/m);
+    expect(v.stdout).toMatch(/^ok +slimsam-77 encoder/m);
     expect(server.requests.length).toBe(before);
 
     const { encoderPath } = await modelPaths({ env, id: "slimsam-77", variant: "fp32" });
     await writeFile(encoderPath, "tampered");
     const bad = await run(["models", "verify", "slimsam-77"], offline);
     expect(bad.code).toBe(ExitCode.userError);
-    expect(bad.out).toMatch(/^damaged slimsam-77 encoder .*\(sha256 [0-9a-f]{12}…, expected/m);
-    expect(bad.err).toMatch(
+    expect(bad.stdout).toMatch(/^damaged slimsam-77 encoder .*\(sha256 [0-9a-f]{12}…, expected/m);
+    expect(bad.stderr).toMatch(
       /^persam-db: error: damaged model files: slimsam-77 encoder — run 'persam-db models pull ID'/,
     );
   });
 
   it("usage errors are single lines: missing id, unknown model, not downloaded", async () => {
-    expect((await run(["models", "pull"])).err).toMatch(/'models pull' needs a model id/);
-    expect((await run(["models", "pull", "nope"])).err).toMatch(
+    expect((await run(["models", "pull"])).stderr).toMatch(/'models pull' needs a model id/);
+    expect((await run(["models", "pull", "nope"])).stderr).toMatch(
       /Unknown model 'nope' — choose one of slimsam-77, /,
     );
     const p = await run(["models", "path", "sam-vit-base"]);
-    expect(p.err).toMatch(
+    expect(p.stderr).toMatch(
       /model 'sam-vit-base' \(fp32\) is not downloaded completely .* run 'persam-db models pull sam-vit-base'/,
     );
   });

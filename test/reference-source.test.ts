@@ -1,11 +1,10 @@
 // resolveReference on the tiny random-weight model with generated photos and masks: every source
 // (mask file, <stem>.mask.png, clicks, several references, automatic) and the user errors.
 
-import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeJpeg, encodePng } from "../src/dataset/image-io.js";
 import { UserError } from "../src/errors.js";
 import { referenceMaskGrid } from "../src/segment/preprocess.js";
 import { computeReferenceTarget } from "../src/segment/reference.js";
@@ -13,44 +12,10 @@ import { describeReference, maskPathBeside, resolveReference } from "../src/segm
 import { SamModel } from "../src/segment/sam-model.js";
 import { PhotoEncoder } from "../src/segment/segment-photos.js";
 import { writeTinyModel } from "../src/segment/tiny-model.js";
+import { H, rectMask, W, writePng, writeSquarePhotos } from "./helpers/square-photos.js";
 
-const W = 96;
-const H = 64;
 let dir: string;
 let model: SamModel;
-
-/** A photo with a bright square on a textured background (deterministic). */
-function photo(seed: number, x0: number, y0: number, side: number): Uint8Array {
-  const data = new Uint8Array(W * H * 3);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const i = (y * W + x) * 3;
-      const inside = x >= x0 && x < x0 + side && y >= y0 && y < y0 + side;
-      data[i] = inside ? 230 : (x * 7 + y * 3 + seed * 11) % 90;
-      data[i + 1] = inside ? 60 : (x * 5 + seed * 29) % 120;
-      data[i + 2] = inside ? 40 : (y * 9 + seed * 7) % 150;
-    }
-  }
-  return data;
-}
-
-/** A 0/255 grey mask of a rectangle. */
-function rectMask(width: number, height: number, x0: number, y0: number, x1: number, y1: number): Uint8Array {
-  const m = new Uint8Array(width * height);
-  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) m[y * width + x] = 255;
-  return m;
-}
-
-async function png(
-  path: string,
-  data: Uint8Array,
-  width = W,
-  height = H,
-  channels: 1 | 3 = 1,
-): Promise<string> {
-  await writeFile(path, await encodePng({ data, width, height, channels }));
-  return path;
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "persam-refsrc-"));
@@ -58,14 +23,9 @@ beforeAll(async () => {
   model = await SamModel.load({
     files: { encoderPath: files.encoderPath, decoderPath: files.decoderPath, label: "tiny test model" },
   });
-  await png(join(dir, "a.png"), photo(1, 20, 10, 40), W, H, 3);
-  await png(join(dir, "b.png"), photo(2, 40, 16, 36), W, H, 3);
-  await writeFile(
-    join(dir, "c.jpg"),
-    await encodeJpeg({ data: photo(3, 10, 20, 30), width: W, height: H, channels: 3 }),
-  );
-  await png(join(dir, "a-mask.png"), rectMask(W, H, 20, 10, 60, 50));
-  await png(join(dir, "b-mask.png"), rectMask(W, H, 40, 16, 76, 52));
+  await writeSquarePhotos(dir);
+  await writePng(join(dir, "a-mask.png"), rectMask(W, H, 20, 10, 60, 50));
+  await writePng(join(dir, "b-mask.png"), rectMask(W, H, 40, 16, 76, 52));
 });
 
 afterAll(async () => {
@@ -102,7 +62,7 @@ describe("resolveReference: mask files", () => {
   });
 
   it("refuses a mask whose size differs from the photo's, naming both files and sizes", async () => {
-    const small = await png(join(dir, "small-mask.png"), rectMask(50, 40, 5, 5, 30, 30), 50, 40);
+    const small = await writePng(join(dir, "small-mask.png"), rectMask(50, 40, 5, 5, 30, 30), 50, 40);
     const error = await resolveReference({
       model,
       references: [{ photo: join(dir, "a.png"), maskPath: small }],
@@ -114,11 +74,11 @@ describe("resolveReference: mask files", () => {
   });
 
   it("refuses an empty mask and a mask too small for any 64×64 cell", async () => {
-    const empty = await png(join(dir, "empty-mask.png"), new Uint8Array(W * H));
+    const empty = await writePng(join(dir, "empty-mask.png"), new Uint8Array(W * H));
     await expect(
       resolveReference({ model, references: [{ photo: join(dir, "a.png"), maskPath: empty }] }),
     ).rejects.toThrow(/empty-mask\.png has no foreground pixels/);
-    const tiny = await png(join(dir, "tiny-mask.png"), rectMask(W, H, 30, 30, 31, 31));
+    const tiny = await writePng(join(dir, "tiny-mask.png"), rectMask(W, H, 30, 30, 31, 31));
     await expect(
       resolveReference({ model, references: [{ photo: join(dir, "a.png"), maskPath: tiny }] }),
     ).rejects.toThrow(/tiny-mask\.png covers no cell of SAM's 64×64 feature grid/);

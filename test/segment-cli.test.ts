@@ -5,96 +5,20 @@
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import yargs, { type Argv } from "yargs";
-import type { CommandContext, GlobalOptions } from "../src/cli/command.js";
-import { type CliIo, Reporter } from "../src/cli/io.js";
 import { referenceSpecsFromOptions } from "../src/cli/reference-options.js";
-import { segmentCommand } from "../src/cli/segment-command.js";
-import { encodeJpeg, encodePng, loadRgb, probeImage } from "../src/dataset/image-io.js";
-import { ExitCode, isUserError } from "../src/errors.js";
+import { loadRgb, probeImage } from "../src/dataset/image-io.js";
+import { ExitCode } from "../src/errors.js";
 import { writeTinyModel } from "../src/segment/tiny-model.js";
+import { runCli } from "./helpers/cli.js";
+import { H, rectMask, W, writePng, writeSquarePhotos } from "./helpers/square-photos.js";
 
-const W = 96;
-const H = 64;
 let work: string;
 let photos: string;
 let modelArgs: string[];
 
-function photo(seed: number, x0: number, y0: number, side: number): Uint8Array {
-  const data = new Uint8Array(W * H * 3);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const i = (y * W + x) * 3;
-      const inside = x >= x0 && x < x0 + side && y >= y0 && y < y0 + side;
-      data[i] = inside ? 230 : (x * 7 + y * 3 + seed * 11) % 90;
-      data[i + 1] = inside ? 60 : (x * 5 + seed * 29) % 120;
-      data[i + 2] = inside ? 40 : (y * 9 + seed * 7) % 150;
-    }
-  }
-  return data;
-}
-
-/**
- * Run `persam-db <argv>` with the segment command registered on a parser configured like main.ts
- * (the lead registers it in commands.ts).
- */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d) => {
-    out += d;
-  });
-  stderr.on("data", (d) => {
-    err += d;
-  });
-  const io: CliIo = {
-    stdout,
-    stderr,
-    env: { PERSAM_DB_CACHE: join(work, "cache") },
-    cwd: work,
-    isTty: false,
-  };
-  let code: number = ExitCode.ok;
-  const context: CommandContext = {
-    io,
-    reporter: (o: GlobalOptions) => new Reporter(io, o.json, o.quiet),
-    setExitCode: (c) => {
-      code = Math.max(code, c);
-    },
-  };
-  const parser = (yargs(argv) as Argv)
-    .scriptName("persam-db")
-    .option("json", { type: "boolean", default: false })
-    .option("verbose", { type: "boolean", default: false })
-    .option("quiet", { type: "boolean", default: false })
-    .strict()
-    .help()
-    .version(false)
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new Error(message);
-    })
-    .command({
-      command: segmentCommand.command,
-      describe: segmentCommand.describe,
-      builder: (y: Argv) => segmentCommand.builder(y as Argv<GlobalOptions>) as unknown as Argv,
-      handler: async (o) => segmentCommand.handler(o as never, context),
-    });
-  try {
-    await parser.parseAsync(argv, {}, (_e, _p, output) => {
-      if (output) out += output;
-    });
-  } catch (error) {
-    if (!isUserError(error)) throw error;
-    err += `persam-db: error: ${error.toLine()}\n`;
-    code = error.exitCode;
-  }
-  return { code, out, err };
-}
+/** Run `persam-db <argv>` in-process in the work folder. */
+const run = (argv: string[]) => runCli(argv, { env: { PERSAM_DB_CACHE: join(work, "cache") }, cwd: work });
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "persam-segment-cli-"));
@@ -102,28 +26,9 @@ beforeAll(async () => {
   modelArgs = ["--encoder", model.encoderPath, "--decoder", model.decoderPath];
   photos = join(work, "photos");
   await mkdir(photos);
-  await writeFile(
-    join(photos, "a.png"),
-    await encodePng({ data: photo(1, 20, 10, 40), width: W, height: H, channels: 3 }),
-  );
-  await writeFile(
-    join(photos, "b.png"),
-    await encodePng({ data: photo(2, 40, 16, 36), width: W, height: H, channels: 3 }),
-  );
-  await writeFile(
-    join(photos, "c.jpg"),
-    await encodeJpeg({ data: photo(3, 10, 20, 30), width: W, height: H, channels: 3 }),
-  );
-  const mask = new Uint8Array(W * H);
-  for (let y = 10; y < 50; y++) for (let x = 20; x < 60; x++) mask[y * W + x] = 255;
-  await writeFile(
-    join(work, "a-mask.png"),
-    await encodePng({ data: mask, width: W, height: H, channels: 1 }),
-  );
-  await writeFile(
-    join(work, "small-mask.png"),
-    await encodePng({ data: new Uint8Array(50 * 40).fill(255), width: 50, height: 40, channels: 1 }),
-  );
+  await writeSquarePhotos(photos);
+  await writePng(join(work, "a-mask.png"), rectMask(W, H, 20, 10, 60, 50));
+  await writePng(join(work, "small-mask.png"), new Uint8Array(50 * 40).fill(255), 50, 40);
 });
 
 afterAll(async () => {
@@ -158,8 +63,8 @@ describe("persam-db segment", () => {
       "--json",
       ...modelArgs,
     ]);
-    expect(r.err).toBe("");
-    const doc = JSON.parse(r.out) as {
+    expect(r.stderr).toBe("");
+    const doc = JSON.parse(r.stdout) as {
       command: string;
       mode: string;
       testModel: boolean;
@@ -216,7 +121,7 @@ describe("persam-db segment", () => {
       "--json",
       ...modelArgs,
     ]);
-    const doc2 = JSON.parse(again.out) as { photos: (PhotoJson & { cachedEmbedding: boolean })[] };
+    const doc2 = JSON.parse(again.stdout) as { photos: (PhotoJson & { cachedEmbedding: boolean })[] };
     expect(doc2.photos.every((p) => p.cachedEmbedding)).toBe(true);
     expect(doc2.photos[1]!.prior).toEqual(b.prior);
   });
@@ -232,12 +137,12 @@ describe("persam-db segment", () => {
     await copyFile(join(work, "a-mask.png"), join(dir, "a.mask.png"));
     const r = await run(["segment", "with-bad", "-o", "with-bad-out", ...modelArgs]);
     expect(r.code).toBe(ExitCode.partial);
-    expect(r.err).toMatch(/^warning: .*notes\.jpg is not an image persam-db can read/m);
-    expect(r.err).toMatch(/warning: .*broken\.jpg: .*/);
-    expect(r.err).toMatch(/reference 1: a\.png \(mask-beside-photo /);
-    expect(r.out).toMatch(/^broken +FAILED +/m);
-    expect(r.out).toMatch(/^a +confidence \d\.\d\d +IoU /m);
-    expect(r.out).toMatch(/2 of 3 photos segmented into .*with-bad-out, 1 failed/);
+    expect(r.stderr).toMatch(/^warning: .*notes\.jpg is not an image persam-db can read/m);
+    expect(r.stderr).toMatch(/warning: .*broken\.jpg: .*/);
+    expect(r.stderr).toMatch(/reference 1: a\.png \(mask-beside-photo /);
+    expect(r.stdout).toMatch(/^broken +FAILED +/m);
+    expect(r.stdout).toMatch(/^a +confidence \d\.\d\d +IoU /m);
+    expect(r.stdout).toMatch(/2 of 3 photos segmented into .*with-bad-out, 1 failed/);
     const out = (await readdir(join(work, "with-bad-out"))).filter((f) => !f.startsWith("."));
     expect(out.sort()).toEqual(["a.json", "a.png", "b.json", "b.png", "broken.json"]);
     const broken = JSON.parse(await readFile(join(work, "with-bad-out", "broken.json"), "utf8")) as PhotoJson;
@@ -262,7 +167,7 @@ describe("persam-db segment", () => {
       "--json",
       ...modelArgs,
     ]);
-    const doc = JSON.parse(r.out) as {
+    const doc = JSON.parse(r.stdout) as {
       mode: string;
       reference: {
         references: { source: string }[];
@@ -281,13 +186,13 @@ describe("persam-db segment", () => {
   it("reports usage mistakes as one line with exit code 1", async () => {
     const noRef = await run(["segment", "photos", "--ref-point", "4,4", "-o", "x", ...modelArgs]);
     expect(noRef.code).toBe(ExitCode.userError);
-    expect(noRef.err).toBe(
+    expect(noRef.stderr).toBe(
       "persam-db: error: --ref-point given without --ref — name the reference photo with --ref PHOTO\n",
     );
     const same = await run(["segment", "photos", "-o", "photos", ...modelArgs]);
-    expect(same.err).toMatch(/The output folder .*photos is the photo folder/);
+    expect(same.stderr).toMatch(/The output folder .*photos is the photo folder/);
     const missing = await run(["segment", "photos", "--ref", "nope.jpg", "-o", "x", ...modelArgs]);
-    expect(missing.err).toMatch(/The reference photo nope\.jpg \(--ref\) does not exist/);
+    expect(missing.stderr).toMatch(/The reference photo nope\.jpg \(--ref\) does not exist/);
     const mismatch = await run([
       "segment",
       "photos",
@@ -300,17 +205,17 @@ describe("persam-db segment", () => {
       ...modelArgs,
     ]);
     expect(mismatch.code).toBe(ExitCode.userError);
-    expect(mismatch.err).toMatch(
+    expect(mismatch.stderr).toMatch(
       /^persam-db: error: The mask .*small-mask\.png is 50×40 pixels but its photo .*a\.png is 96×64 — /m,
     );
   });
 
   it("--help lists the reference options and examples", async () => {
     const r = await run(["segment", "--help"]);
-    expect(r.out).toMatch(/--ref-mask/);
-    expect(r.out).toMatch(/--mode/);
-    expect(r.out).toMatch(/Examples:/);
-    expect(r.out).toMatch(/--ref-point 420,310/);
+    expect(r.stdout).toMatch(/--ref-mask/);
+    expect(r.stdout).toMatch(/--mode/);
+    expect(r.stdout).toMatch(/Examples:/);
+    expect(r.stdout).toMatch(/--ref-point 420,310/);
   });
 });
 

@@ -231,16 +231,9 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
     };
     references.push({
       photo: chosen.file.path,
-      sha256: chosen.file.sha256,
       source: "auto",
       promptScore: choice.candidate.iouScore,
-      width: choice.width,
-      height: choice.height,
-      mask: choice.mask,
-      maskArea: countNonZero(choice.mask),
-      grid: choice.grid,
-      gridCells: countNonZero(choice.grid),
-      encoded: chosen.file,
+      ...maskFields(chosen.file, choice.mask, countNonZero(choice.mask), choice.grid),
     });
   }
 
@@ -352,18 +345,11 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
     const grid = gridOrThrow(toRed(mask), width, height, what);
     return {
       photo: spec.photo,
-      sha256: file.sha256,
       source: "prompt",
       ...(spec.clicks && spec.clicks.length > 0 ? { clicks: spec.clicks } : {}),
       ...(spec.box ? { box: spec.box } : {}),
       promptScore: best.score,
-      width,
-      height,
-      mask,
-      maskArea,
-      grid,
-      gridCells: countNonZero(grid),
-      encoded: file,
+      ...maskFields(file, mask, maskArea, grid),
     };
   }
 }
@@ -396,14 +382,23 @@ async function fromMaskFile(
       maskArea++;
     }
   }
+  return { photo, source, maskPath, maskKind: m.kind, ...maskFields(file, mask, maskArea, grid) };
+}
+
+/** The fields of a resolved reference that follow from its encoded photo, mask and grid. */
+function maskFields(
+  file: EncodedPhotoFile,
+  mask: Uint8Array,
+  maskArea: number,
+  grid: Uint8Array,
+): Pick<
+  ResolvedReferencePhoto,
+  "sha256" | "width" | "height" | "mask" | "maskArea" | "grid" | "gridCells" | "encoded"
+> {
   return {
-    photo,
     sha256: file.sha256,
-    source,
-    maskPath,
-    maskKind: m.kind,
-    width,
-    height,
+    width: file.width,
+    height: file.height,
     mask,
     maskArea,
     grid,

@@ -3,6 +3,7 @@
 
 import { densePositionalEncoding } from "../positional-encoding.js";
 import { ENCODER_SIDE, GRID_SIDE } from "../sam-constants.js";
+import { mulberry32 } from "../seeded-random.js";
 import type { Tensor } from "../tensor.js";
 import { GraphBuilder } from "./graph-builder.js";
 
@@ -14,18 +15,6 @@ export interface TinyEncoderParams {
   readonly positionalMatrix: Tensor;
   /** Seed of the random weights; the same seed gives byte-identical models. */
   readonly seed: number;
-}
-
-/** mulberry32 uniforms in [0, 1): small, fast, deterministic across platforms. */
-function uniforms(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomUniform(n: number, bound: number, next: () => number): Float32Array {
@@ -56,7 +45,7 @@ export function buildTinyEncoderGraph(params: TinyEncoderParams): Uint8Array {
   if (gDims.length !== 2 || gDims[0] !== 2 || gDims[1] !== c / 2) {
     throw new Error(`Expected [2,${c / 2}] for positionalMatrix but received [${gDims.join(",")}]`);
   }
-  const next = uniforms(params.seed);
+  const next = mulberry32(params.seed);
   const g = new GraphBuilder("tiny_test_encoder");
   const pixels = g.input("pixel_values", "float", [1, 3, ENCODER_SIDE, ENCODER_SIDE]);
 
