@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileAtomic } from "../src/dataset/atomic-write.js";
+import { UserError } from "../src/errors.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -33,10 +34,13 @@ describe("writeFileAtomic", () => {
     expect((await readdir(dir)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 
-  it("fails with the file-system error and leaves nothing when the folder is missing", async () => {
-    await expect(writeFileAtomic(join(dir, "missing", "x.txt"), "x")).rejects.toMatchObject({
-      code: "ENOENT",
-    });
+  it("fails with one line naming the missing folder and leaves nothing", async () => {
+    const error = await writeFileAtomic(join(dir, "missing", "x.txt"), "x").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as UserError).message).toBe(
+      `cannot write ${join(dir, "missing", "x.txt")}: the folder ${join(dir, "missing")} does not exist`,
+    );
+    expect(((error as UserError).cause as NodeJS.ErrnoException).code).toBe("ENOENT");
     expect((await readdir(dir)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 

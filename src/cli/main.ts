@@ -2,6 +2,7 @@
 // exits the process (bin.ts does), so tests call `main(argv, io)` in-process.
 
 import yargs, { type Argv } from "yargs";
+import { terminalSafe } from "../dataset/report.js";
 import { ExitCode, isUserError } from "../errors.js";
 import type { CommandContext, CommandDefinition, GlobalOptions } from "./command.js";
 import { commands } from "./commands.js";
@@ -18,6 +19,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     },
   };
   let verbose = argv.includes("--verbose");
+  argv = positionalsAfterDoubleDash(argv);
 
   let parser: Argv = yargs([...argv])
     .scriptName("persam-db")
@@ -69,7 +71,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       return ExitCode.userError;
     }
     if (isUserError(error)) {
-      out.stderr.write(`persam-db: error: ${error.toLine()}\n`);
+      // File names can hold line breaks or terminal escapes: the error stays one inert line.
+      out.stderr.write(`persam-db: error: ${terminalSafe(error.toLine())}\n`);
       if (showStack && error.cause instanceof Error) out.stderr.write(`${error.cause.stack ?? ""}\n`);
       return error.exitCode;
     }
@@ -85,6 +88,18 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     verbose = showStack;
     return ExitCode.bug;
   }
+}
+
+/**
+ * yargs leaves arguments after `--` out of the positionals (`mask -- -photo.jpg` would fail with
+ * "not enough arguments"), so `--` is dropped here and a following argument that starts with `-`
+ * becomes `./-…`: the same file, no longer readable as an option.
+ */
+export function positionalsAfterDoubleDash(argv: readonly string[]): readonly string[] {
+  const at = argv.indexOf("--");
+  if (at < 0) return argv;
+  const rest = argv.slice(at + 1).map((a) => (a.startsWith("-") ? `./${a}` : a));
+  return [...argv.slice(0, at), ...rest];
 }
 
 /** A command-line usage problem found by yargs (unknown option, missing argument). */

@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { UserError } from "../errors.js";
 
 /** Options of {@link writeFileAtomic}. */
 export interface WriteFileAtomicOptions {
@@ -19,7 +20,8 @@ export interface WriteFileAtomicOptions {
  * Write `data` to `path` atomically: a temporary file beside it (same folder, so the rename stays on
  * one file system) is written, optionally flushed, then renamed over `path`. The temporary file is
  * removed when anything fails. Strings are written as UTF-8.
- * @throws the underlying file-system error (ENOENT when the folder is missing, EACCES, …).
+ * @throws UserError when the folder is missing or not writable (one line naming it); other
+ * file-system errors as they are.
  */
 export async function writeFileAtomic(
   path: string,
@@ -41,6 +43,19 @@ export async function writeFileAtomic(
     await rename(temp, path);
   } catch (error) {
     await rm(temp, { force: true });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      throw new UserError(`cannot write ${path}: the folder ${dirname(path)} does not exist`, {
+        hint: "create the folder first, or choose another output path",
+        cause: error,
+      });
+    }
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+      throw new UserError(`cannot write ${path}: no permission to write in ${dirname(path)}`, {
+        hint: "choose an output folder you can write to",
+        cause: error,
+      });
+    }
     throw error;
   }
 }

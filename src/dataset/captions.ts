@@ -27,6 +27,9 @@ export interface CaptionParams {
 // Python's str.splitlines() also breaks at \v, \f, \x1c–\x1e, \x85, U+2028 and U+2029.
 const LINE_BREAK = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
 const OTHER_CONTROL = /[\x00-\x08\x0e-\x1b\x7f]/;
+// Half a surrogate pair: UTF-8 cannot encode it, so the .txt caption would silently get U+FFFD while
+// metadata.jsonl (JSON-escaped) kept the original.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function checkOneLine(name: string, value: string, allowEmpty = false): string {
   const v = value.trim();
@@ -36,6 +39,11 @@ function checkOneLine(name: string, value: string, allowEmpty = false): string {
   if (LINE_BREAK.test(v)) {
     throw new UserError(`Expected a single line for ${name} but received ${JSON.stringify(value)}`, {
       hint: `remove the line break from the ${name}`,
+    });
+  }
+  if (LONE_SURROGATE.test(v)) {
+    throw new UserError(`Expected well-formed Unicode for ${name} but received ${JSON.stringify(value)}`, {
+      hint: `retype the ${name}: it holds half of a UTF-16 surrogate pair, which a UTF-8 caption file cannot store`,
     });
   }
   if (OTHER_CONTROL.test(v) || v.includes("\t")) {
@@ -49,9 +57,9 @@ function checkOneLine(name: string, value: string, allowEmpty = false): string {
 /**
  * The instance caption of the training set: `template` with `{token}` and `{class}` filled in, trimmed,
  * on one line. Quotes, `<`, `&` and any Unicode are kept as typed (files and JSON escape them).
- * @throws UserError when the token or class is empty, any input holds a line break or control
- * character, the template lacks `{token}` or uses an unknown `{placeholder}`, or `{token}` contains
- * whitespace.
+ * @throws UserError when the token or class is empty, any input holds a line break, a control
+ * character or a lone UTF-16 surrogate, the template lacks `{token}` or uses an unknown
+ * `{placeholder}`, or `{token}` contains whitespace.
  */
 export function caption(params: CaptionParams): string {
   const token = checkOneLine("token", params.token ?? DEFAULT_TOKEN);
@@ -74,10 +82,10 @@ export function caption(params: CaptionParams): string {
       hint: 'for example "a photo of {token} {class}"',
     });
   }
-  // Replacer functions: a `$&` in the token or class must stay literal.
+  // One pass with a replacer function: a `$&` in the token or class stays literal, and a `{class}` inside
+  // the token (or `{token}` inside the class) is not replaced again.
   return template
-    .replace(/\{token\}/g, () => token)
-    .replace(/\{class\}/g, () => className)
+    .replace(/\{(token|class)\}/g, (_, key: string) => (key === "token" ? token : className))
     .replace(/ {2,}/g, " ")
     .trim();
 }

@@ -36,7 +36,6 @@ import {
   encodePng,
   loadMaskRed,
   loadRgb,
-  probeImage,
   type RgbImage,
   resizeRgb,
 } from "./image-io.js";
@@ -446,12 +445,13 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
       `skipped ${d.relPath}: same bytes as ${d.duplicateOf} (a duplicate would count twice in training)`,
     );
   }
-  // A `<stem>.mask.png` beside a photo that does not fit it makes that photo bad (design §6).
+  // A `<stem>.mask.png` beside a photo that does not fit it (wrong size, empty, unreadable) makes
+  // that photo bad, not the run (design §6). Masks are small: reading one whole is cheap.
   const failedPhotos = new Map<string, string>();
   for (const photo of scan.photos) {
     if (photo.maskPath === undefined) continue;
     try {
-      const m = await probeImage(photo.maskPath);
+      const m = await loadMaskRed(photo.maskPath);
       if (m.width !== photo.width || m.height !== photo.height) {
         failedPhotos.set(
           photo.stem,

@@ -7,6 +7,7 @@ import { lstat, readdir, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { isUserError, UserError } from "../errors.js";
 import { DEFAULT_MAX_PIXELS, probeImage } from "./image-io.js";
+import { terminalSafe } from "./report.js";
 
 /** A photo found by {@link scanPhotos}. */
 export interface ScannedPhoto {
@@ -118,8 +119,10 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
   const skipped: SkippedFile[] = [];
   const found: Omit<ScannedPhoto, "stem" | "maskPath">[] = [];
   const masks = new Map<string, { path: string; relPath: string }>();
+  // The reason is printed as one line: a line break or escape sequence in a file name must not split
+  // it or reach the terminal.
   const skip = (path: string, relPath: string, kind: SkipKind, reason: string): void => {
-    skipped.push({ path, relPath, kind, reason });
+    skipped.push({ path, relPath, kind, reason: terminalSafe(reason) });
   };
 
   const visit = async (absDir: string, relDir: string): Promise<void> => {
