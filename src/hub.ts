@@ -4,6 +4,7 @@
 
 import {
   commit,
+  createBranch,
   createRepo,
   datasetInfo,
   downloadFile,
@@ -134,13 +135,41 @@ function endpointOf(c: HubConnection): string {
   return (c.endpoint ?? DEFAULT_HUB_ENDPOINT).replace(/\/+$/, "");
 }
 
-/** Options every library call takes: hub URL, token, fetch (wrapped to carry the abort signal). */
+/** Let one macrotask pass (every pending microtask runs first). */
+function settle(): Promise<void> {
+  return new Promise((done) => setImmediate(done));
+}
+
+/**
+ * The fetch handed to @huggingface/hub:
+ * - it carries the caller's abort signal, combined with the one the library passes (the library
+ *   aborts its own controller, e.g. the rest of an upload batch, and the caller can stop it all);
+ * - it lets one macrotask pass before passing a failure on (a thrown error or a non-2xx answer).
+ *   The library's upload queue (2.17.5, `eventToGenerator`) loses an error that arrives in the same
+ *   microtask run as a progress event its consumer has not taken yet, then throws "Logic error in
+ *   eventGenerator, promises should never be empty" and leaves an unhandled rejection. A network
+ *   failure normally takes that long anyway; an instant one (a refused or failed LFS PUT, a test
+ *   fetch) must be made to.
+ */
+function hubFetch(base: typeof fetch, signal: AbortSignal | undefined): typeof fetch {
+  return async (input, init) => {
+    const own = init?.signal ?? undefined;
+    const combined = signal === undefined ? own : own === undefined ? signal : AbortSignal.any([own, signal]);
+    let res: Response;
+    try {
+      res = await base(input, combined === undefined ? init : { ...init, signal: combined });
+    } catch (error) {
+      await settle();
+      throw error;
+    }
+    if (!res.ok) await settle();
+    return res;
+  };
+}
+
+/** Options every library call takes: hub URL, token, fetch (see {@link hubFetch}). */
 function common(c: HubConnection): { hubUrl: string; accessToken?: string; fetch: typeof fetch } {
-  const base = c.fetch ?? globalThis.fetch;
-  const signal = c.signal;
-  const wrapped: typeof fetch = signal
-    ? (input, init) => base(input, { ...init, signal: init?.signal ?? signal })
-    : (input, init) => base(input, init);
+  const wrapped = hubFetch(c.fetch ?? globalThis.fetch, c.signal);
   return {
     hubUrl: endpointOf(c),
     ...(c.token === undefined || c.token === "" ? {} : { accessToken: c.token }),
@@ -643,6 +672,7 @@ export async function commitToHub(
       ...commitOptions(params),
       repo: designation(params.repo),
       useXet: false,
+      ...(params.signal === undefined ? {} : { abortSignal: params.signal }),
       operations: params.operations.map((op) =>
         op.operation === "add"
           ? { operation: "addOrUpdate" as const, path: op.path, content: op.content }
@@ -683,11 +713,45 @@ export async function uploadHubFiles(
       ...(params.branch === undefined ? {} : { branch: params.branch }),
       ...(params.parentCommit === undefined ? {} : { parentCommit: params.parentCommit }),
       ...(params.isPullRequest === undefined ? {} : { isPullRequest: params.isPullRequest }),
+      ...(params.signal === undefined ? {} : { abortSignal: params.signal }),
       useXet: false,
     }),
   );
   if (!out) return undefined;
   return { commitOid: out.commit.oid, commitUrl: out.commit.url, pullRequestUrl: out.pullRequestUrl };
+}
+
+/**
+ * Create a branch at `startingPoint` (a branch name or commit SHA; default: the head of the default
+ * branch). An existing branch is never moved.
+ * @returns `true` when the branch was created, `false` when it already existed (409)
+ * @throws HubUserError (no token, 401/403, 404 repo or starting point…)
+ */
+export async function createHubBranch(
+  params: HubConnection & {
+    repo: HubRepo;
+    branch: string;
+    /** @default undefined (the default branch's head) */
+    startingPoint?: string;
+  },
+): Promise<boolean> {
+  const what = `creating branch '${params.branch}' of ${params.repo.name}`;
+  requireToken(params, what);
+  try {
+    await withQuietHubLogs(params.quiet, () =>
+      createBranch({
+        ...common(params),
+        accessToken: params.token as string,
+        repo: designation(params.repo),
+        branch: params.branch,
+        ...(params.startingPoint === undefined ? {} : { revision: params.startingPoint }),
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof HubApiError && error.statusCode === 409) return false;
+    throw toHubUserError(error, { what, endpoint: endpointOf(params), token: params.token });
+  }
 }
 
 /**

@@ -1,10 +1,11 @@
 // The loopback Hub server spoken to through src/hub.ts (@huggingface/hub): downloads, revision
 // lookups, repo creation, LFS + regular uploads, parent-commit checks, PRs, auth and faults.
 
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   commitToHub,
+  createHubBranch,
   createHubRepo,
   getPathsInfo,
   HubUserError,
@@ -294,5 +295,211 @@ describe("upload side", () => {
     expect(e.toLine()).toMatch(/needs a Hugging Face token.*HF_TOKEN/);
     const badPrefix = await failure(hubWhoAmI(conn("not-a-hf-token")));
     expect(badPrefix.toLine()).toMatch(/does not start with 'hf_'/);
+  });
+});
+
+describe("request log, dropped replies and instant failures", () => {
+  const repo = { type: "dataset" as const, name: "test-user/faults" };
+  const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+  beforeAll(() => {
+    server.addRepo({ type: "dataset", name: repo.name, files: { "a.txt": "a" } });
+  });
+
+  it("records each request body: size, sha256, and the parsed JSON / NDJSON", async () => {
+    const big = randomBytes(3000);
+    server.clearRequests();
+    await commitToHub({
+      ...conn(),
+      repo,
+      title: "logged",
+      operations: [{ operation: "add", path: "b.bin", content: new Blob([big]) }],
+    });
+    const [put] = server.requestsTo(/^PUT \/__lfs\//);
+    expect(put!.body).toEqual({ size: big.length, sha256: sha256(big) });
+    const [batch] = server.requestsTo(/lfs\/objects\/batch/);
+    expect(batch!.body.json).toMatchObject({ operation: "upload", objects: [{ oid: sha256(big) }] });
+    const [commit] = server.requestsTo(/^POST \/api\/datasets\/test-user\/faults\/commit\/main/);
+    expect(commit!.body.json).toEqual([
+      expect.objectContaining({ key: "header", value: expect.objectContaining({ summary: "logged" }) }),
+      expect.objectContaining({ key: "lfsFile", value: expect.objectContaining({ oid: sha256(big) }) }),
+    ]);
+    expect(server.requests.every((r) => r.dropped === false)).toBe(true);
+  });
+
+  it("drop on an LFS PUT (empty reply) cuts the connection before the headers; the object is stored", async () => {
+    const big = randomBytes(2500);
+    const oid = sha256(big);
+    const head = server.head({ type: "dataset", name: repo.name });
+    server.clearRequests();
+    server.failNext({ route: /^PUT \/__lfs\//, drop: true });
+    const e = await failure(
+      commitToHub({
+        ...conn(),
+        repo,
+        title: "lost reply",
+        operations: [{ operation: "add", path: "c.bin", content: new Blob([big]) }],
+      }),
+    );
+    expect(e.kind).toBe("interrupted");
+    expect(e.toLine()).toMatch(/^commit to test-user\/faults: the connection to the Hub was lost/);
+    const [put] = server.requestsTo(/^PUT \/__lfs\//);
+    expect(put).toMatchObject({ status: undefined, dropped: true, bodyBytes: 0 });
+    expect(put!.body.sha256).toBe(oid);
+    expect(server.lfsObjects.has(oid)).toBe(true); // handled, only the reply was lost
+    expect(server.head({ type: "dataset", name: repo.name })).toBe(head);
+
+    // A PUT again of the stored object succeeds (as on S3).
+    const again = await fetch(put!.url.startsWith("http") ? put!.url : `${server.url}${put!.url}`, {
+      method: "PUT",
+      body: big,
+    });
+    expect(again.status).toBe(200);
+
+    // truncate with nothing to truncate, and a HEAD, are cut the same way.
+    server.failNext({ route: /^HEAD /, truncate: 0 });
+    await expect(
+      fetch(`${server.url}/datasets/${repo.name}/resolve/main/a.txt`, { method: "HEAD" }),
+    ).rejects.toThrow(/fetch failed/);
+  });
+
+  it("reset on an LFS PUT answers nothing and stores nothing", async () => {
+    const big = randomBytes(2600);
+    server.clearRequests();
+    server.failNext({ route: new RegExp(`^PUT /__lfs/${sha256(big)}`), reset: true });
+    const e = await failure(
+      commitToHub({
+        ...conn(),
+        repo,
+        title: "reset",
+        operations: [{ operation: "add", path: "d.bin", content: new Blob([big]) }],
+      }),
+    );
+    expect(e.kind).toBe("interrupted");
+    expect(server.lfsObjects.has(sha256(big))).toBe(false);
+    expect(server.requestsTo(/^PUT /)[0]).toMatchObject({ dropped: true, status: undefined });
+  });
+
+  it("an instantly failing LFS PUT is one clear line: no 'Logic error in eventGenerator', no unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const files = Array.from({ length: 6 }, (_, i) => ({
+        path: `instant/${i}.bin`,
+        content: new Blob([randomBytes(1500 + i)]),
+      }));
+      // Fails in the same microtask run as the library's "progress 0" event for the file.
+      const throwing: typeof fetch = async (input, init) => {
+        if ((init?.method ?? "GET") === "PUT")
+          throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+        return fetch(input, init);
+      };
+      const refusing: typeof fetch = async (input, init) =>
+        (init?.method ?? "GET") === "PUT"
+          ? new Response(JSON.stringify({ error: "denied" }), { status: 403 })
+          : fetch(input, init);
+      const head = server.head({ type: "dataset", name: repo.name });
+      // Without the workaround the library loses the error and the call never settles.
+      const settled = <T>(p: Promise<T>) =>
+        Promise.race([
+          p,
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error("the upload never settled (error lost in the queue)")), 10_000),
+          ),
+        ]);
+      const errors = [
+        await failure(
+          settled(
+            commitToHub({
+              ...conn(),
+              fetch: throwing,
+              repo,
+              title: "t",
+              operations: files.map((f) => ({ operation: "add" as const, ...f })),
+            }),
+          ),
+        ),
+        await failure(settled(uploadHubFiles({ ...conn(), fetch: throwing, repo, files }))),
+        await failure(settled(uploadHubFiles({ ...conn(), fetch: refusing, repo, files }))),
+      ];
+      expect(errors.map((e) => e.kind)).toEqual(["interrupted", "interrupted", "forbidden"]);
+      for (const e of errors) {
+        expect(e.toLine()).not.toMatch(/Logic error|eventGenerator/);
+        expect(e.toLine()).not.toContain("\n");
+      }
+      expect(errors[0]!.toLine()).toMatch(/^commit to test-user\/faults: the connection to the Hub was lost/);
+      expect(errors[2]!.toLine()).toMatch(/^upload to test-user\/faults: access denied \(403\)/);
+      expect(server.head({ type: "dataset", name: repo.name })).toBe(head);
+      // Let any stray rejection surface before looking.
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
+  it("the caller's abort signal stops an upload the library is running", async () => {
+    const controller = new AbortController();
+    const aborting: typeof fetch = async (input, init) => {
+      if ((init?.method ?? "GET") === "PUT") controller.abort();
+      return fetch(input, init);
+    };
+    const head = server.head({ type: "dataset", name: repo.name });
+    const error = await commitToHub({
+      ...conn(),
+      fetch: aborting,
+      signal: controller.signal,
+      repo,
+      title: "aborted",
+      operations: [{ operation: "add", path: "e.bin", content: new Blob([randomBytes(1800)]) }],
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((error as Error).name).toBe("AbortError");
+    expect(server.head({ type: "dataset", name: repo.name })).toBe(head);
+  });
+});
+
+describe("branches", () => {
+  const repo = { type: "dataset" as const, name: "test-user/branchy" };
+  let main: string;
+  beforeAll(() => {
+    main = server.addRepo({ type: "dataset", name: repo.name, files: { "a.txt": "a" } });
+    server.commitFiles({ type: "dataset", name: repo.name, files: { "b.txt": "b" } });
+  });
+
+  it("creates a branch from the default head or a starting point; an existing one is left alone", async () => {
+    const head = server.head({ type: "dataset", name: repo.name })!;
+    server.clearRequests();
+    expect(await createHubBranch({ ...conn(), repo, branch: "dev" })).toBe(true);
+    expect(server.head({ type: "dataset", name: repo.name, branch: "dev" })).toBe(head);
+    expect(await createHubBranch({ ...conn(), repo, branch: "feature/old", startingPoint: main })).toBe(true);
+    expect(server.head({ type: "dataset", name: repo.name, branch: "feature/old" })).toBe(main);
+    const posts = server.requestsTo(/^POST \/api\/datasets\/test-user\/branchy\/branch\//);
+    expect(posts.map((r) => [r.path, r.body.json])).toEqual([
+      ["/api/datasets/test-user/branchy/branch/dev", {}],
+      ["/api/datasets/test-user/branchy/branch/feature/old", { startingPoint: main }],
+    ]);
+    expect(posts[1]!.url).toContain("feature%2Fold");
+
+    server.commitFiles({ type: "dataset", name: repo.name, branch: "dev", files: { "c.txt": "c" } });
+    const dev = server.head({ type: "dataset", name: repo.name, branch: "dev" });
+    expect(await createHubBranch({ ...conn(), repo, branch: "dev", startingPoint: main })).toBe(false);
+    expect(server.head({ type: "dataset", name: repo.name, branch: "dev" })).toBe(dev);
+  });
+
+  it("an unknown starting point, no token and a bad token are one line each", async () => {
+    const e404 = await failure(
+      createHubBranch({ ...conn(), repo, branch: "x", startingPoint: "f".repeat(40) }),
+    );
+    expect(e404.kind).toBe("not-found");
+    const anon = await failure(createHubBranch({ ...anonymous(), repo, branch: "x" }));
+    expect(anon.toLine()).toMatch(/needs a Hugging Face token/);
+    server.rejectToken("hf_branchrevoked00000");
+    const e401 = await failure(createHubBranch({ ...conn("hf_branchrevoked00000"), repo, branch: "x" }));
+    expect(e401.kind).toBe("auth");
+    expect(e401.toLine()).not.toContain("hf_branchrevoked00000");
+    expect(server.branches({ type: "dataset", name: repo.name })).not.toContain("x");
   });
 });

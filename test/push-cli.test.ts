@@ -189,7 +189,7 @@ describe("persam-db push", () => {
     );
   });
 
-  it("a missing folder, a bad repo id and a missing branch are one line each", async () => {
+  it("a missing folder, a bad repo id and --pr to a missing branch are one line each", async () => {
     const missing = await run(["push", "nope.persam", "--repo", "me/x", "--token", FLAG_TOKEN]);
     expect(missing.err).toMatch(
       /^persam-db: error: output folder .*nope\.persam does not exist — run 'persam-db prepare/,
@@ -205,11 +205,56 @@ describe("persam-db push", () => {
       "me/cli-flag",
       "--branch",
       "dev",
+      "--pr",
       "--token",
       FLAG_TOKEN,
     ]);
-    expect(branch.err).toMatch(/^persam-db: error: branch 'dev' does not exist in dataset me\/cli-flag/);
+    expect(branch.err).toMatch(
+      /^persam-db: error: branch 'dev' does not exist in dataset me\/cli-flag — a pull request needs an existing branch/,
+    );
     for (const r of [missing, badRepo, branch]) expect(r.err.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("--branch that does not exist is created from main", async () => {
+    const first = await run(["push", "cat.persam", "--repo", "me/cli-branch", "--token", FLAG_TOKEN]);
+    expect(first.code).toBe(ExitCode.ok);
+    const dry = await run([
+      "push",
+      "cat.persam",
+      "--repo",
+      "me/cli-branch",
+      "--branch",
+      "dev",
+      "--dry-run",
+      "--token",
+      FLAG_TOKEN,
+    ]);
+    expect(dry.out).toMatch(/^dry run: would create branch dev from main and would upload 0 files /m);
+    const r = await run([
+      "push",
+      "cat.persam",
+      "--repo",
+      "me/cli-branch",
+      "--branch",
+      "dev",
+      "--token",
+      FLAG_TOKEN,
+    ]);
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.out).toMatch(/^me\/cli-branch@dev is up to date \(new branch from main\) /m);
+    expect(server.branches({ type: "dataset", name: "me/cli-branch" })).toContain("dev");
+    const json = await run([
+      "push",
+      "cat.persam",
+      "--repo",
+      "me/cli-branch",
+      "--branch",
+      "dev",
+      "--json",
+      "--token",
+      FLAG_TOKEN,
+    ]);
+    expect((JSON.parse(json.out) as PushResult).branchCreated).toBe(false);
   });
 
   it("warns about a skipped symlink and exits 2, --pr opens a pull request", async () => {

@@ -276,19 +276,8 @@ describe("pushDataset", () => {
     );
     expect(server.head({ type: "dataset", name: "me/dropped" })).toBe(head);
 
-    // The socket breaks while a file is being PUT (simulated in fetch, as undici reports it).
-    // The socket breaks while one file is being PUT (simulated in fetch, as undici reports it),
-    // after the other files of the batch went up.
-    const breaking: typeof fetch = async (input, init) => {
-      const hint = (init as { progressHint?: { path?: string } } | undefined)?.progressHint;
-      if ((init?.method ?? "GET") === "PUT" && hint?.path === "masks/cat-3.png") {
-        await new Promise((r) => setTimeout(r, 300));
-        const cause = Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" });
-        throw new TypeError("fetch failed", { cause });
-      }
-      return fetch(input, init);
-    };
-    // An instant failure too (before the library's queue has consumed its progress events).
+    // An instant failure of every PUT (before the library's queue has consumed its progress
+    // events): one line, no "Logic error in eventGenerator".
     const instant: typeof fetch = async (input, init) => {
       if ((init?.method ?? "GET") === "PUT")
         throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
@@ -297,8 +286,18 @@ describe("pushDataset", () => {
     const e1 = await pushError(params(dir, "me/dropped", { fetch: instant, retry: { tries: 1 } }));
     expect((e1 as HubUserError).kind).toBe("interrupted");
 
-    const e2 = await pushError(params(dir, "me/dropped", { fetch: breaking, retry: { tries: 1 } }));
+    // The server breaks the connection of one file's PUT, on every try, without storing it, while
+    // the other files of the batch go up.
+    const cat3 = sha256(await readFile(join(dir, "masks", "cat-3.png")));
+    server.clearRequests();
+    server.failNext({ route: new RegExp(`^PUT /__lfs/${cat3}`), reset: true, times: FAST.tries });
+    const e2 = await pushError(params(dir, "me/dropped"));
     expect((e2 as HubUserError).kind).toBe("interrupted");
+    expect(e2.toLine()).toMatch(/connection to the Hub was lost.*gave up after 3 tries/);
+    const puts = server.requestsTo(/^PUT \/__lfs\//);
+    expect(puts.filter((r) => r.dropped).map((r) => r.body.sha256)).toEqual([cat3, cat3, cat3]);
+    expect(puts.filter((r) => !r.dropped).map((r) => r.status)).toEqual([200, 200]);
+    expect(server.lfsObjects.has(cat3)).toBe(false);
     expect(server.head({ type: "dataset", name: "me/dropped" })).toBe(head);
     const stored = server.lfsObjects.size;
 
@@ -313,6 +312,25 @@ describe("pushDataset", () => {
     expect(server.lfsObjects.size).toBe(stored + 1);
     expect(commits()).toHaveLength(1);
     expect(remoteTree("me/dropped", EXPECTED())).toEqual(await localTree(dir, EXPECTED()));
+  });
+
+  it("a PUT whose reply is lost is sent again and the push completes", async () => {
+    const dir = await makeOutDir("putreply");
+    const oid = sha256(await readFile(join(dir, "images", "cat-2.png")));
+    server.clearRequests();
+    server.failNext({ route: new RegExp(`^PUT /__lfs/${oid}`), drop: true });
+    const events: PushProgress[] = [];
+    const result = await push(params(dir, "me/putreply", { onProgress: (e) => events.push(e) }));
+    expect(result.commitOid).toBe(server.head({ type: "dataset", name: "me/putreply" }));
+    const puts = server.requestsTo(new RegExp(`^PUT /__lfs/${oid}`));
+    expect(puts.map((r) => [r.dropped, r.status, r.body.sha256])).toEqual([
+      [true, undefined, oid],
+      [false, 200, oid],
+    ]);
+    expect(events.filter((e) => e.phase === "retry").map((e) => (e as { reason: string }).reason)).toEqual([
+      "connection dropped",
+    ]);
+    expect(remoteTree("me/putreply", EXPECTED())).toEqual(await localTree(dir, EXPECTED()));
   });
 
   it("a commit answered 500 on every try commits nothing; the rerun completes", async () => {
@@ -355,15 +373,14 @@ describe("pushDataset", () => {
     expect(e401.toLine()).toMatch(/401 Unauthorized.*token .* is invalid or expired/);
 
     server.addRepo({ type: "dataset", name: "me/errors-existing" });
-    const e404 = await pushError(params(dir, "me/errors-existing", { branch: "nope" }));
-    expect((e404 as HubUserError).status).toBe(404);
-    expect(e404.toLine()).toMatch(
-      /^branch 'nope' does not exist in dataset me\/errors-existing — create it on the Hub/,
-    );
     server.clearRequests();
-    const newRepo = await pushError(params(dir, "me/errors", { branch: "nope" }));
-    expect(newRepo.toLine()).toMatch(/^branch 'nope' cannot exist: dataset me\/errors does not exist yet/);
-    expect(server.requestsTo(/^POST \/api\/repos\/create/).length).toBe(0);
+    const ePr = await pushError(params(dir, "me/errors-existing", { branch: "nope", pr: true }));
+    expect((ePr as HubUserError).status).toBe(404);
+    expect(ePr.toLine()).toMatch(
+      /^branch 'nope' does not exist in dataset me\/errors-existing — a pull request needs an existing branch/,
+    );
+    expect(server.requests.filter((r) => r.method !== "GET")).toEqual([]);
+    expect(server.branches({ type: "dataset", name: "me/errors-existing" })).toEqual(["main"]);
 
     server.failNext({ route: /^POST \/api\/repos\/create/, status: 403 });
     const e403 = await pushError(params(dir, "me/errors"));
@@ -413,6 +430,50 @@ describe("pushDataset", () => {
     expect(server.branches({ type: "dataset", name: "me/branchy" })).toContain("refs/pr/1");
     expect(server.head({ type: "dataset", name: "me/branchy" })).toBe(mainHead);
     expect(remoteTree("me/branchy", EXPECTED(), "refs/pr/1")).toEqual(await localTree(dir, EXPECTED()));
+  });
+
+  it("--branch that does not exist is created from the head of main, then committed to", async () => {
+    const dir = await makeOutDir("newbranch");
+    await push(params(dir, "me/newbranch"));
+    const mainHead = server.head({ type: "dataset", name: "me/newbranch" })!;
+    await writeFile(join(dir, "README.md"), "# my cat, on a branch\n");
+
+    server.clearRequests();
+    const plan = await push(params(dir, "me/newbranch", { branch: "feature/card", dryRun: true }));
+    expect([plan.branchCreated, plan.parentCommit]).toEqual([true, mainHead]);
+    expect(plan.uploaded.map((f) => f.path)).toEqual(["README.md"]);
+    expect(server.requests.filter((r) => r.method !== "GET")).toEqual([]);
+    expect(server.branches({ type: "dataset", name: "me/newbranch" })).toEqual(["main"]);
+
+    server.clearRequests();
+    const result = await push(params(dir, "me/newbranch", { branch: "feature/card" }));
+    expect(result.branchCreated).toBe(true);
+    expect(result.parentCommit).toBe(mainHead);
+    expect(result.uploaded.map((f) => f.path)).toEqual(["README.md"]); // compared against main
+    const made = server.requestsTo(/^POST \/api\/datasets\/me\/newbranch\/branch\//);
+    expect(made.map((r) => [r.path, r.body.json, r.status])).toEqual([
+      ["/api/datasets/me/newbranch/branch/feature/card", { startingPoint: mainHead }, 200],
+    ]);
+    const branchHead = server.head({ type: "dataset", name: "me/newbranch", branch: "feature/card" });
+    expect(result.commitOid).toBe(branchHead);
+    expect(server.commitInfo({ type: "dataset", name: "me/newbranch", sha: branchHead! })!.parent).toBe(
+      mainHead,
+    );
+    expect(server.head({ type: "dataset", name: "me/newbranch" })).toBe(mainHead);
+    expect(remoteTree("me/newbranch", EXPECTED(), "feature/card")).toEqual(await localTree(dir, EXPECTED()));
+
+    server.clearRequests();
+    const again = await push(params(dir, "me/newbranch", { branch: "feature/card" }));
+    expect([again.upToDate, again.branchCreated]).toEqual([true, false]);
+    expect(server.requests.filter((r) => r.method !== "GET")).toEqual([]);
+
+    // A repo that does not exist yet: created, then the branch from its first commit.
+    const fresh = await push(params(dir, "me/newbranch-repo", { branch: "dev" }));
+    expect([fresh.repoCreated, fresh.branchCreated]).toEqual([true, true]);
+    expect(server.head({ type: "dataset", name: "me/newbranch-repo", branch: "dev" })).toBe(fresh.commitOid);
+    expect(server.file({ type: "dataset", name: "me/newbranch-repo", path: "README.md" })).toBeUndefined();
+    const dry = await push(params(dir, "me/newbranch-none", { branch: "dev", dryRun: true }));
+    expect([dry.repoCreated, dry.branchCreated]).toEqual([true, true]);
   });
 
   it("--prune deletes files that are on the Hub but no longer in the folder", async () => {

@@ -83,7 +83,7 @@ function printResult(reporter: Reporter, result: PushResult, out: string): void 
   }
   if (result.dryRun) {
     reporter.result(
-      `dry run: ${result.repoCreated ? `would create dataset ${result.repo} and ` : ""}would upload ${result.uploaded.length} file${result.uploaded.length === 1 ? "" : "s"} (${formatBytes(result.uploadedBytes)}) to ${target}; ${result.unchanged.length} unchanged`,
+      `dry run: ${result.repoCreated ? `would create dataset ${result.repo} and ` : ""}${result.branchCreated ? `would create branch ${result.branch} from main and ` : ""}would upload ${result.uploaded.length} file${result.uploaded.length === 1 ? "" : "s"} (${formatBytes(result.uploadedBytes)}) to ${target}; ${result.unchanged.length} unchanged`,
     );
     for (const f of result.uploaded) reporter.result(`  + ${terminalSafe(f.path)}  ${formatBytes(f.size)}`);
     for (const p of result.deleted) reporter.result(`  - ${terminalSafe(p)}`);
@@ -92,7 +92,7 @@ function printResult(reporter: Reporter, result: PushResult, out: string): void 
   }
   if (result.upToDate) {
     reporter.result(
-      `${target} is up to date (${result.unchanged.length} files unchanged, nothing committed): ${result.repoUrl}`,
+      `${target} is up to date${result.branchCreated ? " (new branch from main)" : ""} (${result.unchanged.length} files unchanged, nothing committed): ${result.repoUrl}`,
     );
     return;
   }
@@ -102,7 +102,7 @@ function printResult(reporter: Reporter, result: PushResult, out: string): void 
     reporter.result(`opened a pull request on ${target} with ${what}${deleted}: ${result.pullRequestUrl}`);
   } else {
     reporter.result(
-      `pushed ${what}${deleted} to ${target}${result.repoCreated ? " (new repo)" : ""}, ${result.unchanged.length} unchanged — commit ${(result.commitOid ?? "").slice(0, 7)}: ${result.repoUrl}`,
+      `pushed ${what}${deleted} to ${target}${result.repoCreated ? " (new repo)" : ""}${result.branchCreated ? ` (new branch from main)` : ""}, ${result.unchanged.length} unchanged — commit ${(result.commitOid ?? "").slice(0, 7)}: ${result.repoUrl}`,
     );
   }
 }
@@ -127,7 +127,11 @@ export const pushCommand = defineCommand<PushOptions>({
         default: false,
         describe: "Create the repo as private (an existing repo keeps its visibility)",
       })
-      .option("branch", { type: "string", default: "main", describe: "Branch to push to (must exist)" })
+      .option("branch", {
+        type: "string",
+        default: "main",
+        describe: "Branch to push to (created from main if missing)",
+      })
       .option("pr", {
         type: "boolean",
         default: false,

@@ -12,6 +12,7 @@ import { redact } from "../config.js";
 import { UserError } from "../errors.js";
 import {
   commitToHub,
+  createHubBranch,
   createHubRepo,
   type HubCommitOperation,
   type HubConnection,
@@ -55,7 +56,10 @@ export interface PushDatasetParams {
   readonly repo: string;
   /** Create the repo as private (an existing repo keeps its visibility). @default false */
   readonly private?: boolean | undefined;
-  /** Branch to compare with and commit to; it must exist. @default "main" */
+  /**
+   * Branch to compare with and commit to; a missing branch is created from the head of main (not
+   * with `pr`: a pull request needs an existing branch). @default "main"
+   */
   readonly branch?: string | undefined;
   /** Open a pull request instead of committing to the branch. @default false */
   readonly pr?: boolean | undefined;
@@ -108,6 +112,8 @@ export interface PushResult {
   readonly dryRun: boolean;
   /** Whether the repo did not exist (a dry run creates nothing). */
   readonly repoCreated: boolean;
+  /** Whether the branch did not exist and was (or, for a dry run, would be) created from main. */
+  readonly branchCreated: boolean;
   /** The branch head the comparison was made against (undefined when the repo does not exist yet). */
   readonly parentCommit: string | undefined;
   /** The new commit (absent when nothing was committed). */
@@ -397,16 +403,6 @@ function replayable(body: unknown): boolean {
   );
 }
 
-/**
- * Let one macrotask pass before a failure reaches @huggingface/hub: its upload queue (2.17.5,
- * `eventToGenerator`) loses an error that arrives while a progress event is still unconsumed, then
- * throws "Logic error in eventGenerator" and leaves an unhandled rejection. A real network failure
- * always takes that long; an instant one (a refused PUT) must be made to.
- */
-function settle(): Promise<void> {
-  return new Promise((done) => setImmediate(done));
-}
-
 /** A Response whose body is already in memory, so a connection dropped mid-reply is caught here. */
 async function buffered(res: Response): Promise<Response> {
   const data = await res.arrayBuffer();
@@ -432,24 +428,23 @@ function retryAfterMs(res: Response): number | undefined {
 /**
  * A fetch that retries one request on 5xx, 429 and dropped connections with exponential backoff,
  * reads every reply into memory, and reports finished LFS uploads. A pull-request commit is never
- * re-sent after its connection dropped (it may have been created already).
+ * re-sent after its connection dropped (it may have been created already). src/hub.ts wraps it:
+ * the signal it receives already includes the caller's, and failures reach the library only after
+ * the pause its upload queue needs.
  */
 function pushFetch(params: {
   base: typeof fetch;
   retry: Required<PushRetryOptions>;
-  signal: AbortSignal | undefined;
   pr: boolean;
   onProgress: ((event: PushProgress) => void) | undefined;
 }): typeof fetch {
-  const { base, retry, signal, onProgress } = params;
+  const { base, retry, onProgress } = params;
   return async (input, init) => {
     const method = (init?.method ?? "GET").toUpperCase();
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     const isCommit = method === "POST" && /\/api\/[a-z]+s\/[^?]+\/commit\//.test(url);
     const canReplay = replayable(init?.body);
-    const signals = [init?.signal, signal].filter((s): s is AbortSignal => s instanceof AbortSignal);
-    const combined = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-    const request = combined === undefined ? init : { ...init, signal: combined };
+    const signal = init?.signal ?? undefined;
     if (isCommit) {
       const body = init?.body;
       const files = typeof body === "string" ? body.split("\n").length - 1 : 0;
@@ -460,30 +455,26 @@ function pushFetch(params: {
         Math.min(retry.maxDelayMs, hint ?? retry.baseDelayMs * 2 ** (attempt - 1));
       let res: Response;
       try {
-        res = await buffered(await base(input, request));
+        res = await buffered(await base(input, init));
       } catch (error) {
         const again =
           attempt < retry.tries &&
           canReplay &&
           isDropped(error) &&
           !(isCommit && params.pr) &&
-          !combined?.aborted;
-        if (!again) {
-          await settle();
-          throw error;
-        }
+          !signal?.aborted;
+        if (!again) throw error;
         const ms = wait();
         onProgress?.({ phase: "retry", attempt, waitMs: ms, reason: "connection dropped" });
-        await sleep(ms, combined);
+        await sleep(ms, signal);
         continue;
       }
       if ((res.status >= 500 || res.status === 429) && attempt < retry.tries && canReplay) {
         const ms = wait(res.status === 429 ? retryAfterMs(res) : undefined);
         onProgress?.({ phase: "retry", attempt, waitMs: ms, reason: `HTTP ${res.status}` });
-        await sleep(ms, combined);
+        await sleep(ms, signal);
         continue;
       }
-      if (!res.ok) await settle();
       if (method === "PUT" && res.ok) {
         const hint = (init as { progressHint?: { path?: unknown } } | undefined)?.progressHint;
         const body = init?.body;
@@ -604,7 +595,6 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
     fetch: pushFetch({
       base: params.fetch ?? globalThis.fetch,
       retry,
-      signal: params.signal,
       pr,
       onProgress: params.onProgress,
     }),
@@ -615,13 +605,6 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
   let exists = true;
   try {
     exists = await hubRepoExists({ ...connection, repo });
-    if (!exists && branch !== "main") {
-      throw new HubUserError(`branch '${branch}' cannot exist: dataset ${params.repo} does not exist yet`, {
-        kind: "not-found",
-        status: 404,
-        hint: "push to main first (leave out --branch), then create the branch on the Hub; if the repo does exist, check that the token can read it",
-      });
-    }
     if (!exists && !dryRun) {
       const created = await createHubRepo({
         ...connection,
@@ -638,19 +621,16 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
     throw afterRetries(error, retry.tries);
   }
 
-  const readRemote = async (): Promise<{ head: string; remote: Map<string, RemoteEntry> }> => {
+  /** The head of a branch and its files; undefined when the branch does not exist. */
+  const readRemote = async (
+    revision: string,
+  ): Promise<{ head: string; remote: Map<string, RemoteEntry> } | undefined> => {
     let head: string;
     try {
-      head = await resolveRevision({ ...connection, repo, revision: branch });
+      head = await resolveRevision({ ...connection, repo, revision });
     } catch (error) {
-      if (error instanceof HubUserError && error.kind === "not-found") {
-        throw new HubUserError(`branch '${branch}' does not exist in dataset ${params.repo}`, {
-          kind: "not-found",
-          status: 404,
-          hint: `create it on the Hub first (or leave out --branch to push to main); check the repo name too`,
-          cause: error,
-        });
-      }
+      // The repo exists (checked or created above): a 404 is the branch.
+      if (error instanceof HubUserError && error.kind === "not-found") return undefined;
       throw error;
     }
     const list = await listHubFiles({ ...connection, repo, revision: head });
@@ -660,11 +640,48 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
     }
     return { head, remote };
   };
+  const missingBranch = (name: string, hint: string) =>
+    new HubUserError(`branch '${name}' does not exist in dataset ${params.repo}`, {
+      kind: "not-found",
+      status: 404,
+      hint,
+    });
 
   let head: string | undefined;
   let remote = new Map<string, RemoteEntry>();
+  // A branch missing on the Hub is created from the head of main, and compared against it.
+  let branchCreated = !exists && branch !== "main";
   try {
-    if (exists) ({ head, remote } = await readRemote());
+    const current = exists ? await readRemote(branch) : undefined;
+    if (current) {
+      ({ head, remote } = current);
+    } else if (exists) {
+      if (branch === "main") {
+        throw missingBranch("main", "check the repo name; the dataset has no main branch to push to");
+      }
+      if (pr) {
+        throw missingBranch(
+          branch,
+          "a pull request needs an existing branch: leave out --pr to create the branch from main, or pick another --branch",
+        );
+      }
+      const main = await readRemote("main");
+      if (!main) {
+        throw missingBranch("main", `--branch ${branch} is created from main, which does not exist either`);
+      }
+      ({ head, remote } = main);
+      branchCreated = true;
+      if (!dryRun) {
+        const made = await createHubBranch({ ...connection, repo, branch, startingPoint: main.head });
+        if (!made) {
+          // Someone created it meanwhile: compare against what it holds.
+          const now = await readRemote(branch);
+          if (!now) throw missingBranch(branch, "run again");
+          ({ head, remote } = now);
+          branchCreated = false;
+        }
+      }
+    }
   } catch (error) {
     throw afterRetries(error, retry.tries);
   }
@@ -711,6 +728,7 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
     branch,
     dryRun,
     repoCreated,
+    branchCreated,
     parentCommit: head,
     title,
     skipped,
@@ -768,7 +786,8 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
     // against the new head: done if it already holds everything, else commit once more on top of it.
     if (!(error instanceof HubUserError && error.kind === "conflict") || pr)
       throw afterRetries(error, retry.tries);
-    const again = await readRemote();
+    const again = await readRemote(branch);
+    if (!again) throw afterRetries(error, retry.tries);
     const next = plan(again.remote);
     const nextDeletions = params.prune ? next.remoteOnly : [];
     if (next.upload.length === 0 && nextDeletions.length === 0) {

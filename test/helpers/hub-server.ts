@@ -1,7 +1,7 @@
 // A loopback stand-in for the Hugging Face Hub (hub.md §4) on plain node:http: model and dataset
 // repos with commits and branches, resolve/raw downloads with ranges, revision/paths-info/tree
 // APIs, repo creation, preupload + LFS batch + NDJSON commits, auth checks, fault injection and a
-// request log. Tests point @huggingface/hub at it with `hubUrl: server.url`.
+// request log (with a digest of every request body). Tests point @huggingface/hub at it with `hubUrl: server.url`.
 
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -53,10 +53,26 @@ export interface RecordedRequest {
   readonly hasAuth: boolean;
   /** The Range header, if any. */
   readonly range: string | undefined;
-  /** Status sent (set when the reply starts). */
+  /** The request body as received: its size, sha256, and for JSON / NDJSON requests its parsed value. */
+  body: RecordedBody;
+  /** Status sent (set when the reply starts; stays undefined when the connection was cut first). */
   status: number | undefined;
-  /** Body bytes actually written. */
+  /** Reply body bytes actually written. */
   bodyBytes: number;
+  /** Whether a fault cut the connection (before the headers, or mid-body). */
+  dropped: boolean;
+}
+
+/** A digest of a request body (the bytes themselves are not kept). */
+export interface RecordedBody {
+  readonly size: number;
+  /** sha256 (hex) of the body bytes. */
+  readonly sha256: string;
+  /**
+   * The parsed body of a JSON request (`Content-Type` …json), or the array of parsed lines of an
+   * NDJSON one (…ndjson, e.g. a commit); undefined otherwise or when it does not parse.
+   */
+  readonly json?: unknown;
 }
 
 /** A fault to inject into the next matching request(s). */
@@ -65,10 +81,22 @@ export interface FailRule {
   readonly route: RegExp;
   /** Answer this status with a JSON error instead of the normal reply. */
   readonly status?: 401 | 403 | 404 | 409 | 429 | 500 | 503;
-  /** Send the headers and half of the body, then destroy the socket. */
+  /**
+   * Handle the request (its effects happen), then lose the reply: send the headers and half of the
+   * body, then destroy the socket; a reply without a body (an LFS PUT, a HEAD) is cut before its
+   * headers.
+   */
   readonly drop?: boolean;
-  /** Send only the first n bytes of the body (headers announce the full length), then destroy the socket. */
+  /**
+   * Like `drop`, but send the first n bytes of the body (headers announce the full length); with no
+   * body to cut, the socket is destroyed before the headers.
+   */
   readonly truncate?: number;
+  /**
+   * Do not handle the request at all: read it, then destroy the socket without answering (a
+   * connection broken during an upload: nothing is stored).
+   */
+  readonly reset?: boolean;
   /** How many matching requests to affect. @default 1 */
   readonly times?: number;
 }
@@ -346,11 +374,14 @@ export class HubServer {
       headers,
       hasAuth: auth !== undefined,
       range: req.headers.range,
+      body: { size: 0, sha256: sha256(new Uint8Array(0)) },
       status: undefined,
       bodyBytes: 0,
+      dropped: false,
     };
     this.requests.push(record);
     const body = await readBody(req);
+    record.body = recordBody(body, req.headers["content-type"]);
 
     const target = `${method} ${rawUrl}${record.range === undefined ? "" : ` [${record.range}]`}`;
     const faultIndex = this.faults.findIndex((f) => f.route.test(target));
@@ -358,6 +389,11 @@ export class HubServer {
     if (fault) {
       fault.remaining -= 1;
       if (fault.remaining <= 0) this.faults.splice(faultIndex, 1);
+    }
+    if (fault?.reset) {
+      record.dropped = true;
+      res.destroy();
+      return;
     }
     let reply: Reply;
     if (fault?.status !== undefined) {
@@ -389,6 +425,13 @@ export class HubServer {
     record: RecordedRequest,
     fault?: FailRule,
   ): void {
+    const cutting = fault?.truncate !== undefined || fault?.drop === true;
+    if (cutting && (method === "HEAD" || reply.body.length === 0)) {
+      // Nothing to cut mid-body: the reply is lost before its status line.
+      record.dropped = true;
+      res.destroy();
+      return;
+    }
     record.status = reply.status;
     const headers = { ...reply.headers };
     if (headers["Content-Length"] === undefined) headers["Content-Length"] = String(reply.body.length);
@@ -406,6 +449,7 @@ export class HubServer {
     if (cut !== undefined && cut < reply.body.length) {
       const part = reply.body.subarray(0, cut);
       record.bodyBytes = part.length;
+      record.dropped = true;
       res.write(part, () => {
         // Give the bytes a moment to leave, then cut the connection mid-body.
         setTimeout(() => res.destroy(), 5);
@@ -553,12 +597,13 @@ export class HubServer {
     token: string | undefined,
   ): Reply {
     const [op, rev = "main", ...pathParts] = rest;
-    const write = op === "preupload" || op === "commit";
+    const write = op === "preupload" || op === "commit" || op === "branch";
     if (write) this.checkAuth(token, { write: true });
     const repo = this.findRepo(type, name, token);
     const createPr = url.searchParams.get("create_pr") === "1";
     if (op === "commit" && method === "POST") return this.commit(repo, rev, body, createPr);
     if (op === "preupload" && method === "POST") return this.preupload(repo, rev, body, createPr);
+    if (op === "branch" && method === "POST" && rest.length === 2) return this.createBranch(repo, rev, body);
     const sha = this.resolve(repo, rev);
     if (!sha) throw new HttpError(404, `Revision not found: ${rev}`, "RevisionNotFound");
     const commit = repo.commits.get(sha)!;
@@ -671,6 +716,33 @@ export class HubServer {
     return json(200, { url: `${this.url}/${prefix}${name}`, name, id: randomBytes(12).toString("hex") });
   }
 
+  /**
+   * `POST /api/{t}s/{R}/branch/{branch}` with `{startingPoint?, overwrite?, emptyBranch?}`: a new
+   * branch at `startingPoint` (a branch or commit; default the head of main). An existing branch is
+   * a 409 unless `overwrite` (which, without a starting point, leaves it as it is).
+   */
+  private createBranch(repo: Repo, branch: string, body: Buffer): Reply {
+    const request = (body.length === 0 ? {} : JSON.parse(body.toString("utf8"))) as {
+      startingPoint?: unknown;
+      overwrite?: unknown;
+      emptyBranch?: unknown;
+    };
+    if (branch === "" || branch.startsWith("refs/") || /[\s~^:?*[\\]|\.\./.test(branch)) {
+      throw new HttpError(400, `Invalid branch name: ${branch}`);
+    }
+    if (request.emptyBranch === true) throw new HttpError(400, "emptyBranch is not supported here");
+    const exists = repo.branches.has(branch);
+    if (exists && request.overwrite !== true) {
+      throw new HttpError(409, `Reference already exists: refs/heads/${branch}`);
+    }
+    const start = typeof request.startingPoint === "string" ? request.startingPoint : undefined;
+    if (exists && start === undefined) return json(200, {});
+    const sha = this.resolve(repo, start ?? "main");
+    if (!sha) throw new HttpError(404, `Invalid rev id: ${start ?? "main"}`, "RevisionNotFound");
+    repo.branches.set(branch, sha);
+    return json(200, {});
+  }
+
   private preupload(repo: Repo, rev: string, body: Buffer, createPr: boolean): Reply {
     if (!createPr && !repo.branches.has(rev))
       throw new HttpError(404, `Revision not found: ${rev}`, "RevisionNotFound");
@@ -717,6 +789,11 @@ export class HubServer {
   }
 
   private lfsPut(oid: string, body: Buffer): Reply {
+    const stored = this.lfs.get(oid);
+    // A repeated PUT of an object already stored (its first reply was lost) succeeds, as on S3.
+    if (stored !== undefined && body.length === stored.length && sha256(body) === oid) {
+      return { status: 200, headers: {}, body: Buffer.alloc(0) };
+    }
     const expected = this.pendingLfs.get(oid);
     if (expected === undefined) throw new HttpError(404, `no pending upload for ${oid}`);
     if (body.length !== expected)
@@ -793,6 +870,24 @@ export class HubServer {
         ? {}
         : { pullRequestUrl: `${this.url}/${prefix}${repo.name}/discussions/${prNumber}` }),
     });
+  }
+}
+
+function recordBody(body: Buffer, contentType: string | undefined): RecordedBody {
+  const digest = { size: body.length, sha256: sha256(body) };
+  const type = (contentType ?? "").toLowerCase();
+  if (body.length === 0 || !type.includes("json")) return digest;
+  try {
+    const text = body.toString("utf8");
+    const json = type.includes("ndjson")
+      ? text
+          .split("\n")
+          .filter((l) => l.trim() !== "")
+          .map((l) => JSON.parse(l) as unknown)
+      : (JSON.parse(text) as unknown);
+    return { ...digest, json };
+  } catch {
+    return digest;
   }
 }
 
