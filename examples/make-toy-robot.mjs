@@ -24,11 +24,41 @@ function robot(x, y, s, tilt) {
 }
 
 const scenes = [
-  { bg: `<rect width="800" height="600" fill="#e9e4d8"/><rect y="420" width="800" height="180" fill="#b98b5e"/>`, x: 400, y: 330, s: 1.3, t: 0 },
-  { bg: `<rect width="800" height="600" fill="#7fa37a"/><circle cx="650" cy="120" r="80" fill="#e8e07a"/>`, x: 260, y: 360, s: 1.0, t: -8 },
-  { bg: `<defs><pattern id="p" width="40" height="40" patternUnits="userSpaceOnUse"><rect width="40" height="40" fill="#ddd"/><rect width="20" height="20" fill="#aaa"/><rect x="20" y="20" width="20" height="20" fill="#aaa"/></pattern></defs><rect width="800" height="600" fill="url(#p)"/>`, x: 520, y: 350, s: 1.1, t: 6 },
-  { bg: `<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="#334"/><stop offset="1" stop-color="#99a"/></linearGradient></defs><rect width="800" height="600" fill="url(#g)"/><rect x="60" y="380" width="300" height="40" fill="#654"/>`, x: 420, y: 300, s: 0.8, t: 12 },
-  { bg: `<rect width="800" height="600" fill="#f4f1ea"/><rect x="0" y="0" width="260" height="600" fill="#c9d6e3"/><circle cx="700" cy="500" r="60" fill="#2b7bd9" opacity="0.4"/>`, x: 430, y: 360, s: 1.5, t: -3 },
+  {
+    bg: `<rect width="800" height="600" fill="#e9e4d8"/><rect y="420" width="800" height="180" fill="#b98b5e"/>`,
+    x: 400,
+    y: 330,
+    s: 1.3,
+    t: 0,
+  },
+  {
+    bg: `<rect width="800" height="600" fill="#7fa37a"/><circle cx="650" cy="120" r="80" fill="#e8e07a"/>`,
+    x: 260,
+    y: 360,
+    s: 1.0,
+    t: -8,
+  },
+  {
+    bg: `<defs><pattern id="p" width="40" height="40" patternUnits="userSpaceOnUse"><rect width="40" height="40" fill="#ddd"/><rect width="20" height="20" fill="#aaa"/><rect x="20" y="20" width="20" height="20" fill="#aaa"/></pattern></defs><rect width="800" height="600" fill="url(#p)"/>`,
+    x: 520,
+    y: 350,
+    s: 1.1,
+    t: 6,
+  },
+  {
+    bg: `<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="#334"/><stop offset="1" stop-color="#99a"/></linearGradient></defs><rect width="800" height="600" fill="url(#g)"/><rect x="60" y="380" width="300" height="40" fill="#654"/>`,
+    x: 420,
+    y: 300,
+    s: 0.8,
+    t: 12,
+  },
+  {
+    bg: `<rect width="800" height="600" fill="#f4f1ea"/><rect x="0" y="0" width="260" height="600" fill="#c9d6e3"/><circle cx="700" cy="500" r="60" fill="#2b7bd9" opacity="0.4"/>`,
+    x: 430,
+    y: 360,
+    s: 1.5,
+    t: -3,
+  },
 ];
 
 for (const [i, scene] of scenes.entries()) {

@@ -136,7 +136,11 @@ describe("trainFusionWeights", () => {
     expect(r.lambdas[2]).toBeGreaterThan(r.lambdas[1]);
   });
 
-  it("binned solver reaches the exact solver's loss within 1e-4 and λ within 2e-3 on smooth up-sampled logits", () => {
+  it("binned solver stays close to the exact loss and λ at 10× the reference's lr", () => {
+    // At lr = 0.01 the weights travel ~10× further than the reference's, so z mixes the maps with
+    // larger coefficients and the asinh bins' width at |L| ≫ 1 shows: measured (δ = 0.075) final
+    // loss 2.5e-7, λ 1.0e-5 relative (≤ 1.9e-6 absolute). At the reference's lr the agreement is
+    // ~1e-7 (persam-f-solver.test.ts).
     // Smooth low-res logits up-sampled as SAM's post-processing does (many similar pixels).
     const low = new Float32Array(3 * 65536);
     for (let k = 0; k < 3; k++) {
@@ -162,8 +166,31 @@ describe("trainFusionWeights", () => {
     const exact = trainFusionWeights({ logitsHigh: logits, gt, steps, lr: 0.01 });
     const binned = trainFusionWeights({ logitsHigh: logits, gt, steps, lr: 0.01, solver: "binned" });
     expect(binned.samples).toBeLessThan(m / 5);
-    expect(Math.abs(binned.finalLoss - exact.finalLoss)).toBeLessThan(1e-4);
-    for (let i = 0; i < 3; i++) expect(Math.abs(binned.lambdas[i]! - exact.lambdas[i]!)).toBeLessThan(2e-3);
+    expect(Math.abs(binned.finalLoss - exact.finalLoss) / exact.finalLoss).toBeLessThan(1e-6);
+    for (let i = 0; i < 3; i++) {
+      expect(Math.abs(binned.lambdas[i]! - exact.lambdas[i]!) / Math.abs(exact.lambdas[i]!)).toBeLessThan(
+        3e-5,
+      );
+    }
+  });
+
+  it("binned solver handles logits beyond its table, saturated maps and non-binary ground truth", () => {
+    const m = 4000;
+    const rnd = lcg(9);
+    const l = [new Float32Array(m), new Float32Array(m), new Float32Array(m)] as const;
+    const gt = new Uint8Array(m);
+    for (let j = 0; j < m; j++) {
+      const base = j % 4 === 0 ? 300 * (rnd() - 0.5) : 12 * (rnd() - 0.5);
+      for (const a of l) a[j] = base + rnd() - 0.5;
+      gt[j] = base + (rnd() - 0.5) * 4 > 0 ? 255 : 0;
+    }
+    const exact = trainFusionWeights({ logitsHigh: l, gt, steps: 100, lr: 0.01 });
+    const binned = trainFusionWeights({ logitsHigh: l, gt, steps: 100, lr: 0.01, solver: "binned" });
+    expect(Number.isFinite(binned.finalLoss)).toBe(true);
+    expect(Math.abs(binned.finalLoss - exact.finalLoss) / exact.finalLoss).toBeLessThan(1e-3);
+    expect(() => trainFusionWeights({ logitsHigh: l, gt, steps: 1, solver: "binned", binWidth: 0 })).toThrow(
+      /positive binWidth/,
+    );
   });
 
   it("rejects mismatched lengths", () => {

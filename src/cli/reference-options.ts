@@ -34,7 +34,7 @@ export function withModeOptions<T>(yargs: Argv<T>): Argv<T & ModeOptions> {
       choices: ["persam", "persam-f"],
       default: "persam",
       describe:
-        "persam: training-free; persam-f: also fit 2 fusion weights on the reference (about a second)",
+        "persam: training-free; persam-f: also fit PerSAM-F's 2 fusion weights on the reference (under a second with the binned solver)",
     })
     .option("fusion-steps", {
       type: "number",
@@ -44,9 +44,12 @@ export function withModeOptions<T>(yargs: Argv<T>): Argv<T & ModeOptions> {
     .option("fusion-solver", {
       type: "string",
       choices: ["exact", "binned"],
-      default: "exact",
+      // A measured deviation, on by default: over a full 1000-step run at 12 MP the binned solver's
+      // final loss and λ equal the exact solver's within 1.1e-7 relative (below the float32 level
+      // at which the reference agrees with itself) at ~800× less CPU (persam-f-trainer.ts JSDoc).
+      default: "binned",
       describe:
-        "PerSAM-F loss over every pixel (exact, the paper's) or over binned pixels (much faster on big photos)",
+        "PerSAM-F loss summed over moment-corrected pixel bins (same λ within 1e-7, <1 s at 12 MP) or literally over every pixel (exact: the paper's computation, minutes on big photos)",
     }) as unknown as Argv<T & ModeOptions>;
 }
 

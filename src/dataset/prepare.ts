@@ -31,14 +31,7 @@ import { writeFileAtomic } from "./atomic-write.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "./background.js";
 import { DEFAULT_TOKEN, caption as makeCaption } from "./captions.js";
 import { type CropMode, type CropRect, maskBox, outputSize, resizeMask, subjectCrop } from "./crop.js";
-import {
-  encodeJpeg,
-  encodePng,
-  loadMaskRed,
-  loadRgb,
-  type RgbImage,
-  resizeRgb,
-} from "./image-io.js";
+import { encodeJpeg, encodePng, loadMaskRed, loadRgb, type RgbImage, resizeRgb } from "./image-io.js";
 import { type MetadataRow, toJsonl } from "./metadata.js";
 import { OUTPUT_FOLDERS, writePhotoOutputs } from "./outputs.js";
 import {
