@@ -2,7 +2,7 @@
 // flushed, then renamed over the final name, so a reader never sees half a file (design §5).
 
 import { randomBytes } from "node:crypto";
-import { open, rename, rm } from "node:fs/promises";
+import { open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 
@@ -14,6 +14,11 @@ export interface WriteFileAtomicOptions {
    * @default true
    */
   fsync?: boolean;
+  /**
+   * Permission bits of the new file (before the umask).
+   * @default 0o644
+   */
+  mode?: number;
 }
 
 /**
@@ -28,12 +33,12 @@ export async function writeFileAtomic(
   data: Uint8Array | string,
   options: WriteFileAtomicOptions = {},
 ): Promise<void> {
-  const { fsync = true } = options;
+  const { fsync = true, mode = 0o644 } = options;
   // Dot-prefixed so folder scans and globs skip it; pid + random bytes so concurrent writers never
   // share a temporary name.
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    const handle = await open(temp, "wx");
+    const handle = await open(temp, "wx", mode);
     try {
       await handle.writeFile(data);
       if (fsync) await handle.sync();
@@ -58,4 +63,42 @@ export async function writeFileAtomic(
     }
     throw error;
   }
+}
+
+/** Temporary names of unfinished writes, with the writer's PID: `.NAME.PID.HEX12.tmp`. */
+const ATOMIC_TEMP = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Remove, under `dir` (recursively), the temporary files of writeFileAtomic whose writer process is
+ * gone (killed mid-write). Files of live writers are left alone.
+ * @returns the removed paths
+ */
+export async function removeStaleTempFiles(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        const m = ATOMIC_TEMP.exec(e.name);
+        if (m && !processAlive(Number(m[1]))) {
+          await rm(p, { force: true });
+          removed.push(p);
+        }
+      }
+    }
+  };
+  await walk(dir);
+  return removed;
 }

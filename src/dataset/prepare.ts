@@ -27,7 +27,7 @@ import { resolveReference } from "../segment/reference-source.js";
 import type { EncodedPhoto, SamModel } from "../segment/sam-model.js";
 import { PhotoEncoder, segmentPhotos } from "../segment/segment-photos.js";
 import type { Box } from "../segment/tensor.js";
-import { writeFileAtomic } from "./atomic-write.js";
+import { removeStaleTempFiles, writeFileAtomic } from "./atomic-write.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "./background.js";
 import { DEFAULT_TOKEN, caption as makeCaption } from "./captions.js";
 import { type CropMode, type CropRect, maskBox, outputSize, resizeMask, subjectCrop } from "./crop.js";
@@ -611,6 +611,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     };
   }
   const model = params.model!;
+  await removeStaleTempFiles(outDir);
 
   // ---- reference ---------------------------------------------------------------------------
   let encoded = 0;

@@ -1,9 +1,10 @@
 // Training presets (configs/*.json, zod-checked) and the prepared-dataset contract that every trainer exporter reads.
 
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { writeFileAtomic } from "../dataset/atomic-write.js";
 import { UserError } from "../errors.js";
 
 /** Folder and file names inside a `prepare` output folder (design §5). */
@@ -115,21 +116,14 @@ export function relativeInside(params: { path: string; what: string }): string {
   return normalised;
 }
 
-/** Writes a text file through a temporary name and a rename, so readers never see half a file. */
+/** Writes a text file through a temporary name and a rename (writeFileAtomic), creating its folder. */
 export async function writeTextFileAtomic(params: {
   path: string;
   content: string;
   mode?: number;
 }): Promise<void> {
-  const tmp = `${params.path}.tmp-${process.pid}-${Date.now().toString(36)}`;
   await mkdir(dirname(params.path), { recursive: true });
-  try {
-    await writeFile(tmp, params.content, { encoding: "utf8", mode: params.mode ?? 0o644 });
-    await rename(tmp, params.path);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
+  await writeFileAtomic(params.path, params.content, { mode: params.mode ?? 0o644 });
 }
 
 // ---------------------------------------------------------------------------------------------
