@@ -3,6 +3,7 @@
 // decoder passes at width 256, and the full-resolution masks.
 
 import { SamDecoder } from "../../src/segment/decoder-session.js";
+import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../../src/segment/decoder-types.js";
 import type { EncodedImage } from "../../src/segment/persam.js";
 import { type PerSamResult, runPerSam } from "../../src/segment/persam.js";
 import { runPerSamF } from "../../src/segment/persam-f.js";
@@ -36,12 +37,41 @@ export const persamCase: BenchCase = {
     try {
       const runs = runsOf(ctx, 10);
       const warmup = warmupOf(ctx, 2);
+      // The real decoder's answers, recorded once and replayed at no cost: the `-replay` variants
+      // time only the TypeScript work outside encoder and decoder (CPU time free of onnxruntime's
+      // spinning threads).
+      const persamTarget = computeReferenceTarget({ references: [reference], variant: "persam" });
+      const replay = new ReplayDecoder(decoder);
+      await runPerSam({ decoder: replay, target: persamTarget, image });
+      replay.recording = false;
       const variants = [
         {
           name: "persam",
           description: "runPerSam: similarity + prior + attn_sim, 3 decoder passes, 12 MP masks",
           target: computeReferenceTarget({ references: [reference], variant: "persam" }),
           run: (target: ReturnType<typeof computeReferenceTarget>) => runPerSam({ decoder, target, image }),
+        },
+        {
+          name: "persam-literal",
+          description: "runPerSam with literalFullResolution: the 12 MP maps built in full (the old path)",
+          target: computeReferenceTarget({ references: [reference], variant: "persam" }),
+          run: (target: ReturnType<typeof computeReferenceTarget>) =>
+            runPerSam({ decoder, target, image, options: { literalFullResolution: true } }),
+        },
+        {
+          name: "persam-replay",
+          description:
+            "runPerSam with the decoder's outputs replayed: everything outside encoder and decoder",
+          target: persamTarget,
+          run: (target: ReturnType<typeof computeReferenceTarget>) =>
+            runPerSam({ decoder: replay.rewind(), target, image }),
+        },
+        {
+          name: "persam-literal-replay",
+          description: "the same with literalFullResolution (the former path)",
+          target: persamTarget,
+          run: (target: ReturnType<typeof computeReferenceTarget>) =>
+            runPerSam({ decoder: replay.rewind(), target, image, options: { literalFullResolution: true } }),
         },
         {
           name: "persam-f",
@@ -84,3 +114,28 @@ export const persamCase: BenchCase = {
     return results;
   },
 };
+
+/** Records a decoder's outputs, then answers the same calls in order with them. */
+class ReplayDecoder implements MaskDecoder {
+  recording = true;
+  private readonly outputs: DecoderOutputs[] = [];
+  private next = 0;
+  constructor(private readonly inner: MaskDecoder) {}
+  get embedDim(): number {
+    return this.inner.embedDim;
+  }
+  rewind(): this {
+    this.next = 0;
+    return this;
+  }
+  async run(inputs: DecoderInputs): Promise<DecoderOutputs> {
+    if (this.recording) {
+      const out = await this.inner.run(inputs);
+      this.outputs.push(out);
+      return out;
+    }
+    const out = this.outputs[this.next++];
+    if (!out) throw new Error(`Expected at most ${this.outputs.length} decoder calls to replay`);
+    return out;
+  }
+}

@@ -2,20 +2,22 @@
 // logits → original size, threshold, mask box and area; and the similarity-map pipeline PerSAM runs
 // before the decoder (cosine grid → 12 MP map → location prior → attn_sim).
 
-import { attnSim } from "../../src/segment/attn-sim.js";
-import { locationPrior } from "../../src/segment/location-prior.js";
+import { attnSim, attnSimFromField } from "../../src/segment/attn-sim.js";
+import { locationPrior, locationPriorFromExtremes } from "../../src/segment/location-prior.js";
 import { lowResToOriginal, maskArea, maskBox, thresholdMask } from "../../src/segment/postprocess.js";
 import { preprocessShape } from "../../src/segment/preprocess.js";
 import { randomEmbedding } from "../../src/segment/random-weights.js";
 import { computeReferenceTarget } from "../../src/segment/reference.js";
-import { similarityMap } from "../../src/segment/similarity.js";
+import { LowResField } from "../../src/segment/region-upsample.js";
+import { similarityField, similarityMap } from "../../src/segment/similarity.js";
 import type { Size } from "../../src/segment/tensor.js";
 import { type BenchCase, type Measurement, runsOf, timeIt, warmupOf } from "../harness.js";
 import { PHOTO_12MP, syntheticGrid, syntheticLowResLogits } from "../synthetic.js";
 
 export const postprocessCase: BenchCase = {
   name: "postprocess",
-  summary: "12 MP: lowResToOriginal (1 plane), threshold, maskBox/area; similarity map, prior, attn_sim",
+  summary:
+    "12 MP: lowResToOriginal (1 plane), threshold, maskBox/area; similarity map, prior, attn_sim; their exact region/field shortcuts",
   async run(ctx) {
     const runs = runsOf(ctx, 10);
     const warmup = warmupOf(ctx, 2);
@@ -90,6 +92,33 @@ export const postprocessCase: BenchCase = {
       details,
     });
 
+    // The exact shortcuts PerSAM uses (region-upsample.ts): no 12 MP float map.
+    ctx.log("postprocess/mask-region");
+    const region = await timeIt(() => new LowResField(lowRes, inputSize, originalSize).threshold(), {
+      runs,
+      warmup,
+    });
+    results.push({
+      name: "postprocess/mask-region",
+      description:
+        "LowResField.threshold: the same 12 MP mask + area + box, evaluated only where low-res taps change sign",
+      stats: region.stats,
+      cpu: region.cpu,
+      details,
+    });
+    ctx.log("postprocess/box-region");
+    const boxOnly = await timeIt(() => new LowResField(lowRes, inputSize, originalSize).box(), {
+      runs,
+      warmup,
+    });
+    results.push({
+      name: "postprocess/box-region",
+      description: "LowResField.box: the box alone (PerSAM's refinement 1), no mask array",
+      stats: boxOnly.stats,
+      cpu: boxOnly.cpu,
+      details,
+    });
+
     // Similarity pipeline: the per-photo work PerSAM does before its first decoder pass.
     const embedding = randomEmbedding(256, 7);
     const target = computeReferenceTarget({
@@ -132,6 +161,49 @@ export const postprocessCase: BenchCase = {
       description: "attnSim (reference, stretched grid): standardise the 12 MP map, resize to 64×64, sigmoid",
       stats: bias.stats,
       cpu: bias.cpu,
+      details,
+    });
+
+    ctx.log("postprocess/similarity-field");
+    const params = { embedding, targetFeat: target.targetFeat, originalSize, inputSize };
+    let field: ReturnType<typeof similarityField> | undefined;
+    const fieldT = await timeIt(
+      () => {
+        field = similarityField(params);
+        locationPriorFromExtremes(field.extremes, width);
+      },
+      { runs, warmup },
+    );
+    results.push({
+      name: "postprocess/similarity-field",
+      description:
+        "similarityField + prior: cosine grid, 256², exact max/min by branch and bound, mean/std by Gram matrices",
+      stats: fieldT.stats,
+      cpu: fieldT.cpu,
+      details,
+    });
+
+    ctx.log("postprocess/attn-sim-field");
+    const f = field!;
+    const biasField = await timeIt(
+      () =>
+        attnSimFromField({
+          sample: (r, c) => f.field.sample(r, c),
+          sum: f.moments.sum,
+          sumSquares: f.moments.sumSquares,
+          min: f.extremes.minValue,
+          max: f.extremes.maxValue,
+          originalSize,
+          inputSize,
+          aligned: false,
+        }),
+      { runs, warmup },
+    );
+    results.push({
+      name: "postprocess/attn-sim-field",
+      description: "attnSimFromField: the same 64×64 bias from 128 rows × 128 columns of the map",
+      stats: biasField.stats,
+      cpu: biasField.cpu,
       details,
     });
     return results;

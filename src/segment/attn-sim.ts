@@ -2,6 +2,7 @@
 // token grid and squashed to (0, 1) (§7.2 step 5), fed to the decoder's token→image attention.
 
 import { bilinearResize } from "./postprocess.js";
+import { bilinearResizeSampled } from "./region-upsample.js";
 import { ENCODER_SIDE, GRID_SIDE, GRID_TOKENS } from "./sam-constants.js";
 import type { Size } from "./tensor.js";
 
@@ -63,6 +64,67 @@ export function attnSim(params: AttnSimParams): Float32Array {
   } else {
     // Straight (H, W) → 64×64, misaligned with the token grid for non-square photos: on purpose.
     grid = bilinearResize(z, 1, h, w, GRID_SIDE, GRID_SIDE);
+  }
+  const out = new Float32Array(GRID_TOKENS);
+  for (let k = 0; k < GRID_TOKENS; k++) out[k] = 1 / (1 + Math.exp(-grid[k]!));
+  return out;
+}
+
+/** Parameters of {@link attnSimFromField}. */
+export interface AttnSimFromFieldParams {
+  /** Full-resolution map values at `rows × cols` (row-major), as `LowResField.sample`. */
+  readonly sample: (rows: Int32Array, cols: Int32Array) => Float32Array;
+  /** `Σ v` and `Σ v²` over all H·W values (float64). */
+  readonly sum: number;
+  readonly sumSquares: number;
+  /** Exact minimum of the map (for `aligned`'s padding). */
+  readonly min: number;
+  /** Exact maximum of the map (a constant map, max = min, has std 0). */
+  readonly max: number;
+  readonly originalSize: Size;
+  readonly inputSize?: Size;
+  readonly aligned?: boolean;
+}
+
+/**
+ * {@link attnSim} without the `H × W` map: mean and unbiased std from `Σ v`, `Σ v²`, and the resizes
+ * evaluated only at the ≤ 128 rows × 128 columns (≤ 256 × 256 with `aligned`) their taps read, in
+ * the literal order. Equal to `attnSim` up to the float rounding of mean and std (≪ 1e-6).
+ * @throws {Error} as {@link attnSim}.
+ */
+export function attnSimFromField(params: AttnSimFromFieldParams): Float32Array {
+  const [h, w] = params.originalSize;
+  const n = h * w;
+  const mean = params.sum / n;
+  const ss = Math.max(0, params.sumSquares - params.sum * mean);
+  const std = n > 1 && params.max !== params.min ? Math.sqrt(ss / (n - 1)) : 0;
+  const zAt = (rows: Int32Array, cols: Int32Array): Float32Array => {
+    const v = params.sample(rows, cols);
+    if (!(std > 0)) return v.fill(0);
+    for (let i = 0; i < v.length; i++) v[i] = (v[i]! - mean) / std;
+    return v;
+  };
+  let grid: Float32Array;
+  if (params.aligned) {
+    if (!params.inputSize) throw new Error("Expected inputSize with aligned attn_sim but received none");
+    const [hIn, wIn] = params.inputSize;
+    // z is a monotone function of the map, so its minimum is z(min), rounded as the literal's.
+    const zMin = std > 0 ? Math.fround((params.min - mean) / std) : 0;
+    const canvasAt = (rows: Int32Array, cols: Int32Array): Float32Array => {
+      const out = new Float32Array(rows.length * cols.length).fill(zMin);
+      const inRows = rows.filter((r) => r < hIn);
+      const inCols = cols.filter((c) => c < wIn);
+      if (inRows.length === 0 || inCols.length === 0) return out;
+      // rows and cols are sorted, so the in-photo ones come first.
+      const part = bilinearResizeSampled(zAt, h, w, hIn, wIn, inRows, inCols);
+      for (let i = 0; i < inRows.length; i++) {
+        out.set(part.subarray(i * inCols.length, (i + 1) * inCols.length), i * cols.length);
+      }
+      return out;
+    };
+    grid = bilinearResizeSampled(canvasAt, ENCODER_SIDE, ENCODER_SIDE, GRID_SIDE, GRID_SIDE);
+  } else {
+    grid = bilinearResizeSampled(zAt, h, w, GRID_SIDE, GRID_SIDE);
   }
   const out = new Float32Array(GRID_TOKENS);
   for (let k = 0; k < GRID_TOKENS; k++) out[k] = 1 / (1 + Math.exp(-grid[k]!));

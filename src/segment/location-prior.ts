@@ -60,3 +60,22 @@ export function locationPrior(params: LocationPriorParams): LocationPrior {
     negativeValue: minV,
   };
 }
+
+/**
+ * {@link locationPrior} from the row-major indices and values of the max and min (as
+ * `LowResField.extremes` finds them without the full map): the same points and values.
+ */
+export function locationPriorFromExtremes(
+  extremes: { maxIndex: number; maxValue: number; minIndex: number; minValue: number },
+  width: number,
+): LocationPrior {
+  const { maxIndex, minIndex } = extremes;
+  if (maxIndex < 0 || minIndex < 0)
+    throw new Error("Expected a similarity map with finite values but all are NaN");
+  return {
+    positive: [maxIndex % width, Math.floor(maxIndex / width)],
+    negative: [minIndex % width, Math.floor(minIndex / width)],
+    positiveValue: extremes.maxValue,
+    negativeValue: extremes.minValue,
+  };
+}

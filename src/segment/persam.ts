@@ -1,14 +1,15 @@
 // Training-free PerSAM on one encoded photo: similarity map → location prior → target-guided first
 // pass → two cascaded refinements (persam-spec §7.2). Talks to the decoder only through MaskDecoder.
 
-import { attnSim } from "./attn-sim.js";
+import { attnSim, attnSimFromField } from "./attn-sim.js";
 import type { DecoderOutputs, MaskDecoder } from "./decoder-types.js";
-import { type LocationPrior, locationPrior } from "./location-prior.js";
+import { type LocationPrior, locationPrior, locationPriorFromExtremes } from "./location-prior.js";
 import { lowResToOriginal, maskArea, maskBox, thresholdMask } from "./postprocess.js";
 import { transformBox, transformPoints } from "./preprocess.js";
 import type { ReferenceTarget } from "./reference.js";
+import { LowResField, type RegionMask } from "./region-upsample.js";
 import { LOW_RES_SIDE, NUM_MASK_TOKENS } from "./sam-constants.js";
-import { type SimilarityStats, similarityMap } from "./similarity.js";
+import { type SimilarityStats, similarityField, similarityMap } from "./similarity.js";
 import type { Box, Point, Size, Tensor } from "./tensor.js";
 
 /** A photo as SAM sees it: its embedding and the two sizes needed to map coordinates. */
@@ -54,6 +55,14 @@ export interface PerSamOptions {
   readonly useTargetEmbedding?: boolean;
   /** Number of cascaded refinements, 0–2 (the reference runs 2). @default 2 */
   readonly refinements?: 0 | 1 | 2;
+  /**
+   * Build the `H × W` similarity map and logit maps literally (`similarityMap`, `locationPrior`,
+   * `attnSim`, `lowResToOriginal` + `thresholdMask`) instead of evaluating them only where needed.
+   * Same masks, box, prior and area; attn_sim equal up to float rounding (≤ 1e-6). Slow (≈ 1–2 s per
+   * 12 MP photo): for tests and comparisons only.
+   * @default false
+   */
+  readonly literalFullResolution?: boolean;
 }
 
 /** Parameters of {@link runPerSam}. */
@@ -109,23 +118,47 @@ export async function runPerSam(params: RunPerSamParams): Promise<PerSamResult> 
   const clock = new StageClock();
   const [height, width] = image.originalSize;
 
-  const simMap = similarityMap({
+  const literal = options.literalFullResolution ?? false;
+  const aligned = options.alignedAttnSim ?? false;
+  let prior: LocationPrior;
+  let bias: Float32Array | undefined;
+  let similarity: SimilarityStats;
+  let sim64: Float32Array;
+  const simParams = {
     embedding: image.embedding,
     targetFeat: target.targetFeat,
     originalSize: image.originalSize,
     inputSize: image.inputSize,
-  });
-  const prior = locationPrior({ sim: simMap.sim, width, height });
-  clock.lap("similarity");
-  const bias =
-    options.useAttnSim === false
-      ? undefined
-      : attnSim({
-          sim: simMap.sim,
-          originalSize: image.originalSize,
-          inputSize: image.inputSize,
-          aligned: options.alignedAttnSim ?? false,
-        });
+  };
+  if (literal) {
+    const simMap = similarityMap(simParams);
+    prior = locationPrior({ sim: simMap.sim, width, height });
+    clock.lap("similarity");
+    bias =
+      options.useAttnSim === false
+        ? undefined
+        : attnSim({ sim: simMap.sim, originalSize: image.originalSize, inputSize: image.inputSize, aligned });
+    ({ stats: similarity, sim64 } = simMap);
+  } else {
+    // No H × W map: extrema, moments and the sampled resizes straight from the 256² plane (exact).
+    const sim = similarityField(simParams);
+    prior = locationPriorFromExtremes(sim.extremes, width);
+    clock.lap("similarity");
+    bias =
+      options.useAttnSim === false
+        ? undefined
+        : attnSimFromField({
+            sample: (rows, cols) => sim.field.sample(rows, cols),
+            sum: sim.moments.sum,
+            sumSquares: sim.moments.sumSquares,
+            min: sim.extremes.minValue,
+            max: sim.extremes.maxValue,
+            originalSize: image.originalSize,
+            inputSize: image.inputSize,
+            aligned,
+          });
+    ({ stats: similarity, sim64 } = sim);
+  }
   clock.lap("attnSim");
 
   const clicks: Point[] = [prior.positive, prior.negative];
@@ -148,7 +181,8 @@ export async function runPerSam(params: RunPerSamParams): Promise<PerSamResult> 
   ];
   const flags: PerSamFlag[] = [];
   let current = steps[0]!;
-  let currentMask: Uint8Array | undefined;
+  const threshold = (lowRes: Float32Array): RegionMask =>
+    literal ? literalRegion(lowRes, image) : upsampleMaskRegion(lowRes, image);
 
   if (refinements >= 1) {
     // §7.2.7: same 3 tokens, mask input = logits[0], multimask, no PerSAM hooks.
@@ -164,9 +198,9 @@ export async function runPerSam(params: RunPerSamParams): Promise<PerSamResult> 
     steps.push(current);
   }
   if (refinements >= 2) {
-    currentMask = upsampleMask(current.lowRes, image);
+    // Only the box of refinement 1's mask is needed (§7.2.8).
+    const box = literal ? literalRegion(current.lowRes, image).box : upsampleMaskBox(current.lowRes, image);
     clock.lap("upsample");
-    const box = maskBox(currentMask, width, height);
     if (box === undefined) {
       flags.push("empty-mask-fallback");
     } else {
@@ -181,12 +215,12 @@ export async function runPerSam(params: RunPerSamParams): Promise<PerSamResult> 
       const b = bestMultimask(out.iouScores);
       current = { name: "refine2", iouScores: out.iouScores, chosen: b, lowRes: plane(out, b), box };
       steps.push(current);
-      currentMask = undefined;
     }
   }
-  const mask = currentMask ?? upsampleMask(current.lowRes, image);
+  const final = threshold(current.lowRes);
+  const mask = final.mask;
+  const area = final.area;
   clock.lap("upsample");
-  const area = maskArea(mask);
   if (area === 0) flags.push("empty-mask");
   return {
     mask,
@@ -196,8 +230,8 @@ export async function runPerSam(params: RunPerSamParams): Promise<PerSamResult> 
     iouScore: current.iouScores[current.chosen]!,
     steps,
     prior,
-    similarity: simMap.stats,
-    sim64: simMap.sim64,
+    similarity,
+    sim64,
     timings: clock.totals(),
     flags,
   };
@@ -231,9 +265,39 @@ export function maskInputOf(lowRes: Float32Array): Tensor {
   return { data: lowRes, dims: [1, 1, LOW_RES_SIDE, LOW_RES_SIDE] };
 }
 
-/** Low-res logits → binary mask at the photo's size (§4.1, threshold `> 0`). */
+/**
+ * Low-res logits → binary mask at the photo's size (§4.1, threshold `> 0`): identical to
+ * {@link upsampleMaskLiteral}, computed only around the low-res positive cells.
+ */
 export function upsampleMask(lowRes: Float32Array, image: EncodedImage): Uint8Array {
+  return upsampleMaskRegion(lowRes, image).mask;
+}
+
+/** The literal {@link upsampleMask}: the whole `H × W` logit map, then the threshold. */
+export function upsampleMaskLiteral(lowRes: Float32Array, image: EncodedImage): Uint8Array {
   return thresholdMask(lowResToOriginal(lowRes, 1, image.inputSize, image.originalSize));
+}
+
+/**
+ * Mask, area and box (inclusive extents) of the up-sampled low-res logits, without the `H × W` float
+ * map: the same results as `upsampleMask` + `maskArea` + `maskBox`.
+ */
+export function upsampleMaskRegion(lowRes: Float32Array, image: EncodedImage): RegionMask {
+  return new LowResField(lowRes, image.inputSize, image.originalSize).threshold();
+}
+
+/**
+ * `maskBox(upsampleMask(lowRes, image), W, H)` without the mask: its inclusive extents, undefined
+ * when empty.
+ */
+export function upsampleMaskBox(lowRes: Float32Array, image: EncodedImage): Box | undefined {
+  return new LowResField(lowRes, image.inputSize, image.originalSize).box();
+}
+
+function literalRegion(lowRes: Float32Array, image: EncodedImage): RegionMask {
+  const mask = upsampleMaskLiteral(lowRes, image);
+  const [height, width] = image.originalSize;
+  return { mask, area: maskArea(mask), box: maskBox(mask, width, height) };
 }
 
 /** Concatenate coordinate lists. */

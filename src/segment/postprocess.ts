@@ -147,14 +147,15 @@ export function maskBox(mask: Uint8Array, width: number, height: number): Box | 
   return yMax < 0 ? undefined : [xMin, yMin, xMax, yMax];
 }
 
-/** A 1-D linear operator with `k` (2 or 4) taps per output index (unused taps weigh 0). */
-interface SparseAxis {
+/** A 1-D linear operator with `k` (2 or 4) taps per output index (unused taps weigh 0, index 0). */
+export interface SparseAxis {
   readonly k: 2 | 4;
   readonly index: Int32Array;
   readonly weight: Float64Array;
 }
 
-function toSparse(taps: BilinearTaps, k: 2): SparseAxis {
+/** The 2-tap operator of {@link torchBilinearTaps}, as {@link bilinearResize} applies it. */
+export function toSparse(taps: BilinearTaps, k: 2): SparseAxis {
   const n = taps.i0.length;
   const index = new Int32Array(n * k);
   const weight = new Float64Array(n * k);
@@ -169,9 +170,11 @@ function toSparse(taps: BilinearTaps, k: 2): SparseAxis {
 
 /**
  * One axis of §4.1: low-res (256) → padded frame (1024) → crop to `cropSize` → `outSize`, as one
- * operator with up to 4 low-res taps per output (coinciding taps merged).
+ * operator with up to 4 low-res taps per output (coinciding taps merged), as
+ * {@link lowResToOriginal} applies it.
+ * @throws RangeError when a size is not a positive integer or `cropSize` exceeds 1024.
  */
-function composedAxis(cropSize: number, outSize: number): SparseAxis {
+export function composedAxis(cropSize: number, outSize: number): SparseAxis {
   checkSize("inputSize", cropSize);
   if (cropSize > LOW_RES_SIDE * 4) {
     throw new RangeError(`Expected an input size of at most ${LOW_RES_SIDE * 4} but received ${cropSize}`);

@@ -3,6 +3,7 @@
 
 import { bilinearResize, lowResToOriginal } from "./postprocess.js";
 import { embeddingChannels } from "./reference.js";
+import { type FieldExtremes, LowResField } from "./region-upsample.js";
 import { GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE } from "./sam-constants.js";
 import type { Size, Tensor } from "./tensor.js";
 
@@ -140,4 +141,48 @@ function similarityStats(sim: Float32Array, sim64: Float32Array, inputSize: Size
     peak64,
     peak64Image: gridPeakInImage(sim64, inputSize),
   };
+}
+
+/** A similarity map whose full-resolution values are computed only where needed (exact). */
+export interface SimilarityField {
+  /** 4096 values on the 64×64 grid. */
+  readonly sim64: Float32Array;
+  /** The `H × W` map of {@link similarityMap}, evaluated on demand (bit for bit the same values). */
+  readonly field: LowResField;
+  readonly width: number;
+  readonly height: number;
+  /** As {@link similarityMap}'s: max / min exact, mean / std up to float rounding (~1e-7 relative). */
+  readonly stats: SimilarityStats;
+  /** Position (row-major index) of the max and min of the full-resolution map, first on ties. */
+  readonly extremes: FieldExtremes;
+  /** `Σ v` and `Σ v²` over the full-resolution map (float64, for attn_sim's unbiased std). */
+  readonly moments: { readonly sum: number; readonly sumSquares: number };
+}
+
+/**
+ * {@link similarityMap} without the `H × W` array: the same 64×64 and 256×256 maps, the statistics
+ * from the low-res plane (extrema by branch and bound, exact; mean and std through the operators'
+ * Gram matrices), and the full-resolution values on demand through `field`.
+ */
+export function similarityField(params: SimilarityMapParams): SimilarityField {
+  const sim64 = cosineSimilarityGrid(params);
+  const [height, width] = params.originalSize;
+  const sim256 = bilinearResize(sim64, 1, GRID_SIDE, GRID_SIDE, LOW_RES_SIDE, LOW_RES_SIDE);
+  const field = new LowResField(sim256, params.inputSize, params.originalSize);
+  const extremes = field.extremes();
+  const moments = field.moments();
+  const n = width * height;
+  const mean = moments.sum / n;
+  const variance = Math.max(0, moments.sumSquares / n - mean * mean);
+  let peak64 = Number.NEGATIVE_INFINITY;
+  for (let k = 0; k < sim64.length; k++) if (sim64[k]! > peak64) peak64 = sim64[k]!;
+  const stats: SimilarityStats = {
+    max: extremes.maxValue,
+    min: extremes.minValue,
+    mean,
+    std: extremes.maxValue === extremes.minValue ? 0 : Math.sqrt(variance),
+    peak64,
+    peak64Image: gridPeakInImage(sim64, params.inputSize),
+  };
+  return { sim64, field, width, height, stats, extremes, moments };
 }
