@@ -1,6 +1,7 @@
 // Case `persam`: per-photo time of PerSAM and PerSAM-F on a 12 MP photo, excluding the image
 // encoder (a random embedding stands in for it): similarity map, location prior, attn_sim, three
-// decoder passes at width 256, and the full-resolution masks.
+// decoder passes at width 256, and the full-resolution masks; each also with literalFullResolution
+// (the H × W maps built in full) and with the decoder's answers replayed (the TypeScript work alone).
 
 import { SamDecoder } from "../../src/segment/decoder-session.js";
 import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../../src/segment/decoder-types.js";
@@ -44,6 +45,10 @@ export const persamCase: BenchCase = {
       const replay = new ReplayDecoder(decoder);
       await runPerSam({ decoder: replay, target: persamTarget, image });
       replay.recording = false;
+      const persamFTarget = computeReferenceTarget({ references: [reference], variant: "persam-f" });
+      const replayF = new ReplayDecoder(decoder);
+      await runPerSamF({ decoder: replayF, target: persamFTarget, lambdas: LAMBDAS, image });
+      replayF.recording = false;
       const variants = [
         {
           name: "persam",
@@ -80,6 +85,40 @@ export const persamCase: BenchCase = {
           target: computeReferenceTarget({ references: [reference], variant: "persam-f" }),
           run: (target: ReturnType<typeof computeReferenceTarget>) =>
             runPerSamF({ decoder, target, lambdas: LAMBDAS, image }),
+        },
+        {
+          name: "persam-f-literal",
+          description: "runPerSamF with literalFullResolution: the 12 MP maps built in full",
+          target: persamFTarget,
+          run: (target: ReturnType<typeof computeReferenceTarget>) =>
+            runPerSamF({
+              decoder,
+              target,
+              lambdas: LAMBDAS,
+              image,
+              options: { literalFullResolution: true },
+            }),
+        },
+        {
+          name: "persam-f-replay",
+          description:
+            "runPerSamF with the decoder's outputs replayed: everything outside encoder and decoder",
+          target: persamFTarget,
+          run: (target: ReturnType<typeof computeReferenceTarget>) =>
+            runPerSamF({ decoder: replayF.rewind(), target, lambdas: LAMBDAS, image }),
+        },
+        {
+          name: "persam-f-literal-replay",
+          description: "the same with literalFullResolution",
+          target: persamFTarget,
+          run: (target: ReturnType<typeof computeReferenceTarget>) =>
+            runPerSamF({
+              decoder: replayF.rewind(),
+              target,
+              lambdas: LAMBDAS,
+              image,
+              options: { literalFullResolution: true },
+            }),
         },
       ];
       for (const v of variants) {

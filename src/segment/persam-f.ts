@@ -2,7 +2,7 @@
 // (persam-spec §8.1–8.2), then segment each photo with the fused output and two refinements (§8.3).
 
 import type { MaskDecoder } from "./decoder-types.js";
-import { locationPrior } from "./location-prior.js";
+import { type LocationPrior, locationPrior, locationPriorFromExtremes } from "./location-prior.js";
 import {
   bestMultimask,
   checkWidths,
@@ -15,19 +15,27 @@ import {
   type PerSamStep,
   plane,
   StageClock,
-  upsampleMask,
+  upsampleMaskBox,
+  upsampleMaskLiteral,
+  upsampleMaskRegion,
 } from "./persam.js";
 import {
   type FusionTrainingResult,
   type TrainFusionWeightsParams,
   trainFusionWeights,
 } from "./persam-f-trainer.js";
-import { lowResToOriginal, maskArea, maskBox, thresholdMask } from "./postprocess.js";
+import { lowResToOriginal, maskArea, maskBox } from "./postprocess.js";
 import { transformBox, transformPoints } from "./preprocess.js";
 import { computeReferenceTarget, type ReferenceTarget } from "./reference.js";
+import type { RegionMask } from "./region-upsample.js";
 import { LOW_RES_SIDE } from "./sam-constants.js";
-import { similarityMap } from "./similarity.js";
-import type { Point } from "./tensor.js";
+import {
+  type SimilarityMapParams,
+  type SimilarityStats,
+  similarityField,
+  similarityMap,
+} from "./similarity.js";
+import type { Box, Point } from "./tensor.js";
 
 /** Trainer settings a caller may override (the maps and gt come from the reference). */
 export type FusionTrainerOptions = Omit<TrainFusionWeightsParams, "logitsHigh" | "gt">;
@@ -42,6 +50,13 @@ export interface AdaptPerSamFParams {
   readonly referenceGrid: Uint8Array;
   /** Optimiser settings; defaults are the reference's (§8.2). */
   readonly trainer?: FusionTrainerOptions;
+  /**
+   * Find the click on the literal `H × W` similarity map (`similarityMap` + `locationPrior`) instead
+   * of `similarityField`'s branch and bound: the same point. For tests and comparisons. The three
+   * full-resolution logit maps the trainer needs are built either way.
+   * @default false
+   */
+  readonly literalFullResolution?: boolean;
 }
 
 /** A PerSAM-F model of one subject: its target feature and the trained fusion weights. */
@@ -79,13 +94,15 @@ export async function adaptPerSamF(params: AdaptPerSamFParams): Promise<PerSamFA
     variant: "persam-f",
   });
   checkWidths(decoder, target, image);
-  const sim = similarityMap({
-    embedding: image.embedding,
-    targetFeat: target.targetFeat,
-    originalSize: image.originalSize,
-    inputSize: image.inputSize,
-  });
-  const referencePoint = locationPrior({ sim: sim.sim, width, height }).positive;
+  const referencePoint = similarityPrior(
+    {
+      embedding: image.embedding,
+      targetFeat: target.targetFeat,
+      originalSize: image.originalSize,
+      inputSize: image.inputSize,
+    },
+    params.literalFullResolution ?? false,
+  ).prior.positive;
   const out = await decoder.run({
     imageEmbeddings: image.embedding,
     pointCoords: concatCoords(
@@ -112,6 +129,14 @@ export async function adaptPerSamF(params: AdaptPerSamFParams): Promise<PerSamFA
 export interface PerSamFOptions {
   /** Number of cascaded refinements, 0–2 (the reference runs 2). @default 2 */
   readonly refinements?: 0 | 1 | 2;
+  /**
+   * Build the `H × W` similarity map and logit maps literally (`similarityMap`, `locationPrior`,
+   * `lowResToOriginal` + `thresholdMask` + `maskBox`) instead of evaluating them only where needed
+   * (`similarityField`, `upsampleMaskBox`, `upsampleMaskRegion`). Same prior, boxes, masks and area;
+   * similarity mean / std equal up to float rounding (~1e-7). Slow: for tests and comparisons only.
+   * @default false
+   */
+  readonly literalFullResolution?: boolean;
 }
 
 /** Parameters of {@link runPerSamF}. */
@@ -128,25 +153,38 @@ export interface RunPerSamFParams {
 /**
  * PerSAM-F on one photo (§8.3): positive click at the similarity max (no negative click), one pass
  * (click + padding point, multimask), fused low-res logits ℓ = Σ λᵢ·logits[i] and fused full-res
- * Z = post-process(ℓ) (§4.1 steps 1–3 are linear, so this equals Σ λᵢ·logits_high[i] up to float
- * rounding, with one up-sampling instead of three); refinement 1 with the box of Z > 0 and mask
- * input ℓ; refinement 2 with the box of the best mask and its logits. An empty mask skips the
- * remaining refinements (flag `empty-mask-fallback`, §9.19).
+ * Z = post-process(ℓ); refinement 1 with the box of Z > 0 and mask input ℓ; refinement 2 with the
+ * box of the best mask and its logits. An empty mask skips the remaining refinements (flag
+ * `empty-mask-fallback`, §9.19).
+ *
+ * The spec fuses the full-resolution maps (Z = Σ λᵢ·logits_high[i]). §4.1 steps 1–3 are linear, so
+ * post-process(ℓ) equals it up to float rounding, with one up-sampling instead of three; a pixel
+ * whose fused value is within that rounding of 0 (an exact 0 included) can land on the other side of
+ * the strict `> 0` threshold, and move the box by a pixel when it is on the box's edge. Measured in
+ * test/persam-fast.test.ts (PERSAM_F_FLIP_SURVEY=1): 1 flipped pixel in 100 M positive ones over
+ * 60 plane × λ × size cases (12 MP included), no box moved.
+ *
+ * No `H × W` float map is built (unless `literalFullResolution`): the prior comes from
+ * `similarityField`'s exact extrema, each box from `upsampleMaskBox` and the final mask and area from
+ * `upsampleMaskRegion` — bit for bit the literal `thresholdMask(lowResToOriginal(·))` results.
  * @throws {Error} when widths disagree.
  */
 export async function runPerSamF(params: RunPerSamFParams): Promise<PerSamResult> {
   const { decoder, target, image, lambdas } = params;
   const refinements = params.options?.refinements ?? 2;
+  const literal = params.options?.literalFullResolution ?? false;
   checkWidths(decoder, target, image);
   const clock = new StageClock();
   const [height, width] = image.originalSize;
-  const simMap = similarityMap({
-    embedding: image.embedding,
-    targetFeat: target.targetFeat,
-    originalSize: image.originalSize,
-    inputSize: image.inputSize,
-  });
-  const prior = locationPrior({ sim: simMap.sim, width, height });
+  const { prior, similarity, sim64 } = similarityPrior(
+    {
+      embedding: image.embedding,
+      targetFeat: target.targetFeat,
+      originalSize: image.originalSize,
+      inputSize: image.inputSize,
+    },
+    literal,
+  );
   clock.lap("similarity");
   const click = transformPoints([prior.positive], image.originalSize, image.inputSize);
 
@@ -167,15 +205,13 @@ export async function runPerSamF(params: RunPerSamFParams): Promise<PerSamResult
   let current: PerSamStep = { name: "first", iouScores: out.iouScores, chosen: -1, lowRes: fused };
   const steps: PerSamStep[] = [current];
   const flags: PerSamFlag[] = [];
-  // Full-resolution mask of `current`, when already computed.
-  let currentMask: Uint8Array | undefined = thresholdMask(
-    lowResToOriginal(fused, 1, image.inputSize, image.originalSize),
-  );
-  clock.lap("upsample");
+  const boxOf = (lowRes: Float32Array): Box | undefined =>
+    literal ? literalRegion(lowRes, image).box : upsampleMaskBox(lowRes, image);
 
   for (let r = 1; r <= refinements; r++) {
-    currentMask ??= upsampleMask(current.lowRes, image);
-    const box = maskBox(currentMask, width, height);
+    // Only the box of the previous step's mask is needed here (the fused ℓ's for refinement 1).
+    const box = boxOf(current.lowRes);
+    clock.lap("upsample");
     if (box === undefined) {
       flags.push("empty-mask-fallback");
       break;
@@ -198,11 +234,10 @@ export async function runPerSamF(params: RunPerSamFParams): Promise<PerSamResult
       box,
     };
     steps.push(current);
-    currentMask = undefined;
   }
-  const mask = currentMask ?? upsampleMask(current.lowRes, image);
+  const final = literal ? literalRegion(current.lowRes, image) : upsampleMaskRegion(current.lowRes, image);
   clock.lap("upsample");
-  const area = maskArea(mask);
+  const { mask, area } = final;
   if (area === 0) flags.push("empty-mask");
   // For the fused first pass there is no single IoU prediction: report the λ-weighted one.
   const iouScore =
@@ -217,9 +252,37 @@ export async function runPerSamF(params: RunPerSamFParams): Promise<PerSamResult
     iouScore,
     steps,
     prior,
-    similarity: simMap.stats,
-    sim64: simMap.sim64,
+    similarity,
+    sim64,
     timings: clock.totals(),
     flags,
   };
+}
+
+/**
+ * Location prior and statistics of the similarity with the target: from `similarityField` (exact
+ * extrema, no `H × W` map), or from the literal `similarityMap` + `locationPrior`.
+ */
+function similarityPrior(
+  params: SimilarityMapParams,
+  literal: boolean,
+): { prior: LocationPrior; similarity: SimilarityStats; sim64: Float32Array } {
+  const [height, width] = params.originalSize;
+  if (literal) {
+    const map = similarityMap(params);
+    return { prior: locationPrior({ sim: map.sim, width, height }), similarity: map.stats, sim64: map.sim64 };
+  }
+  const field = similarityField(params);
+  return {
+    prior: locationPriorFromExtremes(field.extremes, width),
+    similarity: field.stats,
+    sim64: field.sim64,
+  };
+}
+
+/** The literal mask, area and box: the whole `H × W` logit map, threshold, `maskArea`, `maskBox`. */
+function literalRegion(lowRes: Float32Array, image: EncodedImage): RegionMask {
+  const mask = upsampleMaskLiteral(lowRes, image);
+  const [height, width] = image.originalSize;
+  return { mask, area: maskArea(mask), box: maskBox(mask, width, height) };
 }
