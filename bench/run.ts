@@ -7,16 +7,19 @@ import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { decoderCase } from "./cases/decoder.js";
+import { encoderCase } from "./cases/encoder.js";
 import { persamCase } from "./cases/persam.js";
 import { persamFCase } from "./cases/persam-f.js";
 import { postprocessCase } from "./cases/postprocess.js";
+import { prepareCase } from "./cases/prepare.js";
 import { preprocessCase } from "./cases/preprocess.js";
 import type { BenchCase, BenchContext, Measurement } from "./harness.js";
 import { formatMachineInfo, machineInfo } from "./machine.js";
 
 const USAGE = `Usage: npm run bench -- [case…] [options]
 
-Cases (all when none is named): decoder, preprocess, postprocess, persam-f, persam
+Cases (all but prepare when none is named): decoder, preprocess, postprocess, persam-f, persam,
+encoder, prepare
 
 Options:
   --runs N      timed runs per measurement (default: each case's own, e.g. 20 for decoder)
@@ -24,6 +27,9 @@ Options:
   --threads N   onnxruntime intra-op threads (default 2)
   --out DIR     folder for the JSON record (default bench/out)
   --check       exit with code 1 when a median misses its target
+  --big         encoder, prepare: also / instead use the SAM ViT-B-size encoder (slow)
+  --sweep       encoder: also measure onnxruntime session-option variants
+  --photos N    prepare: number of generated 12 MP photos (default 20)
   --list        list the cases and exit
   --help        this text`;
 
@@ -81,6 +87,9 @@ async function main(argv: readonly string[]): Promise<number> {
       threads: { type: "string" },
       out: { type: "string" },
       check: { type: "boolean", default: false },
+      big: { type: "boolean", default: false },
+      sweep: { type: "boolean", default: false },
+      photos: { type: "string" },
       list: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -96,6 +105,13 @@ async function main(argv: readonly string[]): Promise<number> {
     postprocessCase,
     persamFCase,
     persamCase,
+    encoderCase({ big: values.big, sweep: values.sweep }),
+    prepareCase({
+      cacheDir: join(outDir, "cache"),
+      outDir,
+      photos: positiveInt("photos", values.photos, 1),
+      big: values.big,
+    }),
   ];
   if (values.list) {
     for (const c of cases) console.log(`${c.name.padEnd(12)} ${c.summary}`);
@@ -107,7 +123,11 @@ async function main(argv: readonly string[]): Promise<number> {
       `Expected case names among ${cases.map((c) => c.name).join(", ")} but received ${unknown.join(", ")}`,
     );
   }
-  const selected = positionals.length === 0 ? cases : cases.filter((c) => positionals.includes(c.name));
+  // `prepare` (minutes) runs only when named.
+  const selected =
+    positionals.length === 0
+      ? cases.filter((c) => c.name !== "prepare")
+      : cases.filter((c) => positionals.includes(c.name));
   const ctx: BenchContext = {
     runs: positiveInt("runs", values.runs, 1),
     warmup: positiveInt("warmup", values.warmup, 0),

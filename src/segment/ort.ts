@@ -19,6 +19,39 @@ export interface SessionOptions {
    * @default "all"
    */
   graphOptimization?: "disabled" | "basic" | "extended" | "all";
+  /**
+   * onnxruntime's CPU memory arena (`enableCpuMemArena`): freed activation buffers are kept for
+   * reuse instead of being returned to the system. See bench/README.md "encoder" for its effect on
+   * peak RSS and time.
+   * @default true (onnxruntime's default)
+   */
+  cpuMemArena?: boolean;
+  /**
+   * onnxruntime's memory pattern (`enableMemPattern`): after the first run, one block is planned
+   * and allocated for all activations of a run. Off by default here: with the CPU arena on, the
+   * planned block comes on top of the arena's chunks from the first run, which doubles a SAM image
+   * encoder's peak RSS (SlimSAM-77 size: 5.4 → 2.8 GiB after two encodes) for no measured speed-up
+   * (bench/README.md, case `encoder`).
+   * @default false (onnxruntime's own default is true)
+   */
+  memPattern?: boolean;
+  /**
+   * `"parallel"` runs independent graph branches at once on `interOpThreads` threads.
+   * @default "sequential"
+   */
+  executionMode?: "sequential" | "parallel";
+  /**
+   * Inter-op threads (only used with `executionMode: "parallel"`).
+   * @default 1
+   */
+  interOpThreads?: number;
+  /**
+   * Whether idle intra-op threads spin (busy-wait) for the next piece of work
+   * (`session.intra_op.allow_spinning`). Spinning lowers latency on an idle machine and burns CPU
+   * that other processes could use on a busy one.
+   * @default true (onnxruntime's default)
+   */
+  allowSpinning?: boolean;
 }
 
 /** Create a CPU session from a model file path or the bytes of a model. */
@@ -30,9 +63,15 @@ export async function createSession(
     executionProviders: ["cpu"],
     graphOptimizationLevel: options.graphOptimization ?? "all",
     intraOpNumThreads: options.threads ?? 0,
-    interOpNumThreads: 1,
-    executionMode: "sequential",
+    interOpNumThreads: options.interOpThreads ?? 1,
+    executionMode: options.executionMode ?? "sequential",
   };
+  // Apart from the memory pattern, only what the caller sets is passed: onnxruntime's defaults stay.
+  if (options.cpuMemArena !== undefined) sessionOptions.enableCpuMemArena = options.cpuMemArena;
+  sessionOptions.enableMemPattern = options.memPattern ?? false;
+  if (options.allowSpinning !== undefined) {
+    sessionOptions.extra = { session: { intra_op: { allow_spinning: options.allowSpinning ? "1" : "0" } } };
+  }
   if (typeof model === "string") return ort.InferenceSession.create(model, sessionOptions);
   return ort.InferenceSession.create(model, sessionOptions);
 }

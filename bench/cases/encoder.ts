@@ -1,0 +1,234 @@
+// Case `encoder`: SAM's ViT image encoder at real size (random BENCHMARK weights, vit-encoder.ts):
+// session create time, encode time, FLOPs from the graph, achieved GFLOP/s against the CPU's
+// theoretical peak, and peak RSS. Every configuration runs in a child process of its own
+// (bench/rss.ts), so its peak RSS is its own. SlimSAM-77 by default; SAM ViT-B with --big.
+// --sweep also measures onnxruntime session options (optimisation level, memory arena, memory
+// pattern, threads, execution mode, spinning) one change at a time against the defaults.
+
+import { SamEncoder } from "../../src/segment/encoder-session.js";
+import { countFlops, cpuPeakFlops } from "../../src/segment/onnx/flops.js";
+import {
+  buildVitEncoderShapeOnly,
+  ensureVitEncoderModel,
+  type VitPreset,
+  vitParameterCount,
+} from "../../src/segment/onnx/vit-encoder.js";
+import type { SessionOptions } from "../../src/segment/ort.js";
+import { ENCODER_SIDE } from "../../src/segment/sam-constants.js";
+import { type BenchCase, type BenchContext, type Measurement, round, runsOf, warmupOf } from "../harness.js";
+import { childMain, mib, runChild } from "../rss.js";
+import { summarize } from "../stats.js";
+import { uniformArray } from "../synthetic.js";
+
+/** Options of {@link encoderCase}. */
+export interface EncoderCaseOptions {
+  /** Also measure the SAM ViT-B-size encoder (~360 MB file, ~1 min per encode on 2 loaded cores). */
+  readonly big: boolean;
+  /** Measure the session-option variants too (SlimSAM-77; with `big`, ViT-B's ort-defaults too). */
+  readonly sweep: boolean;
+  /** Folder of the generated encoders. @default vit-encoder.ts's defaultVitCacheDir() */
+  readonly modelDir?: string | undefined;
+}
+
+/** One session configuration of the sweep. */
+interface Variant {
+  readonly name: string;
+  readonly description: string;
+  readonly options: (threads: number) => SessionOptions;
+}
+
+/** persam-db's defaults (src/segment/ort.ts): level all, arena on, memory pattern off. */
+const DEFAULTS = (threads: number): SessionOptions => ({ threads, graphOptimization: "all" });
+/** onnxruntime's own defaults (memory pattern on): the base every other variant changes one thing of. */
+const ORT = (threads: number): SessionOptions => ({ ...DEFAULTS(threads), memPattern: true });
+
+const VARIANTS: readonly Variant[] = [
+  {
+    name: "default",
+    description: "persam-db's defaults: level all, arena on, pattern off",
+    options: DEFAULTS,
+  },
+  {
+    name: "ort-defaults",
+    description: "onnxruntime's defaults: level all, arena on, pattern on",
+    options: ORT,
+  },
+  {
+    name: "extended",
+    description: "ort-defaults + graphOptimizationLevel extended",
+    options: (t) => ({ ...ORT(t), graphOptimization: "extended" }),
+  },
+  {
+    name: "no-arena",
+    description: "ort-defaults + enableCpuMemArena false",
+    options: (t) => ({ ...ORT(t), cpuMemArena: false }),
+  },
+  {
+    name: "lean",
+    description: "enableCpuMemArena false + enableMemPattern false",
+    options: (t) => ({ ...DEFAULTS(t), cpuMemArena: false }),
+  },
+  {
+    name: "threads-1",
+    description: "ort-defaults + intraOpNumThreads 1",
+    options: () => ORT(1),
+  },
+  {
+    name: "parallel",
+    description: "ort-defaults + executionMode parallel, interOpNumThreads 2",
+    options: (t) => ({ ...ORT(t), executionMode: "parallel", interOpThreads: 2 }),
+  },
+  {
+    name: "no-spin",
+    description: "ort-defaults + session.intra_op.allow_spinning 0",
+    options: (t) => ({ ...ORT(t), allowSpinning: false }),
+  },
+];
+
+/** Arguments of the child task. */
+interface EncodeTaskArgs {
+  readonly modelPath: string;
+  readonly options: SessionOptions;
+  readonly warmup: number;
+  readonly runs: number;
+}
+
+/** What the child task returns. */
+interface EncodeTaskResult {
+  readonly createMs: number;
+  readonly wallMs: readonly number[];
+  readonly cpuMs: readonly number[];
+  readonly rssAfterCreateBytes: number;
+}
+
+/** Child side: open the session, encode a fixed random input warmup + runs times. */
+async function encodeTask(raw: unknown): Promise<EncodeTaskResult> {
+  const args = raw as EncodeTaskArgs;
+  const t0 = performance.now();
+  const encoder = await SamEncoder.create({ path: args.modelPath, ...args.options });
+  const createMs = performance.now() - t0;
+  const rssAfterCreateBytes = process.memoryUsage().rss;
+  const pixels = {
+    data: uniformArray(3 * ENCODER_SIDE * ENCODER_SIDE, 7, -2, 2),
+    dims: [1, 3, ENCODER_SIDE, ENCODER_SIDE],
+  };
+  const wallMs: number[] = [];
+  const cpuMs: number[] = [];
+  const gc = (globalThis as { gc?: () => void }).gc;
+  try {
+    for (let i = 0; i < args.warmup + args.runs; i++) {
+      gc?.();
+      const c0 = process.cpuUsage();
+      const w0 = performance.now();
+      await encoder.encode(pixels);
+      const w1 = performance.now();
+      const c1 = process.cpuUsage(c0);
+      if (i >= args.warmup) {
+        wallMs.push(w1 - w0);
+        cpuMs.push((c1.user + c1.system) / 1000);
+      }
+      process.stderr.write(
+        `·   encode ${i < args.warmup ? "warm-up" : `run ${i - args.warmup + 1}`}: ${(w1 - w0).toFixed(0)} ms\n`,
+      );
+    }
+  } finally {
+    await encoder.dispose();
+  }
+  return { createMs, wallMs, cpuMs, rssAfterCreateBytes };
+}
+
+/** FLOPs of a preset's graph at [1,3,1024,1024] (static count, no weights generated). */
+function presetFlops(preset: VitPreset): { total: number; mac: number; byOp: string } {
+  const report = countFlops(buildVitEncoderShapeOnly({ preset }));
+  if (report.unknown.length > 0) throw new Error(`FLOP count left out ${report.unknown.length} nodes`);
+  const byOp = Object.entries(report.byOp)
+    .slice(0, 6)
+    .map(([op, f]) => `${op} ${(f.flops / 1e9).toFixed(1)}`)
+    .join(", ");
+  return { total: report.total, mac: report.mac, byOp };
+}
+
+async function measure(
+  ctx: BenchContext,
+  preset: VitPreset,
+  modelPath: string,
+  variant: Variant,
+  flops: { total: number; mac: number; byOp: string },
+): Promise<Measurement[]> {
+  const options = variant.options(ctx.threads);
+  const threads = options.threads ?? ctx.threads;
+  ctx.log(`encoder/${preset} [${variant.name}]: ${variant.description}`);
+  const report = await runChild<EncodeTaskResult>(import.meta.url, "encode", {
+    modelPath,
+    options,
+    warmup: warmupOf(ctx, 1),
+    runs: runsOf(ctx, 3),
+  } satisfies EncodeTaskArgs);
+  const r = report.value;
+  const wall = summarize(r.wallMs);
+  const cpu = summarize(r.cpuMs);
+  const peak = cpuPeakFlops(threads);
+  const achieved = flops.total / (wall.median / 1000);
+  const suffix = variant.name === "default" ? "" : `[${variant.name}]`;
+  const details = {
+    variant: variant.name,
+    options: variant.description,
+    gflop: round(flops.total / 1e9),
+    macGflop: round(flops.mac / 1e9),
+    topOpsGflop: flops.byOp,
+    gflopPerS: round(achieved / 1e9),
+    peakGflopPerS: round(peak.peakFlops / 1e9),
+    fractionOfPeak: Math.round((achieved / peak.peakFlops) * 1000) / 1000,
+    peakRssMiB: mib(report.maxRssBytes),
+    rssAfterCreateMiB: mib(r.rssAfterCreateBytes),
+    baseRssMiB: mib(report.baseRssBytes),
+    createMs: round(r.createMs),
+    load1AtEnd: round(report.loadAtEnd),
+  };
+  return [
+    {
+      name: `encoder/${preset}/create${suffix}`,
+      description: `open the onnxruntime session of the ${preset}-size encoder file (${variant.description})`,
+      stats: summarize([r.createMs]),
+      threads,
+      details: { peakRssMiB: details.peakRssMiB, rssAfterCreateMiB: details.rssAfterCreateMiB },
+    },
+    {
+      name: `encoder/${preset}/encode${suffix}`,
+      description: `SamEncoder.encode of a [1,3,1024,1024] input (${variant.description})`,
+      stats: wall,
+      cpu,
+      threads,
+      details,
+    },
+  ];
+}
+
+/** The `encoder` case. */
+export function encoderCase(options: EncoderCaseOptions): BenchCase {
+  return {
+    name: "encoder",
+    summary: "SAM ViT image encoder, SlimSAM-77 size (ViT-B with --big): create, encode, GFLOP/s, peak RSS",
+    async run(ctx) {
+      const presets: VitPreset[] = options.big ? ["slimsam-77", "sam-vit-base"] : ["slimsam-77"];
+      const results: Measurement[] = [];
+      for (const preset of presets) {
+        ctx.log(`encoder/${preset}: ${(vitParameterCount(preset) / 1e6).toFixed(1)} M random parameters`);
+        const modelPath =
+          options.modelDir === undefined
+            ? ensureVitEncoderModel({ preset })
+            : ensureVitEncoderModel({ preset }, options.modelDir);
+        const flops = presetFlops(preset);
+        const variants = !options.sweep
+          ? VARIANTS.filter((v) => v.name === "default")
+          : preset === "slimsam-77"
+            ? VARIANTS
+            : VARIANTS.filter((v) => v.name === "default" || v.name === "ort-defaults");
+        for (const v of variants) results.push(...(await measure(ctx, preset, modelPath, v, flops)));
+      }
+      return results;
+    },
+  };
+}
+
+childMain(import.meta.url, { encode: encodeTask });

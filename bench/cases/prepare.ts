@@ -1,0 +1,218 @@
+// Case `prepare`: the whole `prepare` job (what `persam-db prepare DIR` does: load the model, scan,
+// reference, encode, PerSAM, outputs, exports, report) on N generated 12 MP JPEGs, in a child
+// process of its own so that its peak RSS is measured cleanly (bench/rss.ts). Two runs: the first
+// into an empty output folder, then an unchanged rerun, which must be ≥ 20× faster (everything is
+// skipped from the resume state). Encoder: the SlimSAM-77-size benchmark encoder (random weights,
+// vit-encoder.ts), or ViT-B size with --big; decoder: random width-256 weights. Masks from random
+// weights mean nothing (photos come out doubtful); the work and the memory are those of real use.
+
+import { existsSync } from "node:fs";
+import { copyFile, link, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { encodeJpeg } from "../../src/dataset/image-io.js";
+import { prepare } from "../../src/dataset/prepare.js";
+import { ensureVitEncoderModel, type VitPreset } from "../../src/segment/onnx/vit-encoder.js";
+import { randomDecoderWeights } from "../../src/segment/random-weights.js";
+import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../../src/segment/safetensors.js";
+import { SamModel } from "../../src/segment/sam-model.js";
+import { TEST_MODEL_METADATA_KEY } from "../../src/segment/tiny-model.js";
+import { type BenchCase, type BenchContext, type Measurement, round } from "../harness.js";
+import { childMain, mib, runChild } from "../rss.js";
+import { summarize } from "../stats.js";
+import { PHOTO_12MP, prng, syntheticPhoto } from "../synthetic.js";
+
+/** Options of {@link prepareCase}. */
+export interface PrepareCaseOptions {
+  /** Generated photos, decoder and graph cache live here (bench/out/cache). */
+  readonly cacheDir: string;
+  /** Output folders of the runs go here (bench/out). */
+  readonly outDir: string;
+  /** Photos in the folder. @default 20 */
+  readonly photos?: number | undefined;
+  /** SAM ViT-B-size encoder instead of SlimSAM-77 size. */
+  readonly big: boolean;
+  /** Folder of the generated encoders. @default vit-encoder.ts's defaultVitCacheDir() */
+  readonly modelDir?: string | undefined;
+}
+
+/** The rerun must be at least this many times faster than the first run. */
+const RERUN_SPEEDUP = 20;
+const DECODER_WIDTH = 256;
+const SEED = 1;
+
+/** Arguments of the child task. */
+interface PrepareTaskArgs {
+  readonly inputDir: string;
+  readonly outDir: string;
+  readonly encoderPath: string;
+  readonly decoderPath: string;
+  readonly threads: number;
+  readonly graphCacheDir: string;
+  readonly configsDir: string;
+}
+
+/** What the child task returns. */
+interface PrepareTaskResult {
+  readonly loadMs: number;
+  readonly prepareMs: number;
+  readonly exitCode: number;
+  readonly counts: Readonly<Record<string, number>>;
+}
+
+/** Child side: load the model and run `prepare`, as the CLI does. */
+async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
+  const args = raw as PrepareTaskArgs;
+  const t0 = performance.now();
+  const model = await SamModel.load({
+    files: { encoderPath: args.encoderPath, decoderPath: args.decoderPath, label: "benchmark model" },
+    threads: args.threads,
+    graphCacheDir: args.graphCacheDir,
+  });
+  const loadMs = performance.now() - t0;
+  try {
+    const t1 = performance.now();
+    const result = await prepare({
+      inputDir: args.inputDir,
+      outDir: args.outDir,
+      model,
+      className: "object",
+      configsDir: args.configsDir,
+      onEvent: (event) => {
+        if (event.type === "photo") {
+          process.stderr.write(`·   photo ${event.done}/${event.total} ${event.result.stem}\n`);
+        }
+      },
+    });
+    const prepareMs = performance.now() - t1;
+    return { loadMs, prepareMs, exitCode: result.exitCode, counts: { ...result.counts } };
+  } finally {
+    await model.dispose();
+  }
+}
+
+/**
+ * `count` distinct 12 MP JPEGs (quality 92, syntheticPhoto with seeds 1…count) in a folder of
+ * their own: generated once into a pool under `cacheDir`, hard-linked (else copied) into the folder.
+ */
+async function photoFolder(cacheDir: string, count: number, ctx: BenchContext): Promise<string> {
+  const { width, height } = PHOTO_12MP;
+  const pool = join(cacheDir, `photos-${width}x${height}`);
+  const dir = join(cacheDir, `prepare-input-${count}`);
+  await mkdir(pool, { recursive: true });
+  await mkdir(dir, { recursive: true });
+  for (let i = 1; i <= count; i++) {
+    const name = `photo-${String(i).padStart(3, "0")}.jpg`;
+    const source = join(pool, name);
+    if (!existsSync(source)) {
+      ctx.log(`prepare: generating ${source}`);
+      const image = { data: syntheticPhoto(width, height, i), width, height, channels: 3 as const };
+      await writeFile(source, await encodeJpeg(image, 92));
+    }
+    const target = join(dir, name);
+    if (!existsSync(target)) {
+      await link(source, target).catch(() => copyFile(source, target));
+    }
+  }
+  const found = (await readdir(dir)).filter((f) => f.endsWith(".jpg")).length;
+  if (found !== count) throw new Error(`Expected ${count} photos in ${dir} but found ${found}`);
+  return dir;
+}
+
+/**
+ * The benchmark encoder's constant positional output comes from its own random Fourier matrix
+ * (vit-encoder.ts: Box–Muller on mulberry32(seed ^ 0x5eed), [2, C/2]); the decoder must carry the
+ * same matrix, or SamModel's checkpoint check refuses the pair. Recomputed here; if vit-encoder.ts
+ * ever changes it, that check fails loudly on the first encode.
+ */
+function encoderFourierMatrix(seed: number, channels: number): Float32Array {
+  const next = prng(seed ^ 0x5eed);
+  const out = new Float32Array(channels);
+  for (let i = 0; i < channels; i++) {
+    const u = Math.max(next(), 1e-12);
+    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
+  }
+  return out;
+}
+
+/** Random width-256 decoder weights matching the benchmark encoder of `seed`, written once. */
+async function benchmarkDecoder(cacheDir: string): Promise<string> {
+  const path = join(cacheDir, `decoder-${DECODER_WIDTH}-seed${SEED}.RANDOM.safetensors`);
+  if (existsSync(path)) return path;
+  const weights = randomDecoderWeights({ embedDim: DECODER_WIDTH, seed: SEED });
+  weights.set(POSITIONAL_EMBEDDING_KEY, {
+    data: encoderFourierMatrix(SEED, DECODER_WIDTH),
+    dims: [2, DECODER_WIDTH / 2],
+  });
+  await mkdir(cacheDir, { recursive: true });
+  await writeSafetensors(path, weights, {
+    [TEST_MODEL_METADATA_KEY]: "random benchmark weights; segments nothing meaningful",
+    seed: String(SEED),
+  });
+  return path;
+}
+
+/** The `prepare` case. */
+export function prepareCase(options: PrepareCaseOptions): BenchCase {
+  return {
+    name: "prepare",
+    summary: "end-to-end prepare on 20 generated 12 MP JPEGs (child process): first run, rerun, peak RSS",
+    async run(ctx) {
+      const count = options.photos ?? 20;
+      const preset: VitPreset = options.big ? "sam-vit-base" : "slimsam-77";
+      const inputDir = await photoFolder(options.cacheDir, count, ctx);
+      const encoderPath =
+        options.modelDir === undefined
+          ? ensureVitEncoderModel({ preset, seed: SEED })
+          : ensureVitEncoderModel({ preset, seed: SEED }, options.modelDir);
+      const decoderPath = await benchmarkDecoder(options.cacheDir);
+      const outDir = join(options.outDir, `prepare-${preset}-${count}.persam`);
+      await rm(outDir, { recursive: true, force: true });
+      const args: PrepareTaskArgs = {
+        inputDir,
+        outDir,
+        encoderPath,
+        decoderPath,
+        threads: ctx.threads,
+        graphCacheDir: join(options.cacheDir, "graphs"),
+        // The package's trainer presets; the default lookup is relative to dist/, not dist-bench/.
+        configsDir: resolve("configs"),
+      };
+      const runs: { name: string; description: string }[] = [
+        { name: "first", description: `prepare ${count} × 12 MP into an empty output folder` },
+        { name: "rerun", description: "the same command again, nothing changed (everything skipped)" },
+      ];
+      const reports = [];
+      for (const run of runs) {
+        ctx.log(`prepare/${run.name}: ${count} photos, ${preset}-size encoder, ${ctx.threads} threads`);
+        reports.push(await runChild<PrepareTaskResult>(import.meta.url, "prepare", args));
+      }
+      const [first, rerun] = reports as [(typeof reports)[0], (typeof reports)[0]];
+      const ratio = first.processMs / rerun.processMs;
+      const results: Measurement[] = reports.map((r, i) => ({
+        name: `prepare/${runs[i]!.name}`,
+        description: `${runs[i]!.description}; child process wall time (node start, model load, prepare, exit)`,
+        stats: summarize([r.processMs]),
+        threads: ctx.threads,
+        details: {
+          encoder: preset,
+          photos: count,
+          loadModelMs: round(r.value.loadMs),
+          prepareMs: round(r.value.prepareMs),
+          perPhotoMs: round(r.value.prepareMs / count),
+          peakRssMiB: mib(r.maxRssBytes),
+          encoded: r.value.counts.encoded ?? 0,
+          unchanged: r.value.counts.unchanged ?? 0,
+          segmented: r.value.counts.segmented ?? 0,
+          exitCode: r.value.exitCode,
+          load1AtEnd: round(r.loadAtEnd),
+          ...(i === 1 ? { speedup: round(ratio), speedupTarget: `≥ ${RERUN_SPEEDUP}` } : {}),
+        },
+      }));
+      if (ratio < RERUN_SPEEDUP)
+        ctx.log(`prepare: rerun only ${ratio.toFixed(1)}× faster (target ≥ ${RERUN_SPEEDUP}×)`);
+      return results;
+    },
+  };
+}
+
+childMain(import.meta.url, { prepare: prepareTask });
