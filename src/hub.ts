@@ -770,5 +770,5 @@ export async function hubWhoAmI(params: HubConnection): Promise<HubIdentity> {
 
 /** Browser URL of a repo on the endpoint. */
 export function hubRepoUrl(params: { repo: HubRepo; endpoint?: string }): string {
-  return `${(params.endpoint ?? DEFAULT_HUB_ENDPOINT).replace(/\/+$/, "")}/${repoPath(params.repo)}`;
+  return `${endpointOf(params)}/${repoPath(params.repo)}`;
 }

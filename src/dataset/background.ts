@@ -80,6 +80,12 @@ export interface SuppressBackgroundParams {
   readonly feather?: number;
   /** Seed of the `noise` background (same seed, same pixels). @default 0 */
   readonly seed?: number;
+  /**
+   * The featherAlpha of `mask` and `feather` when the caller already has it (the loss-weight map
+   * uses the same one), so the distance transform runs once.
+   * @default computed from `mask` and `feather`
+   */
+  readonly alpha?: Float32Array;
 }
 
 /**
@@ -98,7 +104,11 @@ export function suppressBackground(params: SuppressBackgroundParams): RgbImage {
       `Expected ${n * channels} bytes (${width}×${height}×${channels}) for image but received ${image.data.length}`,
     );
   }
-  const alpha = featherAlpha({ mask, width, height, feather: params.feather ?? DEFAULT_FEATHER });
+  const alpha =
+    params.alpha ?? featherAlpha({ mask, width, height, feather: params.feather ?? DEFAULT_FEATHER });
+  if (alpha.length !== n) {
+    throw new RangeError(`Expected ${n} values (${width}×${height}) for alpha but received ${alpha.length}`);
+  }
   const src = image.data;
 
   if (background === "keep") {

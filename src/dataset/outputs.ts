@@ -8,8 +8,9 @@ import { type Background, DEFAULT_BACKGROUND, suppressBackground } from "./backg
 import { type CropRect, cropAndResize, outputSize } from "./crop.js";
 import { encodePng, type RgbImage } from "./image-io.js";
 import { type MetadataRow, metadataRow } from "./metadata.js";
+import { type FileRecord, recordOf } from "./prepare-state.js";
 import type { ReportOutputs } from "./report.js";
-import { DEFAULT_BG_WEIGHT, DEFAULT_FEATHER, lossWeightMap } from "./weight-map.js";
+import { DEFAULT_BG_WEIGHT, DEFAULT_FEATHER, featherAlpha, lossWeightMap } from "./weight-map.js";
 
 /**
  * Sub-folders of the output folder. `images/` holds images only: diffusers' DreamBooth scripts load
@@ -59,6 +60,8 @@ export interface PhotoOutputs {
   readonly row: MetadataRow;
   /** The files, relative to `outDir` with `/` separators. */
   readonly files: ReportOutputs;
+  /** sha256 and size of each file written, by its path in `files` (hashed from memory, not re-read). */
+  readonly records: Readonly<Record<string, FileRecord>>;
   /** Size shared by every image of this photo. */
   readonly width: number;
   readonly height: number;
@@ -104,12 +107,15 @@ export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promis
   const { width, height } = outputSize(crop, resolution);
   const { image, mask } = await cropAndResize({ image: photo, mask: params.mask, crop, width, height });
 
+  // One feathered alpha (one distance transform) for both the weight map and the background blend.
+  const alpha = featherAlpha({ mask, width, height, feather });
   const weights = lossWeightMap({
     mask,
     width,
     height,
     bgWeight: params.bgWeight ?? DEFAULT_BG_WEIGHT,
     feather,
+    alpha,
   });
   const suppressed = suppressBackground({
     image,
@@ -117,6 +123,7 @@ export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promis
     background: params.background ?? DEFAULT_BACKGROUND,
     feather,
     seed: params.seed ?? fnv1a(stem),
+    alpha,
   });
 
   const n = width * height;
@@ -133,7 +140,8 @@ export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promis
   const sc = suppressed.channels;
   for (let i = 0; i < n; i++) {
     const w = weights[i]!;
-    const [src, at] = w > 0 ? [image.data, i * ic] : [suppressed.data, i * sc];
+    const src = w > 0 ? image.data : suppressed.data;
+    const at = w > 0 ? i * ic : i * sc;
     rgba[4 * i] = src[at]!;
     rgba[4 * i + 1] = src[at + 1]!;
     rgba[4 * i + 2] = src[at + 2]!;
@@ -162,14 +170,16 @@ export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promis
     encodePng({ data: weights, width, height, channels: 1 }),
     encodePng({ data: rgba, width, height, channels: 4 }),
   ]);
+  const contents: [string, Uint8Array | string][] = [
+    [files.image, imagePng],
+    [files.mask, maskPng],
+    [files.weight, weightPng],
+    [files.rgba, rgbaPng],
+    [files.caption, params.caption],
+  ];
   await Promise.all(Object.values(OUTPUT_FOLDERS).map((f) => mkdir(join(outDir, f), { recursive: true })));
-  await Promise.all([
-    writeFileAtomic(join(outDir, files.image), imagePng),
-    writeFileAtomic(join(outDir, files.mask), maskPng),
-    writeFileAtomic(join(outDir, files.weight), weightPng),
-    writeFileAtomic(join(outDir, files.rgba), rgbaPng),
-    writeFileAtomic(join(outDir, files.caption), params.caption),
-  ]);
+  await Promise.all(contents.map(([rel, data]) => writeFileAtomic(join(outDir, rel), data)));
+  const records = Object.fromEntries(contents.map(([rel, data]) => [rel, recordOf(data)]));
 
-  return { row, files, width, height, maskArea: area / n };
+  return { row, files, records, width, height, maskArea: area / n };
 }

@@ -7,6 +7,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "./atomic-write.js";
+import { hashFile } from "./hash-file.js";
 
 /** Folder of the state inside the output folder. */
 export const STATE_DIR = ".persam";
@@ -131,10 +132,11 @@ export function recordOf(bytes: Uint8Array | string): FileRecord {
   return { sha256: createHash("sha256").update(buffer).digest("hex"), size: buffer.byteLength };
 }
 
-/** The record of a file on disk, or undefined when it is missing or unreadable. */
+/** The record of a file on disk (read as a stream), or undefined when it is missing or unreadable. */
 export async function fileRecordOf(path: string): Promise<FileRecord | undefined> {
   try {
-    return recordOf(await readFile(path));
+    const { sha256, size } = await hashFile(path);
+    return { sha256, size };
   } catch {
     return undefined;
   }

@@ -3,7 +3,7 @@
 // trainer exports, dataset card and report (design §1, §5, §6).
 
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import pLimit from "p-limit";
 import { isUserError, UserError } from "../errors.js";
 import { datasetCard } from "../export/dataset-card.js";
@@ -18,7 +18,6 @@ import {
   type OneTrainerPreset,
   type PreparedDataset,
   type Preset,
-  writeTextFileAtomic,
 } from "../export/presets.js";
 import { EmbeddingCache, type EmbeddingKey, encoderFingerprint } from "../segment/embedding-cache.js";
 import type { FusionTrainerOptions } from "../segment/persam-f.js";
@@ -37,7 +36,6 @@ import { OUTPUT_FOLDERS, writePhotoOutputs } from "./outputs.js";
 import {
   EMBEDDINGS_DIR,
   emptyState,
-  type FileRecord,
   fileRecordOf,
   filesIntact,
   MASKS_DIR,
@@ -59,7 +57,7 @@ import {
   renderReportHtml,
   summaryTable,
 } from "./report.js";
-import { type ScannedPhoto, type ScanResult, scanPhotos } from "./scan.js";
+import { isInside, type ScannedPhoto, type ScanResult, scanPhotos } from "./scan.js";
 import { DEFAULT_BG_WEIGHT, DEFAULT_FEATHER } from "./weight-map.js";
 
 /** Which trainer files to write. */
@@ -249,11 +247,6 @@ export function defaultOutDir(inputDir: string): string {
   return `${resolve(inputDir)}.persam`;
 }
 
-function isInside(path: string, dir: string): boolean {
-  const r = relative(dir, path);
-  return r === "" || (r !== ".." && !r.startsWith(`..${sep}`) && !isAbsolute(r));
-}
-
 /** An embedding cache that reports encoder runs and, for --force, never answers from disk. */
 class RunCache extends EmbeddingCache {
   constructor(
@@ -368,10 +361,6 @@ async function resolveSettings(params: PrepareParams, inputDir: string): Promise
   };
 }
 
-async function sha256File(path: string): Promise<string | undefined> {
-  return (await fileRecordOf(path))?.sha256;
-}
-
 /**
  * Turn a folder of photos into a training set (design §5). Inputs are opened read-only; every file
  * is written under a temporary name and renamed; OUT/.persam/state.json makes a rerun redo only
@@ -428,11 +417,11 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     outputDir: outDir,
     ...(params.maxPixels === undefined ? {} : { maxPixels: params.maxPixels }),
   });
-  const problems: string[] = [];
-  for (const s of scan.skipped) {
-    if (s.kind === "hidden" || s.kind === "output-folder" || s.kind === "folder") continue;
-    problems.push(`skipped ${s.reason}`);
-  }
+  // Hidden files, subfolders and our own output folder are skipped routinely: not worth a warning.
+  const notableSkips = scan.skipped.filter(
+    (s) => s.kind !== "hidden" && s.kind !== "output-folder" && s.kind !== "folder",
+  );
+  const problems = notableSkips.map((s) => `skipped ${s.reason}`);
   for (const d of scan.duplicates) {
     problems.push(
       `skipped ${d.relPath}: same bytes as ${d.duplicateOf} (a duplicate would count twice in training)`,
@@ -486,6 +475,10 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
 
   const modelKey = params.model ? await modelKeyOf(params.model.files) : params.modelKey;
   const userRefs = params.references ?? [];
+  // A reference photo is usually one of the scanned photos: take the hash the scan computed.
+  const scannedSha256 = new Map(scan.photos.map((p) => [p.path, p.sha256]));
+  const sha256File = async (path: string): Promise<string | undefined> =>
+    scannedSha256.get(resolve(path)) ?? (await fileRecordOf(path))?.sha256;
   const refInput = {
     mode: settings.mode,
     user: await Promise.all(
@@ -598,8 +591,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
         doubtfulKept: 0,
         excluded: counts.exclude,
         failed: counts.fail,
-        skippedFiles: scan.skipped.filter((s) => !["hidden", "output-folder", "folder"].includes(s.kind))
-          .length,
+        skippedFiles: notableSkips.length,
         duplicates: scan.duplicates.length,
         segmented: counts.segment,
         outputsWritten: counts.outputs,
@@ -680,23 +672,17 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     done++;
     emit({ type: "photo", result, done, total });
   };
+  /** A photo that could not be processed: a failed result, and a skipped row in the report. */
+  const finishFailed = (photo: ScannedPhoto, reason: string): void => {
+    const { stem, relPath: file, width, height } = photo;
+    finish(
+      { stem, file, status: "failed", action: "fail", reason, flags: [] },
+      { stem, file, status: "skipped", reason, flags: [], points: [], timingsMs: {}, width, height },
+    );
+  };
   for (const e of entries) {
     if (e.action === "fail") {
-      const photo = byStem.get(e.stem)!;
-      finish(
-        { stem: e.stem, file: e.file, status: "failed", action: "fail", reason: e.reason, flags: [] },
-        {
-          stem: e.stem,
-          file: e.file,
-          status: "skipped",
-          reason: e.reason,
-          flags: [],
-          points: [],
-          timingsMs: {},
-          width: photo.width,
-          height: photo.height,
-        },
-      );
+      finishFailed(byStem.get(e.stem)!, e.reason);
     }
   }
 
@@ -753,20 +739,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
           await store.update((s) => {
             delete s.photos[photo.stem];
           });
-          finish(
-            { stem: photo.stem, file: photo.relPath, status: "failed", action: "fail", reason, flags: [] },
-            {
-              stem: photo.stem,
-              file: photo.relPath,
-              status: "skipped",
-              reason,
-              flags: [],
-              points: [],
-              timingsMs: {},
-              width: photo.width,
-              height: photo.height,
-            },
-          );
+          finishFailed(photo, reason);
           return;
         }
         mask = outcome.mask!;
@@ -834,11 +807,6 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
         confidence: seg.confidence,
         flags: seg.doubtful ? ["doubtful", ...seg.flags] : seg.flags,
       });
-      const files: Record<string, FileRecord> = {};
-      for (const rel of Object.values(written.files)) {
-        const record = await fileRecordOf(join(outDir, rel));
-        if (record) files[rel] = record;
-      }
       const size = outputSize(crop, settings.resolution);
       const cropFlags = [
         ...(crop.cutsSubject ? ["cuts-subject"] : []),
@@ -848,7 +816,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
       ];
       ps.outputs = {
         key: outKey,
-        files,
+        files: { ...written.records },
         row: { ...written.row },
         crop: { left: crop.left, top: crop.top, width: crop.width, height: crop.height },
         cropFlags,
@@ -1047,8 +1015,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
       doubtfulKept: count("doubtful"),
       excluded,
       failed,
-      skippedFiles: scan.skipped.filter((s) => !["hidden", "output-folder", "folder"].includes(s.kind))
-        .length,
+      skippedFiles: notableSkips.length,
       duplicates: scan.duplicates.length,
       segmented: counters.segmented,
       outputsWritten: counters.outputs,
@@ -1187,10 +1154,8 @@ function reportReference(
 ): ReportReference {
   const first = reference.references[0]!;
   const scanned = photos.find((p) => p.sha256 === first.sha256);
-  const rel = (path: string): string => {
-    const r = relative(inputDir, path);
-    return r.startsWith("..") || isAbsolute(r) ? path : r.split(sep).join("/");
-  };
+  const rel = (path: string): string =>
+    isInside(path, inputDir) ? relative(inputDir, path).split(sep).join("/") : path;
   const base = {
     stem: scanned?.stem ?? basename(first.photo).replace(/\.[^.]*$/, ""),
     file: scanned?.relPath ?? rel(first.photo),
@@ -1258,20 +1223,19 @@ async function writeExports(outDir: string, dataset: PreparedDataset, settings: 
   if (onetrainer) {
     const plan = onetrainerPlan({ dataset, preset: onetrainer, outputDir: outDir });
     files.push(...(await copyInside(outDir, plan.copies)));
-    await writeTextFileAtomic({
-      path: join(outDir, "onetrainer", "concepts.json"),
-      content: `${JSON.stringify(plan.concepts, null, 2)}\n`,
-    });
-    await writeTextFileAtomic({
-      path: join(outDir, "onetrainer", "train-config.json"),
-      content: `${JSON.stringify(plan.trainConfig, null, 2)}\n`,
-    });
+    await writeInside(outDir, "onetrainer/concepts.json", `${JSON.stringify(plan.concepts, null, 2)}\n`);
+    await writeInside(
+      outDir,
+      "onetrainer/train-config.json",
+      `${JSON.stringify(plan.trainConfig, null, 2)}\n`,
+    );
     files.push("onetrainer/concepts.json", "onetrainer/train-config.json");
   }
-  await writeTextFileAtomic({
-    path: join(outDir, "README.md"),
-    content: datasetCard({ dataset, ...(diffusers ? { diffusersScript: diffusers.diffusers.script } : {}) }),
-  });
+  await writeInside(
+    outDir,
+    "README.md",
+    datasetCard({ dataset, ...(diffusers ? { diffusersScript: diffusers.diffusers.script } : {}) }),
+  );
   files.push("README.md");
   return files;
 }

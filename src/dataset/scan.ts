@@ -1,11 +1,10 @@
 // Finding the photos of an input folder: recognised by content, hidden files and our own outputs left
 // alone, `<stem>.mask.png` reference masks collected, duplicates found by hash, stable output stems.
 
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { lstat, readdir, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { isUserError, UserError } from "../errors.js";
+import { hashFile } from "./hash-file.js";
 import { DEFAULT_MAX_PIXELS, probeImage } from "./image-io.js";
 import { terminalSafe } from "./report.js";
 
@@ -199,7 +198,7 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
       }
       try {
         const probe = await probeImage(abs, { maxPixels });
-        const sha256 = await hashFile(abs);
+        const { sha256 } = await hashFile(abs);
         found.push({
           path: abs,
           relPath: rel,
@@ -325,20 +324,14 @@ export function naturalCompare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** True when `path` is `dir` or lies below it (both already resolved with realpath). */
-function isInside(path: string, dir: string): boolean {
+/** True when `path` is `dir` or lies below it (both absolute; resolve links first where they matter). */
+export function isInside(path: string, dir: string): boolean {
   const r = relative(dir, path);
   return r !== ".." && !r.startsWith(`..${sep}`) && !isAbsolute(r);
 }
 
 async function isDirectory(path: string): Promise<boolean> {
   return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
-}
-
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 function errorCode(error: unknown): string {

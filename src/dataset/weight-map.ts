@@ -25,6 +25,12 @@ export interface LossWeightMapParams extends FeatherAlphaParams {
    * @default 0.1
    */
   readonly bgWeight?: number;
+  /**
+   * The {@link featherAlpha} of this mask and feather when the caller already has it (background
+   * suppression uses the same one), so the distance transform runs once.
+   * @default computed from `mask` and `feather`
+   */
+  readonly alpha?: Float32Array;
 }
 
 /** Default background weight of {@link lossWeightMap}. */
@@ -150,7 +156,12 @@ export function lossWeightMap(params: LossWeightMapParams): Uint8Array {
   if (!Number.isFinite(bgWeight) || bgWeight < 0 || bgWeight > 1) {
     throw new RangeError(`Expected a number in [0, 1] for bgWeight but received ${bgWeight}`);
   }
-  const alpha = featherAlpha(params);
+  const alpha = params.alpha ?? featherAlpha(params);
+  if (alpha.length !== params.width * params.height) {
+    throw new RangeError(
+      `Expected ${params.width * params.height} values (${params.width}×${params.height}) for alpha but received ${alpha.length}`,
+    );
+  }
   const bg = Math.round(bgWeight * 255);
   const span = 255 - bg;
   const out = new Uint8Array(alpha.length);

@@ -3,12 +3,11 @@
 // atomic commit, with retries on transient failures. The Hub itself is reached only through
 // src/hub.ts; the token never reaches a message, a log line or a file.
 
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { redact } from "../config.js";
+import { hashFile } from "../dataset/hash-file.js";
 import { UserError } from "../errors.js";
 import {
   commitToHub,
@@ -239,7 +238,7 @@ async function hashLocalFiles(
       const i = next++;
       const f = found[i]!;
       signal?.throwIfAborted();
-      files[i] = { ...f, ...(await hashFile(f.absPath, f.size, f.path)) };
+      files[i] = { ...f, ...(await hashListed(f)) };
       done += 1;
       onProgress?.({ phase: "hash", done, total: found.length, path: f.path });
     }
@@ -248,27 +247,18 @@ async function hashLocalFiles(
   return files;
 }
 
-/** sha256 and git blob sha1 of a file in one pass. */
-async function hashFile(
-  absPath: string,
-  size: number,
-  path: string,
-): Promise<{ sha256: string; gitOid: string }> {
-  const sha256 = createHash("sha256");
-  const sha1 = createHash("sha1").update(`blob ${size}\0`);
-  let read = 0;
-  for await (const chunk of createReadStream(absPath)) {
-    const bytes = chunk as Buffer;
-    read += bytes.length;
-    sha256.update(bytes);
-    sha1.update(bytes);
+/** sha256 and git blob sha1 of a listed file in one pass; a size change since the listing is refused. */
+async function hashListed(f: FoundFile): Promise<{ sha256: string; gitOid: string }> {
+  const { sha256, gitOid, size: read } = await hashFile(f.absPath, f.size);
+  if (read !== f.size) {
+    throw new UserError(
+      `${f.path} changed while it was being read (${f.size} bytes expected, ${read} read)`,
+      {
+        hint: "wait until 'persam-db prepare' has finished, then push again",
+      },
+    );
   }
-  if (read !== size) {
-    throw new UserError(`${path} changed while it was being read (${size} bytes expected, ${read} read)`, {
-      hint: "wait until 'persam-db prepare' has finished, then push again",
-    });
-  }
-  return { sha256: sha256.digest("hex"), gitOid: sha1.digest("hex") };
+  return { sha256, gitOid: gitOid! }; // present: a git size was given
 }
 
 /**
@@ -795,7 +785,7 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
         ...base,
         parentCommit: head,
         commitOid: again.head,
-        commitUrl: `${repoUrl}/commit/${again.head}`,
+        commitUrl: redact(`${repoUrl}/commit/${again.head}`, token),
         uploaded: upload.map(publicFile),
         uploadedBytes,
         unchanged: unchanged.map(publicFile),

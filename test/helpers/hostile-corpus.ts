@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { constants, deflateRawSync } from "node:zlib";
 import sharp, { type Sharp } from "sharp";
 import type { SkipKind } from "../../src/dataset/scan.js";
+import { storedForOrientation } from "./photos.js";
 
 /** What a stage must do with an input: process it, or refuse it with one line containing `line`. */
 export type Outcome = { readonly ok: true } | { readonly ok: false; readonly line: string };
@@ -98,46 +99,10 @@ function raw(data: Uint8Array, width: number, height: number, channels: 1 | 3 | 
   return sharp(data, { raw: { width, height, channels } });
 }
 
-/**
- * Stored coordinates (column, row) of upright pixel (x, y) for EXIF orientation `o` and upright size
- * W×H (the stored image is H×W for 5–8). Written from the EXIF definitions, independently of sharp.
- */
-function storedAt(o: number, x: number, y: number, W: number, H: number): [number, number] {
-  switch (o) {
-    case 1:
-      return [x, y];
-    case 2:
-      return [W - 1 - x, y];
-    case 3:
-      return [W - 1 - x, H - 1 - y];
-    case 4:
-      return [x, H - 1 - y];
-    case 5:
-      return [y, x];
-    case 6:
-      return [y, W - 1 - x];
-    case 7:
-      return [H - 1 - y, W - 1 - x];
-    case 8:
-      return [H - 1 - y, x];
-    default:
-      throw new RangeError(`Expected an EXIF orientation 1–8 but received ${o}`);
-  }
-}
-
 /** A JPEG whose stored pixels, once turned by EXIF orientation `o`, show `upright`. */
 async function orientedJpeg(o: number, upright: Uint8Array, W: number, H: number): Promise<Buffer> {
-  const swap = o >= 5;
-  const sw = swap ? H : W;
-  const sh = swap ? W : H;
-  const stored = new Uint8Array(W * H * 3);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const [c, r] = storedAt(o, x, y, W, H);
-      stored.set(upright.subarray((y * W + x) * 3, (y * W + x) * 3 + 3), (r * sw + c) * 3);
-    }
-  }
-  return raw(stored, sw, sh)
+  const stored = storedForOrientation({ data: upright, width: W, height: H }, o);
+  return raw(stored.data, stored.width, stored.height)
     .jpeg({ quality: 95, chromaSubsampling: "4:4:4" })
     .withMetadata({ orientation: o })
     .toBuffer();
