@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDecoderGraph } from "../src/segment/decoder-graph.js";
 import {
-  argmax,
   decoderGraphFileName,
   missingDecoderNames,
   SamDecoder,
@@ -18,7 +17,7 @@ import { buildTinyEncoderGraph } from "../src/segment/onnx/tiny-encoder.js";
 import { createSession, fromOrt, ioTypes, ortFloat32 } from "../src/segment/ort.js";
 import { densePositionalEncoding } from "../src/segment/positional-encoding.js";
 import { randomDecoderWeights, randomEmbedding } from "../src/segment/random-weights.js";
-import type { Tensor } from "../src/segment/tensor.js";
+import { argmax, type Tensor } from "../src/segment/tensor.js";
 
 /** Element-wise equality; vitest's deep equality is slow on arrays of 10⁵–10⁶ elements. */
 function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {

@@ -18,7 +18,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       exitCode = Math.max(exitCode, code);
     },
   };
-  let verbose = argv.includes("--verbose");
+  const verbose = argv.includes("--verbose");
   argv = positionalsAfterDoubleDash(argv);
 
   let parser: Argv = yargs([...argv])
@@ -85,7 +85,6 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     out.stderr.write(
       `persam-db: unexpected error (a bug): ${text}\n${showStack ? "" : "Run again with --verbose for the stack trace, and please report it.\n"}`,
     );
-    verbose = showStack;
     return ExitCode.bug;
   }
 }

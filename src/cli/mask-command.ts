@@ -5,7 +5,7 @@ import { extname, resolve } from "node:path";
 import { writeFileAtomic } from "../dataset/atomic-write.js";
 import { encodePng, loadRgb } from "../dataset/image-io.js";
 import { UserError } from "../errors.js";
-import { maskArea, maskBox } from "../segment/postprocess.js";
+import { maskArea, maskBox, maskToGrey } from "../segment/postprocess.js";
 import { predictMasks } from "../segment/predict.js";
 import type { Click } from "../segment/prompt.js";
 import { defineCommand } from "./command.js";
@@ -96,11 +96,14 @@ export const maskCommand = defineCommand<MaskOptions>({
       for (const i of chosen) {
         const m = prediction.masks[i]!;
         const path = options.multimask ? numbered(output, i + 1) : output;
-        const grey = new Uint8Array(m.mask.length);
-        for (let p = 0; p < grey.length; p++) grey[p] = m.mask[p] ? 255 : 0;
         await writeFileAtomic(
           path,
-          await encodePng({ data: grey, width: image.width, height: image.height, channels: 1 }),
+          await encodePng({
+            data: maskToGrey(m.mask),
+            width: image.width,
+            height: image.height,
+            channels: 1,
+          }),
         );
         const b = maskBox(m.mask, image.width, image.height);
         written.push({

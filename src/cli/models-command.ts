@@ -18,9 +18,8 @@ import {
   modelCacheStatus,
   resolveModelFiles,
 } from "../segment/model-store.js";
-import { defineCommand } from "./command.js";
-import type { Reporter } from "./io.js";
-import { formatBytes } from "./progress.js";
+import { defineCommand, type GlobalOptions } from "./command.js";
+import { byteProgress, formatBytes } from "./progress.js";
 
 export const MODELS_ACTIONS = ["list", "pull", "verify", "path"] as const;
 export type ModelsAction = (typeof MODELS_ACTIONS)[number];
@@ -180,30 +179,6 @@ export async function modelPaths(
   return { encoderPath, decoderPath, externalDataPath: pathOf("external-data") };
 }
 
-/** A byte-progress line redrawn on a terminal (nothing otherwise). */
-function byteProgress(reporter: Reporter): { update(p: DownloadProgress): void; clear(): void } {
-  let last = 0;
-  return {
-    update(p) {
-      if (!reporter.canDrawProgress) return;
-      const now = Date.now();
-      if (!p.done && now - last < 100) return;
-      last = now;
-      const width = 24;
-      const fraction = p.total ? Math.min(1, p.loaded / p.total) : 0;
-      const filled = Math.round(fraction * width);
-      const bar = `${"█".repeat(filled)}${"░".repeat(width - filled)}`;
-      const total = p.total === undefined ? "" : `/${formatBytes(p.total)}`;
-      reporter.stderr.write(
-        `\r\x1b[2K${p.file} ${bar} ${formatBytes(p.loaded)}${total} ${formatBytes(p.bytesPerSecond)}/s`,
-      );
-    },
-    clear() {
-      if (reporter.canDrawProgress) reporter.stderr.write("\r\x1b[2K");
-    },
-  };
-}
-
 function sizeText(bytes: number | undefined): string {
   return bytes === undefined ? "?" : formatBytes(bytes);
 }
@@ -233,7 +208,7 @@ export const modelsCommand = defineCommand<ModelsOptions>({
       .example("$0 models path sam-vit-base --json", "Local encoder and decoder paths")
       .epilogue(
         "Files go to the Hugging Face cache (HF_HUB_CACHE, HF_HOME), shared with Python; only the decoder tensors of a checkpoint are downloaded (into ~/.cache/persam-db or PERSAM_DB_CACHE). HF_HUB_OFFLINE=1 uses cached files only.",
-      ) as unknown as Argv<ModelsOptions & { json: boolean; verbose: boolean; quiet: boolean }>,
+      ) as unknown as Argv<ModelsOptions & GlobalOptions>,
   async handler(options, context) {
     const reporter = context.reporter(options);
     const ctx: ModelsContext = { env: context.io.env, signal: context.io.signal, quiet: options.json };

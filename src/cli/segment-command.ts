@@ -5,9 +5,11 @@ import { mkdir, rm } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { writeFileAtomic } from "../dataset/atomic-write.js";
 import { encodePng } from "../dataset/image-io.js";
+import { EMBEDDINGS_DIR, STATE_DIR } from "../dataset/prepare-state.js";
 import { type ScannedPhoto, scanPhotos } from "../dataset/scan.js";
 import { ExitCode, UserError } from "../errors.js";
 import { EmbeddingCache } from "../segment/embedding-cache.js";
+import { maskToGrey } from "../segment/postprocess.js";
 import { describeReference, resolveReference } from "../segment/reference-source.js";
 import { PhotoEncoder, type PhotoOutcome, segmentPhotos } from "../segment/segment-photos.js";
 import { defineCommand } from "./command.js";
@@ -28,9 +30,6 @@ interface SegmentOptions extends ModelOptions, ReferenceOptions {
 
 /** Scan skips that are routine and never worth a warning or exit code 2. */
 const ROUTINE_SKIPS = new Set(["hidden", "folder", "output-folder"]);
-
-/** Folder inside OUT for the run's state (embeddings, reference masks, summary); scans skip it. */
-const STATE_DIR = ".persam";
 
 export const segmentCommand = defineCommand<SegmentOptions>({
   command: "segment <dir>",
@@ -87,10 +86,12 @@ export const segmentCommand = defineCommand<SegmentOptions>({
 
     const model = await loadCliModel(options, context.io, reporter);
     try {
+      // OUT/.persam holds the run's state (embeddings, reference masks, summary); scans skip it.
       const state = join(output, STATE_DIR);
+      const embeddings = join(output, EMBEDDINGS_DIR);
       // EmbeddingCache writes into an existing folder.
-      await mkdir(join(state, "embeddings"), { recursive: true });
-      const encoder = new PhotoEncoder({ model, cache: new EmbeddingCache(join(state, "embeddings")) });
+      await mkdir(embeddings, { recursive: true });
+      const encoder = new PhotoEncoder({ model, cache: new EmbeddingCache(embeddings) });
       const byPath = new Map(scan.photos.map((p) => [p.path, p]));
       const name = (path: string): string => byPath.get(path)?.relPath ?? relative(context.io.cwd, path);
 
@@ -243,7 +244,5 @@ function roundTimings(timings: Readonly<Record<string, number>>): Record<string,
 }
 
 async function maskPng(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
-  const grey = new Uint8Array(mask.length);
-  for (let j = 0; j < mask.length; j++) grey[j] = mask[j] ? 255 : 0;
-  return encodePng({ data: grey, width, height, channels: 1 });
+  return encodePng({ data: maskToGrey(mask), width, height, channels: 1 });
 }

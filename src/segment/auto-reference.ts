@@ -4,7 +4,7 @@
 
 import { UserError } from "../errors.js";
 import type { MaskDecoder } from "./decoder-types.js";
-import { concatCoords, type EncodedImage, PADDING_COORDS, upsampleMask } from "./persam.js";
+import { concatCoords, type EncodedImage, PADDING_COORDS, plane, upsampleMask } from "./persam.js";
 import { referenceMaskGrid, transformPoints } from "./preprocess.js";
 import { embeddingChannels, l2Normalize, maskedChannelStats } from "./reference.js";
 import { GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE } from "./sam-constants.js";
@@ -131,9 +131,8 @@ export async function chooseAutoReference(params: ChooseAutoReferenceParams): Pr
         ),
         pointLabels: Float32Array.of(1, -1),
       });
-      const n = LOW_RES_SIDE * LOW_RES_SIDE;
       for (let token = 1; token <= 3; token++) {
-        const lowRes = out.lowResMasks.data.slice(token * n, (token + 1) * n);
+        const lowRes = plane(out, token);
         const { low, area } = lowResForeground(lowRes, image.inputSize);
         const cells = candidateGrid(lowRes, image.inputSize);
         let count = 0;

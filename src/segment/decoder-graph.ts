@@ -4,7 +4,7 @@
 import { DECODER_IO, type DecoderWeights } from "./decoder-types.js";
 import { GraphBuilder, type Value } from "./onnx/graph-builder.js";
 import { densePositionalEncoding } from "./positional-encoding.js";
-import { GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE, NUM_MASK_TOKENS } from "./sam-constants.js";
+import { ENCODER_SIDE, GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE, NUM_MASK_TOKENS } from "./sam-constants.js";
 import type { Tensor } from "./tensor.js";
 
 /** Bumped whenever the graph this module builds changes, so cached `.onnx` files are rebuilt. */
@@ -298,7 +298,7 @@ export function buildDecoderGraph(weights: DecoderWeights, options: DecoderGraph
   // ---- Sparse prompt embeddings (§2.1, §2.2) ----
   // u = (x + 0.5)/1024 on both axes (§9 item 4), then 2u − 1, then ·G, then ·2π (§9 item 5).
   const xy = d.reshape(coords, [-1, 2]);
-  const unit = g.op("Div", [d.add(xy, g.constant(0.5)), g.constant(1024)]);
+  const unit = g.op("Div", [d.add(xy, g.constant(0.5)), g.constant(ENCODER_SIDE)]);
   const centred = g.op("Sub", [d.mul(unit, g.constant(2)), g.constant(1)]);
   const proj = d.mul(
     g.op("MatMul", [centred, g.init("positional_matrix", gMatrix)]),

@@ -1,9 +1,9 @@
 // The decoder graph of decoder-graph.ts as an onnxruntime session: build (or reuse a cached build),
 // check its interface, run one pass with the PerSAM extras defaulted to plain SAM.
 
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../dataset/atomic-write.js";
 import { buildDecoderGraph, DECODER_GRAPH_VERSION } from "./decoder-graph.js";
 import {
   DECODER_IO,
@@ -98,15 +98,8 @@ async function graphBytes(
   }
   const bytes = build();
   await mkdir(options.cacheDir, { recursive: true });
-  // A unique temporary name, so that two processes building the same graph never interleave writes.
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
+  // Under a unique temporary name, so that two processes building the same graph never interleave.
+  await writeFileAtomic(path, bytes);
   return { bytes };
 }
 
@@ -234,20 +227,4 @@ export function selectOutputs(out: DecoderOutputs, multimask: boolean): Selected
   }
   const indices = multimask ? [1, 2, 3] : [0];
   return { indices, scores: Float32Array.from(indices, (i) => out.iouScores[i]!) };
-}
-
-/**
- * Index of the largest value, the first one on ties (as torch/numpy argmax; persam-spec §9 item 21).
- * NaN never wins.
- * @throws Error for an empty array.
- */
-export function argmax(values: ArrayLike<number>): number {
-  if (values.length === 0) throw new Error("Expected at least one value for argmax but received none");
-  let best = 0;
-  for (let i = 1; i < values.length; i++) {
-    const v = values[i]!;
-    const b = values[best]!;
-    if (v > b || (Number.isNaN(b) && !Number.isNaN(v))) best = i;
-  }
-  return best;
 }

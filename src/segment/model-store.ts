@@ -3,7 +3,7 @@
 // and sha256; the decoder cut out of a checkpoint with one range request into persam-db's cache;
 // offline use; and the encoder/decoder checkpoint-match check.
 
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import {
   copyFile,
@@ -17,10 +17,11 @@ import {
   stat,
   symlink,
   unlink,
-  writeFile,
 } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { persamCacheDir as defaultPersamCacheDir, hubConfig } from "../config.js";
+import { writeFileAtomic } from "../dataset/atomic-write.js";
+import { hashFile } from "../dataset/hash-file.js";
 import { UserError } from "../errors.js";
 import { getPathsInfo, type HubConnection, HubUserError, openHubFile, resolveRevision } from "../hub.js";
 import type { DecoderWeights } from "./decoder-types.js";
@@ -256,9 +257,7 @@ async function readRef(refsDir: string, ref: string): Promise<string | undefined
 
 async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
+  await writeFileAtomic(path, data);
 }
 
 /** The commit of a registry repo reference: pinned, or resolved from its branch (and recorded). */
@@ -323,19 +322,6 @@ function markPath(store: { persamDir: string }, file: string): string {
     "verified",
     `${createHash("sha256").update(resolve(file)).digest("hex").slice(0, 32)}.json`,
   );
-}
-
-async function hashFile(
-  path: string,
-  gitSize?: number,
-): Promise<{ sha256: string; gitOid: string | undefined }> {
-  const sha = createHash("sha256");
-  const git = gitSize === undefined ? undefined : createHash("sha1").update(`blob ${gitSize}\0`);
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) {
-    sha.update(chunk as Buffer);
-    git?.update(chunk as Buffer);
-  }
-  return { sha256: sha.digest("hex"), gitOid: git?.digest("hex") };
 }
 
 /**

@@ -10,7 +10,7 @@ import type { ReferenceTarget } from "./reference.js";
 import { LowResField, type RegionMask } from "./region-upsample.js";
 import { LOW_RES_SIDE, NUM_MASK_TOKENS } from "./sam-constants.js";
 import { type SimilarityStats, similarityField, similarityMap } from "./similarity.js";
-import type { Box, Point, Size, Tensor } from "./tensor.js";
+import { argmax, type Box, type Point, type Size, type Tensor } from "./tensor.js";
 
 /** A photo as SAM sees it: its embedding and the two sizes needed to map coordinates. */
 export interface EncodedImage {
@@ -255,9 +255,7 @@ export function plane(out: DecoderOutputs, token: number): Float32Array {
 
 /** Token 1..3 with the highest IoU prediction, the first on ties (§7.2.7, §9.21). */
 export function bestMultimask(iouScores: Float32Array): number {
-  let best = 1;
-  for (let i = 2; i <= 3; i++) if (iouScores[i]! > iouScores[best]!) best = i;
-  return best;
+  return 1 + argmax(iouScores.subarray(1, 4));
 }
 
 /** `[1, 1, 256, 256]` mask input from raw low-res logits, unchanged (§4.3, §9.22). */

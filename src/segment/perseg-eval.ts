@@ -9,6 +9,7 @@ import { encodePng, loadRgb } from "../dataset/image-io.js";
 import { UserError } from "../errors.js";
 import type { PerSamOptions } from "./persam.js";
 import type { FusionTrainerOptions } from "./persam-f.js";
+import { maskToGrey } from "./postprocess.js";
 import { describeReference, type ReferenceMode, resolveReference } from "./reference-source.js";
 import type { SamModel } from "./sam-model.js";
 import { PhotoEncoder, segmentPhotos } from "./segment-photos.js";
@@ -367,11 +368,14 @@ export async function evaluatePerSeg(params: EvaluatePerSegParams): Promise<PerS
           }
           const mask = outcome.mask!;
           if (source.saveDir) {
-            const grey = new Uint8Array(mask.length);
-            for (let j = 0; j < mask.length; j++) grey[j] = mask[j] ? 255 : 0;
             await writeFileAtomic(
               join(source.saveDir, object.name, `${test.name}.png`),
-              await encodePng({ data: grey, width: outcome.width, height: outcome.height, channels: 1 }),
+              await encodePng({
+                data: maskToGrey(mask),
+                width: outcome.width,
+                height: outcome.height,
+                channels: 1,
+              }),
             );
           }
           await score(test.name, test.annotation, mask, { confidence: outcome.confidence.confidence }, [

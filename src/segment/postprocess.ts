@@ -99,6 +99,13 @@ export function thresholdMask(logits: Float32Array, threshold: number = MASK_THR
   return out;
 }
 
+/** A binary mask (non-zero = subject) as 8-bit grey 0/255: the pixels of a mask PNG. */
+export function maskToGrey(mask: Uint8Array): Uint8Array {
+  const grey = new Uint8Array(mask.length);
+  for (let i = 0; i < mask.length; i++) grey[i] = mask[i] ? 255 : 0;
+  return grey;
+}
+
 /** Number of foreground (non-zero) pixels of a mask. */
 export function maskArea(mask: Uint8Array): number {
   let n = 0;

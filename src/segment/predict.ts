@@ -1,13 +1,13 @@
 // Plain SAM prediction on an encoded photo (no PerSAM hooks): prompt → decoder → masks at the
 // photo's size, as SAM's predictor returns them (persam-spec §3.6, §4).
 
-import { argmax, selectOutputs } from "./decoder-session.js";
+import { selectOutputs } from "./decoder-session.js";
 import type { MaskDecoder } from "./decoder-types.js";
 import { lowResToOriginal, thresholdMask } from "./postprocess.js";
 import { promptPoints, type SamPrompt } from "./prompt.js";
 import { LOW_RES_SIDE } from "./sam-constants.js";
 import type { EncodedPhoto } from "./sam-model.js";
-import type { Tensor } from "./tensor.js";
+import { argmax, type Tensor } from "./tensor.js";
 
 /** One predicted mask. */
 export interface PredictedMask {

@@ -3,6 +3,7 @@
 
 import { createHash } from "node:crypto";
 import type { RgbImage } from "../dataset/image-io.js";
+import { UserError } from "../errors.js";
 import { SamDecoder } from "./decoder-session.js";
 import type { DecoderWeights } from "./decoder-types.js";
 import { type EncoderOutput, SamEncoder } from "./encoder-session.js";
@@ -78,7 +79,6 @@ export class SamModel {
     );
     if (encoder.embedDim !== 0 && encoder.embedDim !== decoder.embedDim) {
       await model.dispose();
-      const { UserError } = await import("../errors.js");
       throw new UserError(
         `the encoder ${options.files.encoderPath} gives ${encoder.embedDim}-channel embeddings but the decoder weights ${options.files.decoderPath} expect ${decoder.embedDim}`,
         { hint: "use the encoder and decoder of the same checkpoint (see 'persam-db models list')" },

@@ -1,5 +1,5 @@
 // Seeded pseudo-random numbers for the deterministic TEST weights and data (random-weights.ts,
-// onnx/tiny-encoder.ts): the same seed gives the same stream on every platform.
+// onnx/tiny-encoder.ts, onnx/vit-encoder.ts): the same seed gives the same stream on every platform.
 
 /** mulberry32: a tiny, fast 32-bit PRNG; returns uniforms in [0, 1). */
 export function mulberry32(seed: number): () => number {

@@ -2,8 +2,7 @@
 // content hash), segmented with the resolved reference, scored with photoConfidence. One bad photo
 // is recorded as failed with its one-line reason; the others go on (design §6).
 
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { hashFile } from "../dataset/hash-file.js";
 import { loadRgb } from "../dataset/image-io.js";
 import { isUserError, UserError } from "../errors.js";
 import { type PhotoConfidence, photoConfidence } from "./confidence.js";
@@ -68,7 +67,7 @@ export class PhotoEncoder {
    */
   async encode(path: string, sha256?: string): Promise<EncodedPhotoFile> {
     const t0 = performance.now();
-    const hash = sha256 ?? (await hashFile(path));
+    const hash = sha256 ?? (await photoSha256(path));
     const hit = this.memory.get(hash);
     if (hit) {
       this.memory.delete(hash);
@@ -312,15 +311,13 @@ export async function segmentPhotos(params: SegmentPhotosParams): Promise<Segmen
   return { mode, photos, counts: { ok, failed, doubtful } };
 }
 
-async function hashFile(path: string): Promise<string> {
-  let bytes: Buffer;
+async function photoSha256(path: string): Promise<string> {
   try {
-    bytes = await readFile(path);
+    return (await hashFile(path)).sha256;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
     throw new UserError(`Cannot read the photo ${path} (${code})`, { hint: "check the path", cause: error });
   }
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 function priorPoints(prior: LocationPrior, mode: ReferenceMode): SegmentedPhoto["prior"] {

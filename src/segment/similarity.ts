@@ -4,7 +4,7 @@
 import { bilinearResize, lowResToOriginal } from "./postprocess.js";
 import { embeddingChannels } from "./reference.js";
 import { type FieldExtremes, LowResField } from "./region-upsample.js";
-import { GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE } from "./sam-constants.js";
+import { ENCODER_SIDE, GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE } from "./sam-constants.js";
 import type { Size, Tensor } from "./tensor.js";
 
 /** Parameters of {@link cosineSimilarityGrid}. */
@@ -95,7 +95,7 @@ export function similarityMap(params: SimilarityMapParams): SimilarityMap {
 
 /** Rows and columns of the 64×64 grid that overlap the photo inside the 1024 frame. */
 export function imageCellExtent(inputSize: Size): { rows: number; cols: number } {
-  const cell = 1024 / GRID_SIDE;
+  const cell = ENCODER_SIDE / GRID_SIDE;
   return {
     rows: Math.min(GRID_SIDE, Math.ceil(inputSize[0] / cell)),
     cols: Math.min(GRID_SIDE, Math.ceil(inputSize[1] / cell)),

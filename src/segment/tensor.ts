@@ -35,3 +35,19 @@ export function tensor(data: Float32Array, dims: readonly number[]): Tensor {
 export function zeros(dims: readonly number[]): Tensor {
   return { data: new Float32Array(numel(dims)), dims: [...dims] };
 }
+
+/**
+ * Index of the largest value, the first one on ties (as torch/numpy argmax; persam-spec §9 item 21).
+ * NaN never wins.
+ * @throws Error for an empty array.
+ */
+export function argmax(values: ArrayLike<number>): number {
+  if (values.length === 0) throw new Error("Expected at least one value for argmax but received none");
+  let best = 0;
+  for (let i = 1; i < values.length; i++) {
+    const v = values[i]!;
+    const b = values[best]!;
+    if (v > b || (Number.isNaN(b) && !Number.isNaN(v))) best = i;
+  }
+  return best;
+}

@@ -8,6 +8,7 @@ import * as os from "node:os";
 import { join } from "node:path";
 import { densePositionalEncoding } from "../positional-encoding.js";
 import { ENCODER_SIDE, GRID_SIDE } from "../sam-constants.js";
+import { mulberry32 } from "../seeded-random.js";
 import { GraphBuilder, type Value } from "./graph-builder.js";
 import { DataType, encodeModel, float32Bytes, ProtoWriter } from "./proto.js";
 
@@ -130,18 +131,6 @@ export function vitParameterCount(preset: VitPreset | VitConfig): number {
 // ---------------------------------------------------------------------------------------------
 // Deterministic random weights
 
-/** mulberry32 uniforms in [0, 1). */
-function uniforms(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** How a weight is drawn: uniform in `center ± bound`. */
 interface WeightInit {
   readonly bound: number;
@@ -164,7 +153,7 @@ function generate(w: DeferredWeight): Float32Array {
   const c = w.init.center ?? 0;
   const scale = (2 * w.init.bound) / 4294967296;
   const lo = c - w.init.bound;
-  // mulberry32 inlined (same sequence as uniforms()): this loop fills ~90M values for ViT-B.
+  // mulberry32 inlined (same sequence as seeded-random.ts): this loop fills ~90M values for ViT-B.
   let a = w.seed >>> 0;
   for (let i = 0; i < n; i++) {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -422,7 +411,7 @@ function planEncoder(options: VitEncoderOptions): VitGraph {
   g.output(x, "image_embeddings", "float", [1, oc, GRID_SIDE, GRID_SIDE]);
 
   // Constant dense PE of a random Fourier matrix, as the Transformers.js export carries it.
-  const next = uniforms(seed ^ 0x5eed);
+  const next = mulberry32(seed ^ 0x5eed);
   const gauss = new Float32Array(oc);
   for (let i = 0; i < oc; i++) {
     // Box–Muller: SAM's matrix is N(0,1) (scale 1).
