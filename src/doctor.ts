@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { hubConfig, persamCacheDir, redact } from "./config.js";
 import { encodePng, probeImage } from "./dataset/image-io.js";
-import { isUserError } from "./errors.js";
+import { firstLine, isUserError } from "./errors.js";
 import { HubUserError, hubWhoAmI } from "./hub.js";
 import { loadModelRegistry, type ModelRegistry } from "./segment/model-registry.js";
 import { modelCacheStatus } from "./segment/model-store.js";
@@ -65,11 +65,6 @@ function check(
 ): DoctorCheck {
   const level: DoctorLevel = ok === "skip" ? "skip" : ok ? "ok" : required ? "fail" : "warn";
   return { name, ok: ok !== false, required, level, detail, ...(hint === undefined ? {} : { hint }) };
-}
-
-function firstLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split("\n")[0]!.trim();
 }
 
 /** Run one check; an exception becomes a failed row with its message (redacted). */

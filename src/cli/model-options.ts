@@ -1,7 +1,7 @@
 // The options every model-using command shares (--model | --encoder + --decoder, --variant,
 // --threads) and how they become a loaded SamModel.
 
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Argv } from "yargs";
 import { hubConfig, persamCacheDir } from "../config.js";
 import { UserError } from "../errors.js";
@@ -9,7 +9,7 @@ import { DEFAULT_MODEL_ID } from "../segment/model-registry.js";
 import { resolveModelFiles } from "../segment/model-store.js";
 import { SamModel } from "../segment/sam-model.js";
 import type { CliIo, Reporter } from "./io.js";
-import { formatBytes } from "./progress.js";
+import { byteProgress } from "./progress.js";
 
 /** Parsed model options. */
 export interface ModelOptions {
@@ -58,25 +58,20 @@ export async function loadCliModel(options: ModelOptions, io: CliIo, reporter: R
     });
   }
   const hub = hubConfig(io.env);
-  let lastDraw = 0;
+  const progress = byteProgress(reporter);
   const files = await resolveModelFiles({
     ...(options.encoder !== undefined && options.decoder !== undefined
-      ? { encoderPath: options.encoder, decoderPath: options.decoder }
+      ? // Relative paths are the user's, so they are resolved against the command's folder.
+        { encoderPath: resolve(io.cwd, options.encoder), decoderPath: resolve(io.cwd, options.decoder) }
       : { modelId: options.model ?? DEFAULT_MODEL_ID }),
     variant: options.variant as "fp32" | "fp16" | "quantized",
     offline: hub.offline,
     cacheDir: hub.cacheDir,
     endpoint: hub.endpoint,
     ...(hub.token !== undefined ? { token: hub.token } : {}),
-    onProgress: (p: { file: string; loaded: number; total?: number | undefined }) => {
-      const now = Date.now();
-      if (!reporter.canDrawProgress || now - lastDraw < 200) return;
-      lastDraw = now;
-      const total = p.total ? `/${formatBytes(p.total)}` : "";
-      reporter.stderr.write(`\r\x1b[2Kdownloading ${p.file} ${formatBytes(p.loaded)}${total}`);
-    },
+    onProgress: (p) => progress.update(p),
   });
-  if (reporter.canDrawProgress) reporter.stderr.write("\r\x1b[2K");
+  progress.clear();
   const model = await SamModel.load({
     files: {
       encoderPath: files.encoderPath,

@@ -3,7 +3,7 @@
 
 import { open } from "node:fs/promises";
 import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from "sharp";
-import { UserError } from "../errors.js";
+import { firstLine, UserError } from "../errors.js";
 
 /** Interleaved 8-bit pixels, row-major: RGB or RGBA. */
 export interface RgbImage {
@@ -429,9 +429,4 @@ function checkPositiveInteger(name: string, value: number): void {
 
 function megapixels(pixels: number): string {
   return (pixels / 1e6).toFixed(1);
-}
-
-function firstLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0]!.trim();
 }

@@ -3,7 +3,7 @@
 // (and, in those exports, image_positional_embeddings). Names and element types are read from the
 // session, never assumed, and every mismatch is reported by name.
 
-import { UserError } from "../errors.js";
+import { firstLine, UserError } from "../errors.js";
 import {
   createSession,
   fromOrt,
@@ -148,9 +148,4 @@ function checkDims(
       return typeof a !== "number" || typeof e !== "number" || a === e;
     });
   if (!ok) problems.push(`${what} has shape [${actual.join(",")}], expected [${expected.join(",")}]`);
-}
-
-function firstLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split("\n")[0] ?? text;
 }
