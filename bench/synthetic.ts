@@ -5,22 +5,14 @@
 import { lowResToOriginal } from "../src/segment/postprocess.js";
 import { preprocessShape } from "../src/segment/preprocess.js";
 import { GRID_SIDE, LOW_RES_SIDE } from "../src/segment/sam-constants.js";
+import { mulberry32 } from "../src/segment/seeded-random.js";
 import type { Size } from "../src/segment/tensor.js";
 
 /** A 12 MP phone photo, landscape: 4032 × 3024. */
 export const PHOTO_12MP = { width: 4032, height: 3024 } as const;
 
-/** mulberry32: uniforms in [0, 1), deterministic from a seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: uniforms in [0, 1), deterministic from a seed (the project's test PRNG). */
+export const prng = mulberry32;
 
 /**
  * Interleaved RGB8 pixels of a photo-like image: a smooth two-colour gradient background, a

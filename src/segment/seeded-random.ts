@@ -1,4 +1,4 @@
-// Seeded pseudo-random numbers for the deterministic TEST weights and data (random-weights.ts,
+// Seeded pseudo-random numbers for the deterministic TEST weights and data (random-weights.ts, bench/,
 // onnx/tiny-encoder.ts, onnx/vit-encoder.ts): the same seed gives the same stream on every platform.
 
 /** mulberry32: a tiny, fast 32-bit PRNG; returns uniforms in [0, 1). */
