@@ -262,6 +262,39 @@ describe("prepare: resume", () => {
     expect(forced.counts).toMatchObject({ encoded: 3, segmented: 3, outputsWritten: 3 });
   });
 
+  it("decodes each photo once per run, only for outputs when its embedding is cached, none when unchanged", async () => {
+    const dir = await sceneFolder("decode-once", 3, true);
+    const decodes = async (extra: Partial<PrepareParams> = {}) => {
+      const counts: Record<string, number> = {};
+      const result = await run(dir, {
+        ...extra,
+        onEvent: (e) => {
+          if (e.type === "decode") {
+            const name = e.path.slice(e.path.lastIndexOf("/") + 1);
+            counts[name] = (counts[name] ?? 0) + 1;
+          }
+        },
+      });
+      return { result, counts };
+    };
+    const once = { "photo-1.jpg": 1, "photo-2.jpg": 1, "photo-3.jpg": 1 };
+    // The reference photo (photo-1) is decoded by the reference step and handed on; the others are
+    // decoded once by the per-photo step, for both encoding and outputs.
+    const first = await decodes();
+    expect(first.result.counts).toMatchObject({ encoded: 3, segmented: 3, outputsWritten: 3 });
+    expect(first.counts).toEqual(once);
+    const gray = await decodes({ background: "gray" });
+    expect(gray.result.counts).toMatchObject({ encoded: 0, segmented: 0, outputsWritten: 3 });
+    expect(gray.counts).toEqual(once);
+    const unchanged = await decodes({ background: "gray" });
+    expect(unchanged.result.counts).toMatchObject({ encoded: 0, unchanged: 3 });
+    expect(unchanged.counts).toEqual({});
+    // Several workers: still one decode per photo, and the same files.
+    const parallel = await decodes({ background: "gray", force: true, jobs: 3 });
+    expect(parallel.result.counts).toMatchObject({ encoded: 3, segmented: 3, outputsWritten: 3 });
+    expect(parallel.counts).toEqual(once);
+  });
+
   it("an interrupted run, rerun, gives the same files as an uninterrupted one", async () => {
     const dir = await sceneFolder("interrupt", 3, true);
     const whole = await run(dir, { outDir: join(root, `whole-${counter}`) });

@@ -107,6 +107,8 @@ export type PrepareEvent =
   | { readonly type: "reference"; readonly reused: boolean; readonly description: string }
   /** The image encoder ran on a photo (an embedding-cache miss). */
   | { readonly type: "encode"; readonly photoSha256: string }
+  /** A photo was decoded at full resolution (at most once per photo and step, see design §6). */
+  | { readonly type: "decode"; readonly path: string }
   | { readonly type: "photo-start"; readonly stem: string; readonly action: PhotoAction }
   | { readonly type: "photo"; readonly result: PhotoResult; readonly done: number; readonly total: number }
   | { readonly type: "warning"; readonly message: string }
@@ -611,11 +613,31 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     encoded++;
     emit({ type: "encode", photoSha256: key.photoSha256 });
   });
-  const encoder = new PhotoEncoder({ model, cache, memoryEntries: Math.max(4, Math.min(64, good.length)) });
+  // Every full-resolution decode goes through here. The photo the reference step decoded last is
+  // handed on to the per-photo step, which takes it first: a single reference photo (the usual case)
+  // is then decoded once in all. The others the reference step decoded are decoded again for their
+  // outputs, as the reference must exist before any photo can be segmented and keeping them all
+  // decoded would hold many photos in memory (design §6: at most one per worker).
+  let handoff: { path: string; image: RgbImage } | undefined;
+  let handingOff = false;
+  const decodePhoto = async (path: string): Promise<RgbImage> => {
+    if (handingOff) handoff = undefined; // at most one decoded photo alive, even here
+    const image = await loadRgb(path, params.maxPixels === undefined ? {} : { maxPixels: params.maxPixels });
+    emit({ type: "decode", path });
+    if (handingOff) handoff = { path: resolve(path), image };
+    return image;
+  };
+  const encoder = new PhotoEncoder({
+    model,
+    cache,
+    memoryEntries: Math.max(4, Math.min(64, good.length)),
+    load: decodePhoto,
+  });
   let reference: ResolvedReference | undefined;
   let referenceReport = state.reference?.report as ReportReference | undefined;
   if (refIdentity === undefined || needsReference(entries)) {
     signal?.throwIfAborted();
+    handingOff = true;
     reference = await resolveReference({
       model,
       encoder,
@@ -628,6 +650,8 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
       mode: settings.mode,
       ...(params.fusionTrainer ? { trainer: params.fusionTrainer } : {}),
       signal,
+    }).finally(() => {
+      handingOff = false;
     });
     const identity = settingsHash({
       mode: reference.mode,
@@ -665,6 +689,10 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
   const work = entries.filter((e) => e.action !== "fail");
   const counters = { segmented: 0, outputs: 0, unchanged: 0 };
   const byStem = new Map(scan.photos.map((p) => [p.stem, p]));
+  // The photo handed on by the reference step goes first (its pixels are not kept waiting).
+  const handed = work.findIndex((e) => e.action !== "skip" && byStem.get(e.stem)!.path === handoff?.path);
+  if (handed >= 0) work.unshift(...work.splice(handed, 1));
+  else handoff = undefined;
 
   const finish = (result: PhotoResult, report: PhotoReport): void => {
     results.set(result.stem, result);
@@ -693,7 +721,12 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     const t0 = performance.now();
     let action = entry.action;
     let mask: Uint8Array | undefined;
+    // The one decoded photo of this worker: decoded at most once here, for encoding and outputs.
     let image: RgbImage | undefined;
+    if (handoff?.path === photo.path) {
+      image = handoff.image;
+      handoff = undefined;
+    }
     const old = state.photos[photo.stem];
     const ps: PhotoState =
       old && old.sha256 === photo.sha256 ? { ...old } : { relPath: photo.relPath, sha256: photo.sha256 };
@@ -722,17 +755,32 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
           timingsMs: {},
         };
       } else {
-        const out = await segmentPhotos({
-          model,
-          encoder,
-          reference: reference!,
-          mode: settings.mode,
-          photos: [{ path: photo.path, sha256: photo.sha256 }],
-          signal,
-        });
-        const outcome = out.photos[0]!;
-        if (outcome.status === "failed") {
-          const reason = `${photo.relPath}: ${outcome.reason}`;
+        // Decoded here rather than by the encoder: the outputs or thumbnails below need the pixels
+        // too (even when the embedding is cached), and a photo is decoded only once (design §6).
+        const t = performance.now();
+        let failure: string | undefined;
+        try {
+          image ??= await decodePhoto(photo.path);
+        } catch (error) {
+          if (!isUserError(error)) throw error;
+          failure = error.toLine();
+        }
+        const decodeMs = performance.now() - t;
+        const out =
+          image === undefined
+            ? undefined
+            : await segmentPhotos({
+                model,
+                encoder,
+                reference: reference!,
+                mode: settings.mode,
+                photos: [{ path: photo.path, sha256: photo.sha256, image }],
+                signal,
+              });
+        const outcome = out?.photos[0];
+        if (outcome === undefined || outcome.status === "failed") {
+          image = undefined;
+          const reason = `${photo.relPath}: ${outcome?.reason ?? failure}`;
           warn(`skipped ${reason}`);
           delete state.photos[photo.stem];
           await removeFiles(outDir, [...photoFiles(photo.stem), maskFile]);
@@ -758,7 +806,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
           ...(outcome.prior.negative
             ? { negative: [outcome.prior.negative[0], outcome.prior.negative[1]] as [number, number] }
             : {}),
-          timingsMs: roundTimings(outcome.timings),
+          timingsMs: roundTimings({ ...outcome.timings, loadMs: decodeMs + (outcome.timings.loadMs ?? 0) }),
         };
       }
       const grey = new Uint8Array(mask.length);
@@ -781,7 +829,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     // Thumbnails for the report (kept across runs; redone with the photo or its mask).
     const needThumbs = !ps.thumbs || !(await exists(join(outDir, ps.thumbs.photo)));
     if (isKept && (action === "segment" || action === "outputs")) {
-      image = await loadPhoto(photo.path, params.maxPixels);
+      image ??= await decodePhoto(photo.path);
       mask ??= await loadStoredMask(join(outDir, seg.maskFile), seg);
       const t1 = performance.now();
       const box = maskBox(mask, image.width, image.height);
@@ -834,7 +882,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
       counters.unchanged++;
     }
     if (needThumbs && (image !== undefined || action !== "skip")) {
-      image ??= await loadPhoto(photo.path, params.maxPixels);
+      image ??= await decodePhoto(photo.path);
       mask ??= await loadStoredMask(join(outDir, seg.maskFile), seg);
       ps.thumbs = await writeThumbnails(outDir, photo.stem, image, mask);
     }
@@ -1064,10 +1112,6 @@ async function writeInside(outDir: string, rel: string, data: Uint8Array | strin
 
 async function removeFiles(outDir: string, rels: readonly string[]): Promise<void> {
   for (const rel of rels) await rm(join(outDir, rel), { force: true });
-}
-
-async function loadPhoto(path: string, maxPixels: number | undefined): Promise<RgbImage> {
-  return loadRgb(path, maxPixels === undefined ? {} : { maxPixels });
 }
 
 /** The full-resolution mask stored in .persam/masks (0/1). */

@@ -3,7 +3,7 @@
 // is recorded as failed with its one-line reason; the others go on (design §6).
 
 import { hashFile } from "../dataset/hash-file.js";
-import { loadRgb } from "../dataset/image-io.js";
+import { loadRgb, type RgbImage } from "../dataset/image-io.js";
 import { isUserError, UserError } from "../errors.js";
 import { type PhotoConfidence, photoConfidence } from "./confidence.js";
 import { type EmbeddingCache, encoderFingerprint } from "./embedding-cache.js";
@@ -26,6 +26,12 @@ export interface PhotoEncoderParams {
    * @default 64
    */
   readonly memoryEntries?: number;
+  /**
+   * Decodes a photo (upright RGB) when its embedding must be computed; a caller that also needs
+   * the pixels (prepare) passes its own, with its pixel limit.
+   * @default loadRgb with the default pixel limit
+   */
+  readonly load?: ((path: string) => Promise<RgbImage>) | undefined;
 }
 
 /** One photo decoded and encoded, with what it cost. */
@@ -63,9 +69,11 @@ export class PhotoEncoder {
   /**
    * The photo's embedding, from memory, the disk cache or the encoder.
    * @param sha256 the file's hash when the caller already has it (scanPhotos does).
+   * @param image the photo already decoded by the caller (upright RGB, as `loadRgb` gives it): used
+   *   instead of decoding the file again when the embedding must be computed.
    * @throws UserError when the photo cannot be read or decoded.
    */
-  async encode(path: string, sha256?: string): Promise<EncodedPhotoFile> {
+  async encode(path: string, sha256?: string, image?: RgbImage): Promise<EncodedPhotoFile> {
     const t0 = performance.now();
     const hash = sha256 ?? (await photoSha256(path));
     const hit = this.memory.get(hash);
@@ -92,17 +100,17 @@ export class PhotoEncoder {
         encodeMs: 0,
       };
     } else {
-      const image = await loadRgb(path);
+      const pixels = image ?? (await (this.params.load ?? loadRgb)(path));
       const t1 = performance.now();
-      const encoded = await model.encode(image);
+      const encoded = await model.encode(pixels);
       const t2 = performance.now();
       if (cache) await cache.put(key, encoded);
       result = {
         path,
         sha256: hash,
         encoded,
-        width: image.width,
-        height: image.height,
+        width: pixels.width,
+        height: pixels.height,
         cached: false,
         loadMs: t1 - t0,
         encodeMs: t2 - t1,
@@ -121,6 +129,8 @@ export interface PhotoInput {
   readonly path: string;
   /** sha256 of the file, when known (saves a read). */
   readonly sha256?: string | undefined;
+  /** The photo already decoded (upright RGB), when the caller has it (saves decoding it again). */
+  readonly image?: RgbImage | undefined;
 }
 
 /** Parameters of {@link segmentPhotos}. */
@@ -239,10 +249,11 @@ export async function segmentPhotos(params: SegmentPhotosParams): Promise<Segmen
     const input = params.photos[index]!;
     const path = typeof input === "string" ? input : input.path;
     const sha256 = typeof input === "string" ? undefined : input.sha256;
+    const image = typeof input === "string" ? undefined : input.image;
     let outcome: PhotoOutcome;
     try {
       const started = performance.now();
-      const file = await encoder.encode(path, sha256);
+      const file = await encoder.encode(path, sha256, image);
       const result: PerSamResult =
         mode === "persam-f"
           ? await runPerSamF({
