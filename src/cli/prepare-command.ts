@@ -15,6 +15,7 @@ import type { SamModel } from "../segment/sam-model.js";
 import { defineCommand } from "./command.js";
 import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
 import { Progress } from "./progress.js";
+import { printPushResult, runPush } from "./push-command.js";
 import {
   type ReferenceOptions,
   referenceSpecsFromOptions,
@@ -24,6 +25,8 @@ import {
 
 interface PrepareOptions extends ModelOptions, ReferenceOptions {
   dir: string;
+  push?: string | undefined;
+  pushPrivate: boolean;
   output?: string | undefined;
   token: string;
   class?: string | undefined;
@@ -124,6 +127,16 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         default: false,
         describe: "Show what would be done; write nothing",
       })
+      .option("push", {
+        type: "string",
+        describe:
+          "Afterwards publish the set as the Hub dataset ns/name, as 'persam-db push' does (token: HF_TOKEN or the token file)",
+      })
+      .option("push-private", {
+        type: "boolean",
+        default: false,
+        describe: "With --push: create the dataset repo as private",
+      })
       .option("jobs", {
         type: "number",
         default: 1,
@@ -145,7 +158,11 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         "$0 prepare ./my-cat --encoder sam-encoder.onnx --decoder sam.safetensors",
         "offline / no Hub access: local model files (see 'persam-db models list' for the files)",
       )
-      .example("$0 prepare ./my-cat --dry-run", "what a rerun would redo") as never,
+      .example("$0 prepare ./my-cat --dry-run", "what a rerun would redo")
+      .example(
+        "HF_TOKEN=hf_… $0 prepare ./my-cat --push me/my-cat",
+        "then publish it as a Hub dataset",
+      ) as never,
   handler: async (options, context) => {
     const reporter = context.reporter(options);
     const { io } = context;
@@ -230,7 +247,20 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       });
       progress?.finish();
       context.setExitCode(result.exitCode);
+      // Publish only a finished set with something in it; a dry run pushes nothing either.
+      const pushed =
+        options.push !== undefined && !result.dryRun && result.counts.kept > 0
+          ? await runPush(
+              { out: result.outDir, repo: options.push, private: options.pushPrivate, json: options.json },
+              context,
+              reporter,
+            )
+          : undefined;
+      if (options.push !== undefined && pushed === undefined && !result.dryRun) {
+        reporter.warn(`nothing pushed to ${options.push}: no photo is in the training set`);
+      }
       reporter.emitJson({
+        ...(pushed ? { push: pushed } : {}),
         input: result.inputDir,
         output: result.outDir,
         dryRun: result.dryRun,
@@ -259,6 +289,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       );
       if (c.kept > 0)
         reporter.info(`next: open ${result.outDir}/report.html, then run one of the train*.sh scripts there`);
+      if (pushed) printPushResult(reporter, pushed, result.outDir);
     } finally {
       progress?.finish();
       await model?.dispose();

@@ -8,7 +8,7 @@ import { hubConfig, redact } from "../config.js";
 import { terminalSafe } from "../dataset/report.js";
 import { ExitCode, UserError } from "../errors.js";
 import { type PushProgress, type PushResult, pushDataset } from "../export/push.js";
-import { defineCommand, type GlobalOptions } from "./command.js";
+import { type CommandContext, defineCommand, type GlobalOptions } from "./command.js";
 import type { Reporter } from "./io.js";
 import { formatBytes, Progress } from "./progress.js";
 
@@ -172,51 +172,85 @@ export const pushCommand = defineCommand<PushOptions>({
       ) as unknown as Argv<PushOptions & GlobalOptions>,
   async handler(options, context) {
     const reporter = context.reporter(options);
-    const config = hubConfig(context.io.env);
-    const token =
-      options.token !== undefined && options.token.trim() !== "" ? options.token.trim() : config.token;
-    const endpoint = (options.endpoint?.trim() || config.endpoint).replace(/\/+$/, "");
-    if (token === undefined && !options.dryRun) {
-      throw new UserError("persam-db push needs a Hugging Face token with write access", {
-        hint: TOKEN_HINT,
-      });
-    }
-    if (!/^https?:\/\/[^\s/]+/.test(endpoint)) {
-      throw new UserError(
-        `Expected an http(s) URL for --endpoint/HF_ENDPOINT but received '${redact(endpoint, token)}'`,
-        {
-          hint: "for example https://huggingface.co",
-        },
-      );
-    }
-    const view = progressView(reporter);
-    let result: PushResult;
-    try {
-      result = await pushDataset({
-        outDir: resolve(context.io.cwd, options.out),
-        repo: options.repo,
-        private: options.private,
-        branch: options.branch,
-        pr: options.pr,
-        message: options.message,
-        prune: options.prune,
-        dryRun: options.dryRun,
-        token,
-        endpoint,
-        signal: context.io.signal,
-        quiet: options.json,
-        onProgress: (event) => view.onProgress(event),
-      });
-    } finally {
-      view.finish();
-    }
-    if (options.private && !result.repoCreated) {
-      reporter.warn(`--private applies only to a new repo: ${result.repo} keeps its current visibility`);
-    }
+    const result = await runPush(
+      { ...options, out: resolve(context.io.cwd, options.out) },
+      context,
+      reporter,
+    );
     reporter.emitJson(result);
     printResult(reporter, result, options.out);
-    if (result.skipped.some((s) => s.kind === "link" || s.kind === "special" || s.kind === "name")) {
-      context.setExitCode(ExitCode.partial);
-    }
   },
 });
+
+/** What {@link runPush} needs: the push options of the command line (also `prepare --push`). */
+export interface RunPushOptions {
+  /** Absolute path of the output folder. */
+  out: string;
+  repo: string;
+  private?: boolean | undefined;
+  branch?: string | undefined;
+  pr?: boolean | undefined;
+  message?: string | undefined;
+  prune?: boolean | undefined;
+  dryRun?: boolean | undefined;
+  token?: string | undefined;
+  endpoint?: string | undefined;
+  json: boolean;
+}
+
+/**
+ * Resolve the token and endpoint, push with progress, warn about what needs it, and set the exit
+ * code when something was skipped. Printing the result is the caller's (one JSON document per run).
+ * @throws UserError without a token (unless a dry run), for a bad endpoint, and for Hub failures.
+ */
+export async function runPush(
+  options: RunPushOptions,
+  context: CommandContext,
+  reporter: Reporter,
+): Promise<PushResult> {
+  const config = hubConfig(context.io.env);
+  const token =
+    options.token !== undefined && options.token.trim() !== "" ? options.token.trim() : config.token;
+  const endpoint = (options.endpoint?.trim() || config.endpoint).replace(/\/+$/, "");
+  if (token === undefined && !options.dryRun) {
+    throw new UserError("persam-db push needs a Hugging Face token with write access", { hint: TOKEN_HINT });
+  }
+  if (!/^https?:\/\/[^\s/]+/.test(endpoint)) {
+    throw new UserError(
+      `Expected an http(s) URL for --endpoint/HF_ENDPOINT but received '${redact(endpoint, token)}'`,
+      {
+        hint: "for example https://huggingface.co",
+      },
+    );
+  }
+  const view = progressView(reporter);
+  let result: PushResult;
+  try {
+    result = await pushDataset({
+      outDir: options.out,
+      repo: options.repo,
+      private: options.private ?? false,
+      branch: options.branch ?? "main",
+      pr: options.pr ?? false,
+      message: options.message,
+      prune: options.prune ?? false,
+      dryRun: options.dryRun ?? false,
+      token,
+      endpoint,
+      signal: context.io.signal,
+      quiet: options.json,
+      onProgress: (event) => view.onProgress(event),
+    });
+  } finally {
+    view.finish();
+  }
+  if (options.private && !result.repoCreated) {
+    reporter.warn(`--private applies only to a new repo: ${result.repo} keeps its current visibility`);
+  }
+  if (result.skipped.some((s) => s.kind === "link" || s.kind === "special" || s.kind === "name")) {
+    context.setExitCode(ExitCode.partial);
+  }
+  return result;
+}
+
+export { printResult as printPushResult };
