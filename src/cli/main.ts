@@ -19,7 +19,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     },
   };
   const verbose = argv.includes("--verbose");
-  argv = positionalsAfterDoubleDash(argv);
+  // A bare `persam-db` shows the overview rather than an error.
+  argv = argv.length === 0 ? ["--help"] : positionalsAfterDoubleDash(argv);
 
   let parser: Argv = yargs([...argv])
     .scriptName("persam-db")
