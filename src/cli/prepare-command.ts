@@ -278,14 +278,14 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         }
         const c = result.counts;
         reporter.result(
-          `${c.found} photos: ${c.segmented} to segment, ${c.outputsWritten} to rewrite, ${c.unchanged} unchanged, ${c.excluded} excluded, ${c.failed} bad`,
+          `${c.found} photo${c.found === 1 ? "" : "s"}: ${c.segmented} to segment, ${c.outputsWritten} to rewrite, ${c.unchanged} unchanged, ${c.excluded} excluded, ${c.failed} bad`,
         );
         return;
       }
       if (result.summary) reporter.result(result.summary.trimEnd());
       const c = result.counts;
       reporter.result(
-        `${c.kept} photos in the training set → ${result.outDir} (segmented ${c.segmented}, rewritten ${c.outputsWritten}, unchanged ${c.unchanged}; encoder ran ${c.encoded}×)`,
+        `${c.kept} photo${c.kept === 1 ? "" : "s"} in the training set → ${result.outDir} (segmented ${c.segmented}, rewritten ${c.outputsWritten}, unchanged ${c.unchanged}; encoder ran ${c.encoded}×)`,
       );
       if (c.kept > 0)
         reporter.info(`next: open ${result.outDir}/report.html, then run one of the train*.sh scripts there`);
