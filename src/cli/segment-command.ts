@@ -6,7 +6,7 @@ import { join, relative, resolve } from "node:path";
 import { writeFileAtomic } from "../dataset/atomic-write.js";
 import { encodePng } from "../dataset/image-io.js";
 import { EMBEDDINGS_DIR, STATE_DIR } from "../dataset/prepare-state.js";
-import { type ScannedPhoto, scanPhotos } from "../dataset/scan.js";
+import { isRoutineSkip, type ScannedPhoto, scanPhotos } from "../dataset/scan.js";
 import { ExitCode, UserError } from "../errors.js";
 import { EmbeddingCache } from "../segment/embedding-cache.js";
 import { maskToGrey } from "../segment/postprocess.js";
@@ -27,9 +27,6 @@ interface SegmentOptions extends ModelOptions, ReferenceOptions {
   output: string;
   recursive: boolean;
 }
-
-/** Scan skips that are routine and never worth a warning or exit code 2. */
-const ROUTINE_SKIPS = new Set(["hidden", "folder", "output-folder"]);
 
 export const segmentCommand = defineCommand<SegmentOptions>({
   command: "segment <dir>",
@@ -79,7 +76,7 @@ export const segmentCommand = defineCommand<SegmentOptions>({
           : "add photos, or use --recursive for subfolders",
       });
     }
-    const notable = scan.skipped.filter((s) => !ROUTINE_SKIPS.has(s.kind));
+    const notable = scan.skipped.filter((s) => !isRoutineSkip(s));
     for (const s of notable) reporter.warn(s.reason);
     for (const d of scan.duplicates) reporter.warn(`${d.relPath}: same bytes as ${d.duplicateOf}, skipped`);
     const specs = await referenceSpecsFromOptions(options, { cwd: context.io.cwd, photosDir: dir });

@@ -57,7 +57,7 @@ import {
   renderReportHtml,
   summaryTable,
 } from "./report.js";
-import { isInside, type ScannedPhoto, type ScanResult, scanPhotos } from "./scan.js";
+import { isInside, isRoutineSkip, type ScannedPhoto, type ScanResult, scanPhotos } from "./scan.js";
 import { DEFAULT_BG_WEIGHT, DEFAULT_FEATHER } from "./weight-map.js";
 
 /** Which trainer files to write. */
@@ -420,9 +420,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     ...(params.maxPixels === undefined ? {} : { maxPixels: params.maxPixels }),
   });
   // Hidden files, subfolders and our own output folder are skipped routinely: not worth a warning.
-  const notableSkips = scan.skipped.filter(
-    (s) => s.kind !== "hidden" && s.kind !== "output-folder" && s.kind !== "folder",
-  );
+  const notableSkips = scan.skipped.filter((s) => !isRoutineSkip(s));
   const problems = notableSkips.map((s) => `skipped ${s.reason}`);
   for (const d of scan.duplicates) {
     problems.push(
