@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { hubConfig, persamCacheDir, redact } from "./config.js";
 import { encodePng, probeImage } from "./dataset/image-io.js";
-import { firstLine, isUserError } from "./errors.js";
+import { errorCodes, firstLine, isUserError } from "./errors.js";
 import { HubUserError, hubWhoAmI } from "./hub.js";
 import { loadModelRegistry, type ModelRegistry } from "./segment/model-registry.js";
 import { modelCacheStatus } from "./segment/model-store.js";
@@ -260,16 +260,6 @@ async function cacheCheck(name: string, dir: string): Promise<DoctorCheck> {
   return check(name, true, true, detail);
 }
 
-function networkCode(error: unknown): string | undefined {
-  let e: unknown = error;
-  for (let i = 0; i < 5 && e instanceof Error; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-    e = e.cause;
-  }
-  return undefined;
-}
-
 async function hubCheck(
   endpoint: string,
   offline: boolean,
@@ -299,7 +289,7 @@ async function hubCheck(
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
     const why = timedOut
       ? `no answer within ${(timeoutMs / 1000).toFixed(timeoutMs < 1000 ? 1 : 0)} s`
-      : (networkCode(error) ?? firstLine(error));
+      : (errorCodes(error)[0] ?? firstLine(error));
     return check(
       "Hub",
       false,

@@ -45,3 +45,19 @@ export function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return (text.split("\n")[0] ?? text).trim();
 }
+
+/**
+ * The `code` strings of an error and of everything behind it: its `cause` chain and, for an
+ * AggregateError (undici's failed connection to every address of a host), each inner error. Node's
+ * fetch hides the useful code (ECONNREFUSED, UND_ERR_SOCKET, …) one or two causes deep.
+ */
+export function errorCodes(error: unknown, depth = 0): string[] {
+  if (depth > 6 || typeof error !== "object" || error === null) return [];
+  const out: string[] = [];
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") out.push(code);
+  const cause = (error as { cause?: unknown }).cause;
+  if (cause !== undefined) out.push(...errorCodes(cause, depth + 1));
+  if (error instanceof AggregateError) for (const e of error.errors) out.push(...errorCodes(e, depth + 1));
+  return out;
+}

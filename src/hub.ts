@@ -19,7 +19,7 @@ import {
   whoAmI,
 } from "@huggingface/hub";
 import { DEFAULT_HUB_ENDPOINT, redact } from "./config.js";
-import { UserError } from "./errors.js";
+import { errorCodes, UserError } from "./errors.js";
 
 /** A repository on the Hub. */
 export interface HubRepo {
@@ -203,18 +203,6 @@ export async function withQuietHubLogs<T>(quiet: boolean | undefined, fn: () => 
   } finally {
     console.debug = original;
   }
-}
-
-/** Error codes (walking `cause` chains and AggregateErrors) of a failed fetch. */
-function errorCodes(error: unknown, depth = 0): string[] {
-  if (depth > 6 || typeof error !== "object" || error === null) return [];
-  const out: string[] = [];
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string") out.push(code);
-  const cause = (error as { cause?: unknown }).cause;
-  if (cause !== undefined) out.push(...errorCodes(cause, depth + 1));
-  if (error instanceof AggregateError) for (const e of error.errors) out.push(...errorCodes(e, depth + 1));
-  return out;
 }
 
 const OFFLINE_CODES = new Set([

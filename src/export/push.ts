@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { redact } from "../config.js";
 import { hashFile } from "../dataset/hash-file.js";
-import { UserError } from "../errors.js";
+import { errorCodes, UserError } from "../errors.js";
 import {
   commitToHub,
   createHubBranch,
@@ -343,16 +343,6 @@ const DROPPED_CODES = new Set([
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
-
-function errorCodes(error: unknown, depth = 0): string[] {
-  if (depth > 6 || typeof error !== "object" || error === null) return [];
-  const out: string[] = [];
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string") out.push(code);
-  const cause = (error as { cause?: unknown }).cause;
-  if (cause !== undefined) out.push(...errorCodes(cause, depth + 1));
-  return out;
-}
 
 /** A connection that broke mid-request or mid-reply (not "nothing listens": that is not transient). */
 function isDropped(error: unknown): boolean {
