@@ -1,5 +1,6 @@
 // Case `preprocess`: the image side of SAM for a 12 MP JPEG: decode (sharp, via image-io), the
-// bit-exact PIL bilinear resize to 1024 on the long side, normalise + pad to [1, 3, 1024, 1024].
+// bit-exact PIL bilinear resize to 1024 on the long side (SIMD kernels, and the TypeScript fallback
+// alone), normalise + pad to [1, 3, 1024, 1024].
 
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -8,6 +9,7 @@ import { encodeJpeg, loadRgb, type RgbImage } from "../../src/dataset/image-io.j
 import {
   normalizeAndPad,
   pilResizeBilinear,
+  pilResizeBilinearScalar,
   preprocessShape,
   samPreprocess,
 } from "../../src/segment/preprocess.js";
@@ -70,9 +72,24 @@ export function preprocessCase(cacheDir: string): BenchCase {
       );
       results.push({
         name: "preprocess/resize",
-        description: `bit-exact PIL BILINEAR resize ${width}×${height} → ${wIn}×${hIn} (TypeScript)`,
+        description: `bit-exact PIL BILINEAR resize ${width}×${height} → ${wIn}×${hIn} (WebAssembly SIMD kernels)`,
         stats: resize.stats,
         cpu: resize.cpu,
+        details,
+      });
+
+      ctx.log("preprocess/resize-ts");
+      const resizeTs = await timeIt(
+        () => {
+          pilResizeBilinearScalar(rgb.data, width, height, 3, wIn, hIn);
+        },
+        { runs, warmup },
+      );
+      results.push({
+        name: "preprocess/resize-ts",
+        description: "the same resize on the TypeScript kernels only (the fallback without WebAssembly SIMD)",
+        stats: resizeTs.stats,
+        cpu: resizeTs.cpu,
         details,
       });
 
