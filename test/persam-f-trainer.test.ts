@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type FusionLogits, fusionLoss, trainFusionWeights } from "../src/segment/persam-f-trainer.js";
+import {
+  type FusionLogits,
+  fusionLoss,
+  trainFusionWeights,
+  trainFusionWeightsFromRows,
+} from "../src/segment/persam-f-trainer.js";
 import { lowResToOriginal } from "../src/segment/postprocess.js";
 
 /** Deterministic pseudo-random numbers in [0, 1). */
@@ -191,6 +196,63 @@ describe("trainFusionWeights", () => {
     expect(() => trainFusionWeights({ logitsHigh: l, gt, steps: 1, solver: "binned", binWidth: 0 })).toThrow(
       /positive binWidth/,
     );
+  });
+
+  it("trainFusionWeightsFromRows equals trainFusionWeights on the assembled maps (binned and exact)", () => {
+    // 301 × 403 = 121 303 pixels: the binning's 64 Ki-pixel flush falls inside row 162.
+    const h = 301;
+    const w = 403;
+    const m = h * w;
+    const rnd = lcg(11);
+    const l = [new Float32Array(m), new Float32Array(m), new Float32Array(m)] as const;
+    const gt = new Uint8Array(m);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const j = y * w + x;
+        const base = 9 - Math.hypot(x - 200, y - 150) / 12;
+        // Smooth (long runs of one bin, as on real maps), so that where the runs are cut matters.
+        for (let k = 0; k < 3; k++) l[k]![j] = base * (0.6 + 0.3 * k) + Math.sin(x / 13 + k);
+        gt[j] = base + rnd() - 0.5 > 0 ? 1 : 0;
+      }
+    }
+    const rows = {
+      width: w,
+      height: h,
+      fillRow(y: number, a: Float32Array, b: Float32Array, c: Float32Array, g: Uint8Array): void {
+        a.set(l[0].subarray(y * w, (y + 1) * w));
+        b.set(l[1].subarray(y * w, (y + 1) * w));
+        c.set(l[2].subarray(y * w, (y + 1) * w));
+        g.set(gt.subarray(y * w, (y + 1) * w));
+      },
+    };
+    for (const solver of ["binned", "exact"] as const) {
+      const steps = solver === "binned" ? 300 : 5;
+      const fromArrays = trainFusionWeights({ logitsHigh: l, gt, steps, solver, logEvery: 1 });
+      const fromRows = trainFusionWeightsFromRows({ rows, steps, solver, logEvery: 1 });
+      expect(fromRows.samples, solver).toBe(fromArrays.samples);
+      expect(fromRows.pixels, solver).toBe(m);
+      expect(fromRows.lambdas, solver).toEqual(fromArrays.lambdas);
+      expect(fromRows.lossHistory, solver).toEqual(fromArrays.lossHistory);
+    }
+    // Ground truth from a row source is non-zero = foreground, like trainFusionWeights' gt.
+    const gt255 = gt.map((g) => g * 255);
+    const rows255 = {
+      ...rows,
+      fillRow: (y: number, a: Float32Array, b: Float32Array, c: Float32Array, g: Uint8Array): void => {
+        rows.fillRow(y, a, b, c, g);
+        g.set(gt255.subarray(y * w, (y + 1) * w));
+      },
+    };
+    const want = trainFusionWeights({ logitsHigh: l, gt, steps: 50, solver: "binned" });
+    expect(trainFusionWeightsFromRows({ rows: rows255, steps: 50, solver: "binned" }).lossHistory).toEqual(
+      want.lossHistory,
+    );
+    expect(trainFusionWeights({ logitsHigh: l, gt: gt255, steps: 50, solver: "binned" }).lossHistory).toEqual(
+      want.lossHistory,
+    );
+    expect(() =>
+      trainFusionWeightsFromRows({ rows: { ...rows, height: 0 }, solver: "binned", steps: 1 }),
+    ).toThrow(/at least one pixel/);
   });
 
   it("rejects mismatched lengths", () => {

@@ -11,7 +11,7 @@ import {
   upsampleMask,
   upsampleMaskLiteral,
 } from "../src/segment/persam.js";
-import { adaptPerSamF, runPerSamF } from "../src/segment/persam-f.js";
+import { adaptPerSamF, fusionRows, runPerSamF } from "../src/segment/persam-f.js";
 import { lowResToOriginal, maskBox, thresholdMask } from "../src/segment/postprocess.js";
 import { preprocessShape } from "../src/segment/preprocess.js";
 import { randomDecoderWeights, randomEmbedding } from "../src/segment/random-weights.js";
@@ -337,6 +337,101 @@ describe("PerSAM-F: fast path equals the literal full-resolution path", () => {
       });
       expect(fast.flags).toContain("empty-mask-fallback");
       expectSameF(fast, literal, `fallback after call ${emptyCall}`);
+    }
+  });
+
+  it("fusionRows: the rows of lowResToOriginal bit for bit, and red > 0 as non-zero", () => {
+    // Both orders of the literal path (h < 256: rows shrink first), crops of either axis, a
+    // non-finite low-res value (the literal map's NaN / ±Infinity must come through unchanged).
+    for (const size of [
+      [480, 640],
+      [200, 150],
+      [1000, 1500],
+      [301, 257],
+      [3024, 4032],
+    ] as Size[]) {
+      const inputSize = preprocessShape(...size);
+      const low = new Float32Array(3 * N);
+      for (let k = 0; k < 3 * N; k++) low[k] = 20 * Math.sin(k * 0.0137) * Math.cos(k * 0.000071 + 1);
+      if (size[0] === 301) {
+        low[5 * 256 + 7] = Number.NaN;
+        low[N + 9] = Number.POSITIVE_INFINITY;
+      }
+      if (size[0] === 480) {
+        // Exact zeros of either sign (rowInto skips zero-weight taps only where that keeps the sign
+        // of a zero) and, on the third plane, values near the float32 limit (no skipping at all).
+        for (let r = 40; r < 90; r++) {
+          for (let c = 30; c < 120; c++) low[r * 256 + c] = c < 75 ? 0 : -0;
+        }
+        for (let k = 0; k < N; k += 97) low[2 * N + k] = 3e38 * Math.sign(low[2 * N + k]!);
+      }
+      const m = size[0] * size[1];
+      const red = new Uint8Array(m);
+      for (let j = 0; j < m; j++) red[j] = (j * 7919) % 5 === 0 ? 1 + (j % 255) : 0;
+      const high = lowResToOriginal(low, 3, inputSize, size);
+      const rows = fusionRows(low, red, inputSize, size);
+      expect([rows.height, rows.width]).toEqual(size);
+      const w = size[1];
+      const l = [new Float32Array(w), new Float32Array(w), new Float32Array(w)] as const;
+      const gt = new Uint8Array(w);
+      // 12 MP: a sample of rows (every row would take seconds here).
+      const step = m > 4e6 ? 97 : 1;
+      for (let y = 0; y < size[0]; y += step) {
+        rows.fillRow(y, l[0], l[1], l[2], gt);
+        for (let p = 0; p < 3; p++) {
+          const want = high.subarray(p * m + y * w, p * m + (y + 1) * w);
+          expect(Buffer.from(l[p]!.buffer).equals(Buffer.from(want.slice().buffer)), `${size} row ${y}`).toBe(
+            true,
+          );
+        }
+        for (let x = 0; x < w; x++) {
+          if ((gt[x] !== 0) !== red[y * w + x]! > 0) expect.fail(`${size} gt (${x}, ${y})`);
+        }
+      }
+    }
+  });
+
+  it("adaptPerSamF, binned solver: rows streamed to the trainer give the literal maps' training exactly", async () => {
+    // The streamed path (no H × W map) against literalFullResolution (lowResToOriginal + a gt array +
+    // trainFusionWeights): the same bins, so the same λ, losses and bin count, bit for bit. Sizes
+    // cover both up-sampling orders and 64 Ki-pixel flushes of the binning inside a row.
+    for (const size of [
+      [480, 640],
+      [200, 150],
+      [700, 1050],
+    ] as Size[]) {
+      const inputSize = preprocessShape(...size);
+      const referenceImage: EncodedImage = {
+        embedding: blobEmbedding(1, 20, 27, 30, 37),
+        originalSize: size,
+        inputSize,
+      };
+      const [h, w] = size;
+      const red = new Uint8Array(h * w);
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const r = Math.hypot((x - w / 2) / (w / 5), (y - h / 3) / (h / 4));
+          red[y * w + x] = r < 0.9 ? 255 : r < 1 ? 1 : 0;
+        }
+      }
+      const common = {
+        referenceImage,
+        referenceMaskRed: red,
+        referenceGrid: gridOf(20, 27, 30, 37),
+        trainer: { solver: "binned" as const, steps: 300 },
+      };
+      const fast = await adaptPerSamF({ ...common, decoder: new EllipseDecoder(inputSize) });
+      const literal = await adaptPerSamF({
+        ...common,
+        decoder: new EllipseDecoder(inputSize),
+        literalFullResolution: true,
+      });
+      expect(fast.training.samples, `${size}`).toBeGreaterThan(100);
+      expect(fast.training.samples, `${size}`).toBe(literal.training.samples);
+      expect(fast.training.pixels, `${size}`).toBe(h * w);
+      expect(fast.lambdas, `${size}`).toEqual(literal.lambdas);
+      expect(fast.training.lossHistory, `${size}`).toEqual(literal.training.lossHistory);
+      expect(fast.training.finalLoss, `${size}`).toBe(literal.training.finalLoss);
     }
   });
 

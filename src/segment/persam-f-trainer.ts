@@ -8,12 +8,38 @@ export type FusionSolver = "exact" | "binned";
 /** The three full-resolution multimask logit maps (outputs 1, 2, 3; §8.2), M values each. */
 export type FusionLogits = readonly [Float32Array, Float32Array, Float32Array];
 
+/**
+ * The three maps and the ground truth one row at a time, for {@link trainFusionWeightsFromRows}:
+ * what a caller that computes the maps on the fly (PerSAM-F's adaptation, from the low-res logits)
+ * hands over instead of `3 × M` floats and `M` bytes.
+ */
+export interface FusionRowSource {
+  readonly width: number;
+  readonly height: number;
+  /**
+   * Write row `y` (0 ≤ y < height, requested in increasing order, each once) of the three maps
+   * into `l1`, `l2`, `l3` and its ground truth into `gt`, non-zero = foreground (`width` values
+   * each, all written). The buffers are the trainer's, reused from row to row.
+   */
+  fillRow(y: number, l1: Float32Array, l2: Float32Array, l3: Float32Array, gt: Uint8Array): void;
+}
+
 /** Parameters of {@link trainFusionWeights}. */
-export interface TrainFusionWeightsParams {
+export interface TrainFusionWeightsParams extends FusionTrainingOptions {
   /** `logits_high` of multimask outputs 1, 2, 3 at the reference's original resolution. */
   readonly logitsHigh: FusionLogits;
   /** Ground truth, M values, non-zero = foreground (`R channel > 0`, §8.2). */
   readonly gt: Uint8Array;
+}
+
+/** Parameters of {@link trainFusionWeightsFromRows}. */
+export interface TrainFusionWeightsFromRowsParams extends FusionTrainingOptions {
+  /** The maps and ground truth, row by row (M = width × height pixels). */
+  readonly rows: FusionRowSource;
+}
+
+/** Optimiser and solver settings of {@link trainFusionWeights} (everything but the data). */
+export interface FusionTrainingOptions {
   /**
    * Optimiser steps (= the reference's epochs; also the cosine schedule's T_max).
    * @default 1000
@@ -141,11 +167,61 @@ export function fusionLoss(params: FusionLossParams): FusionLossValue {
  * @throws {Error} on mismatched lengths, empty input or a non-positive step count / bin width.
  */
 export function trainFusionWeights(params: TrainFusionWeightsParams): FusionTrainingResult {
+  const settings = checkOptions(params);
+  const t0 = performance.now();
+  const inputs = checkInputs(params.logitsHigh, params.gt);
+  const binned = settings.solver === "binned" ? binSamples(inputs, settings.binWidth) : undefined;
+  return optimise(params, settings, inputs.pixels, inputs.positives, binned, inputs, t0);
+}
+
+/**
+ * {@link trainFusionWeights} on maps handed over row by row. `solver: "binned"` bins each row as it
+ * arrives, so no `M`-pixel array is ever built; the bins, and so every result, are identical to
+ * `trainFusionWeights` on the same maps assembled (same pixel order, same points where the binning
+ * flushes its running sums, same float64 additions). `solver: "exact"` needs every pixel at every
+ * step: it assembles the maps first and is then `trainFusionWeights`.
+ * @throws {Error} on an empty source or a non-positive step count / bin width.
+ */
+export function trainFusionWeightsFromRows(params: TrainFusionWeightsFromRowsParams): FusionTrainingResult {
+  const settings = checkOptions(params);
+  const { rows } = params;
+  const { width, height } = rows;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new Error(
+      `Expected at least one pixel for PerSAM-F training but received ${width}×${height} pixels`,
+    );
+  }
+  if (settings.solver === "exact") {
+    const m = width * height;
+    const maps = [new Float32Array(m), new Float32Array(m), new Float32Array(m)] as const;
+    const gt = new Uint8Array(m);
+    for (let y = 0; y < height; y++) {
+      const o = y * width;
+      const e = o + width;
+      rows.fillRow(
+        y,
+        maps[0].subarray(o, e),
+        maps[1].subarray(o, e),
+        maps[2].subarray(o, e),
+        gt.subarray(o, e),
+      );
+    }
+    return trainFusionWeights({ ...params, logitsHigh: maps, gt });
+  }
+  const t0 = performance.now();
+  const { binned, positives } = binRows(rows, settings.binWidth);
+  return optimise(params, settings, width * height, positives, binned, undefined, t0);
+}
+
+interface CheckedOptions {
+  readonly steps: number;
+  readonly logEvery: number;
+  readonly solver: FusionSolver;
+  readonly binWidth: number;
+}
+
+function checkOptions(params: FusionTrainingOptions): CheckedOptions {
   const steps = params.steps ?? 1000;
-  const lr = params.lr ?? 1e-3;
-  const weightDecay = params.weightDecay ?? 0.01;
-  const eps = params.eps ?? 1e-4;
-  const [beta1, beta2] = params.betas ?? [0.9, 0.999];
   const logEvery = params.logEvery ?? 200;
   const solver = params.solver ?? "exact";
   if (!Number.isInteger(steps) || steps < 1)
@@ -153,14 +229,35 @@ export function trainFusionWeights(params: TrainFusionWeightsParams): FusionTrai
   if (!Number.isInteger(logEvery) || logEvery < 1) {
     throw new Error(`Expected a positive integer for logEvery but received ${logEvery}`);
   }
+  const binWidth = params.binWidth ?? 0.075;
+  if (solver === "binned" && (!(binWidth > 0) || !Number.isFinite(binWidth))) {
+    throw new Error(`Expected a positive binWidth but received ${binWidth}`);
+  }
+  return { steps, logEvery, solver, binWidth };
+}
 
-  const t0 = performance.now();
-  const inputs = checkInputs(params.logitsHigh, params.gt);
-  const binned = solver === "binned" ? binSamples(inputs, params.binWidth ?? 0.075) : undefined;
+/**
+ * The AdamW + cosine loop over the prepared samples (`binned`, or the pixels of `inputs`), started
+ * at `t0` for the timings.
+ */
+function optimise(
+  params: FusionTrainingOptions,
+  settings: CheckedOptions,
+  pixels: number,
+  positives: number,
+  binned: BinnedSamples | undefined,
+  inputs: CheckedInputs | undefined,
+  t0: number,
+): FusionTrainingResult {
+  const { steps, logEvery, solver } = settings;
+  const lr = params.lr ?? 1e-3;
+  const weightDecay = params.weightDecay ?? 0.01;
+  const eps = params.eps ?? 1e-4;
+  const [beta1, beta2] = params.betas ?? [0.9, 0.999];
   const t1 = performance.now();
   const evaluate = (x1: number, x2: number, acc: Float64Array): void => {
     if (binned) accumulateBinned(binned, x1, x2, acc);
-    else accumulateExact(inputs, x1, x2, acc);
+    else accumulateExact(inputs!, x1, x2, acc);
   };
 
   const acc = new Float64Array(ACC_SIZE);
@@ -176,7 +273,7 @@ export function trainFusionWeights(params: TrainFusionWeightsParams): FusionTrai
     // CosineAnnealingLR closed form; PyTorch's recursive update equals it up to rounding.
     lrK = 0.5 * lr * (1 + Math.cos((Math.PI * k) / steps));
     evaluate(w1, w2, acc);
-    const value = finish(acc, inputs.pixels, inputs.positives);
+    const value = finish(acc, pixels, positives);
     if (k % logEvery === 0) {
       history.push({ step: k, loss: value.loss, dice: value.dice, focal: value.focal, lr: lrK });
     }
@@ -196,7 +293,7 @@ export function trainFusionWeights(params: TrainFusionWeightsParams): FusionTrai
     params.onStep?.({ step: k, lr: lrK, loss: value.loss, grad: [g1, g2], weights: [w1, w2] });
   }
   evaluate(w1, w2, acc);
-  const final = finish(acc, inputs.pixels, inputs.positives);
+  const final = finish(acc, pixels, positives);
   history.push({ step: steps, loss: final.loss, dice: final.dice, focal: final.focal, lr: lrK });
   const t2 = performance.now();
   return {
@@ -204,8 +301,8 @@ export function trainFusionWeights(params: TrainFusionWeightsParams): FusionTrai
     lambdas: [1 - w1 - w2, w1, w2],
     lossHistory: history,
     finalLoss: final.loss,
-    pixels: inputs.pixels,
-    samples: binned ? binned.bins : inputs.pixels,
+    pixels,
+    samples: binned ? binned.bins : pixels,
     solver,
     timings: { prepareMs: t1 - t0, trainMs: t2 - t1 },
   };
@@ -454,6 +551,14 @@ interface Quantiser {
   readonly invStep: number;
   /** 1/δ, for values outside the table. */
   readonly inv: number;
+  /**
+   * Per bin index i, the table positions u = (L + Q_TABLE_RANGE)·invStep that look up i:
+   * `uLo[i] ≤ u < uHi[i]` ⇔ `table[u | 0] === i` (for u inside the table; the table is
+   * non-decreasing, so each index owns one run of entries). Empty (+∞, −∞) for indices the table
+   * does not hold.
+   */
+  readonly uLo: Float64Array;
+  readonly uHi: Float64Array;
 }
 
 function quantiser(binWidth: number): Quantiser {
@@ -461,7 +566,14 @@ function quantiser(binWidth: number): Quantiser {
   const step = binWidth / Q_TABLE_SUBSTEPS;
   const table = new Int32Array(Math.ceil((2 * Q_TABLE_RANGE) / step));
   for (let i = 0; i < table.length; i++) table[i] = binIndex(-Q_TABLE_RANGE + (i + 0.5) * step, inv);
-  return { table, invStep: 1 / step, inv };
+  const uLo = new Float64Array(Q_RANGE).fill(Number.POSITIVE_INFINITY);
+  const uHi = new Float64Array(Q_RANGE).fill(Number.NEGATIVE_INFINITY);
+  for (let k = 0; k < table.length; k++) {
+    const i = table[k]!;
+    if (k < uLo[i]!) uLo[i] = k;
+    uHi[i] = k + 1;
+  }
+  return { table, invStep: 1 / step, inv, uLo, uHi };
 }
 
 /**
@@ -537,19 +649,59 @@ function hashOf(key: number): number {
  * near L = 0, where the loss is curved, ≈ δ·|L| wide where it saturates), looked up in a table on a
  * grid of δ/8 (asinh only outside ±64). Per bin: count and, relative to its first member, float64
  * sums of δ = (L1, d2, d3) − first and of δaδb (typed arrays only; consecutive pixels of the same
- * bin, the common case on smooth maps, accumulate in registers). Returns means and central moments.
+ * bin, the common case on smooth maps, accumulate in registers until the bin changes or a chunk of
+ * {@link BIN_CHUNK} pixels ends). Returns means and central moments.
  */
 function binSamples(c: CheckedInputs, binWidth: number): BinnedSamples {
-  if (!(binWidth > 0) || !Number.isFinite(binWidth)) {
-    throw new Error(`Expected a positive binWidth but received ${binWidth}`);
-  }
   const q = quantiser(binWidth);
   const t = new BinTable();
+  const run = new Float64Array(RUN_SIZE);
+  run[RUN_KEY] = -1;
   for (let start = 0; start < c.pixels; start += BIN_CHUNK) {
-    binChunk(c, q, t, start, Math.min(c.pixels, start + BIN_CHUNK));
+    binSpan(c.l1, c.l2, c.l3, c.gt, start, Math.min(c.pixels, start + BIN_CHUNK), q, t, run);
+    flushRun(t, run);
   }
+  return binMoments(t);
+}
+
+/**
+ * {@link binSamples} on maps that arrive row by row: each row is binned into the same table with
+ * the same running sums, flushed at the same global pixel indices (multiples of BIN_CHUNK and the
+ * end), so the bins equal `binSamples` on the assembled maps bit for bit. Also counts the positives.
+ */
+function binRows(rows: FusionRowSource, binWidth: number): { binned: BinnedSamples; positives: number } {
+  const { width, height } = rows;
+  const q = quantiser(binWidth);
+  const t = new BinTable();
+  const run = new Float64Array(RUN_SIZE);
+  run[RUN_KEY] = -1;
+  const l1 = new Float32Array(width);
+  const l2 = new Float32Array(width);
+  const l3 = new Float32Array(width);
+  const gt = new Uint8Array(width);
+  const pixels = width * height;
+  let positives = 0;
+  let nextFlush = Math.min(BIN_CHUNK, pixels);
+  for (let y = 0; y < height; y++) {
+    rows.fillRow(y, l1, l2, l3, gt);
+    const base = y * width;
+    let x = 0;
+    while (x < width) {
+      const stop = Math.min(width, nextFlush - base);
+      positives += binSpan(l1, l2, l3, gt, x, stop, q, t, run);
+      x = stop;
+      if (base + x === nextFlush) {
+        flushRun(t, run);
+        nextFlush = Math.min(nextFlush + BIN_CHUNK, pixels);
+      }
+    }
+  }
+  return { binned: binMoments(t), positives };
+}
+
+/** Means and central moments about them: C = S − s·sᵀ/n for sums S, s about the first member. */
+function binMoments(t: BinTable): BinnedSamples {
   const { sums, refs, bins } = t;
-  // Means and central moments about them: C = S − s·sᵀ/n for sums S, s about the first member.
   const data = new Float64Array(bins * BIN_STRIDE);
   for (let k = 0; k < bins; k++) {
     const o = k * BIN_STRIDE;
@@ -571,69 +723,120 @@ function binSamples(c: CheckedInputs, binWidth: number): BinnedSamples {
   return { data, gt: t.cls.slice(0, bins), bins };
 }
 
-/** {@link binSamples}' hot loop over pixels start..end−1. */
-function binChunk(c: CheckedInputs, q: Quantiser, t: BinTable, start: number, end: number): void {
-  const { l1, l2, l3, gt } = c;
-  const { table, invStep, inv } = q;
+// The binning's running state between calls of binSpan (a Float64Array, so that nothing is boxed):
+// the current key (−1: none) and slot, the slot's reference point, the run's count and its nine
+// sums (Σa, Σb, Σc, Σaa, Σab, Σac, Σbb, Σbc, Σcc).
+const RUN_KEY = 0;
+const RUN_SLOT = 1;
+const RUN_REF = 2;
+const RUN_N = 5;
+const RUN_SUMS = 6;
+const RUN_SIZE = RUN_SUMS + 9;
+
+/** Add the running sums to their slot and forget the current bin (the next pixel looks its key up). */
+function flushRun(t: BinTable, run: Float64Array): void {
+  const n = run[RUN_N]!;
+  if (n > 0) {
+    const sums = t.sums;
+    const o = run[RUN_SLOT]! * BIN_STRIDE;
+    sums[o]! += n;
+    for (let i = 0; i < 9; i++) sums[o + 1 + i]! += run[RUN_SUMS + i]!;
+  }
+  run.fill(0);
+  run[RUN_KEY] = -1;
+}
+
+/**
+ * {@link binSamples}' hot loop over pixels start..end−1 of the given arrays, continuing the run in
+ * `run` (and leaving it there: a run ends only on a new key or {@link flushRun}). Ground truth is
+ * non-zero = foreground (class 1). Returns the number of foreground pixels.
+ */
+function binSpan(
+  l1: Float32Array,
+  l2: Float32Array,
+  l3: Float32Array,
+  gt: Uint8Array,
+  start: number,
+  end: number,
+  q: Quantiser,
+  t: BinTable,
+  run: Float64Array,
+): number {
+  const { table, invStep, inv, uLo, uHi } = q;
   const tableLen = table.length;
-  let curKey = -1;
-  let cur = 0;
-  let r1 = 0;
-  let r2 = 0;
-  let r3 = 0;
-  let n = 0;
-  let sa = 0;
-  let sb = 0;
-  let sc = 0;
-  let saa = 0;
-  let sab = 0;
-  let sac = 0;
-  let sbb = 0;
-  let sbc = 0;
-  let scc = 0;
-  for (let j = start; j <= end; j++) {
-    let key = -2;
-    let x1 = 0;
-    let d2 = 0;
-    let d3 = 0;
-    if (j < end) {
-      x1 = l1[j]!;
-      const x2 = l2[j]!;
-      const x3 = l3[j]!;
-      d2 = x2 - x1;
-      d3 = x3 - x1;
-      const u1 = (x1 + Q_TABLE_RANGE) * invStep;
-      const u2 = (x2 + Q_TABLE_RANGE) * invStep;
-      const u3 = (x3 + Q_TABLE_RANGE) * invStep;
+  // Table positions of the current bin's three indices and its class: a pixel inside all three has
+  // the current key without the lookups (the common case: runs of one bin on smooth maps). Empty
+  // until the first pixel of this call has been looked up.
+  let a1 = Number.POSITIVE_INFINITY;
+  let b1 = Number.NEGATIVE_INFINITY;
+  let a2 = a1;
+  let b2 = b1;
+  let a3 = a1;
+  let b3 = b1;
+  let curG = -1;
+  let positives = 0;
+  let curKey = run[RUN_KEY]! | 0;
+  let cur = run[RUN_SLOT]! | 0;
+  let r1 = run[RUN_REF]!;
+  let r2 = run[RUN_REF + 1]!;
+  let r3 = run[RUN_REF + 2]!;
+  let n = run[RUN_N]!;
+  let sa = run[RUN_SUMS]!;
+  let sb = run[RUN_SUMS + 1]!;
+  let sc = run[RUN_SUMS + 2]!;
+  let saa = run[RUN_SUMS + 3]!;
+  let sab = run[RUN_SUMS + 4]!;
+  let sac = run[RUN_SUMS + 5]!;
+  let sbb = run[RUN_SUMS + 6]!;
+  let sbc = run[RUN_SUMS + 7]!;
+  let scc = run[RUN_SUMS + 8]!;
+  for (let j = start; j < end; j++) {
+    const x1 = l1[j]!;
+    const x2 = l2[j]!;
+    const x3 = l3[j]!;
+    const d2 = x2 - x1;
+    const d3 = x3 - x1;
+    const u1 = (x1 + Q_TABLE_RANGE) * invStep;
+    const u2 = (x2 + Q_TABLE_RANGE) * invStep;
+    const u3 = (x3 + Q_TABLE_RANGE) * invStep;
+    const g = gt[j] === 0 ? 0 : 1;
+    positives += g;
+    if (!(u1 >= a1 && u1 < b1 && u2 >= a2 && u2 < b2 && u3 >= a3 && u3 < b3 && g === curG)) {
       const i1 = u1 >= 0 && u1 < tableLen ? table[u1 | 0]! : binIndex(x1, inv);
       const i2 = u2 >= 0 && u2 < tableLen ? table[u2 | 0]! : binIndex(x2, inv);
       const i3 = u3 >= 0 && u3 < tableLen ? table[u3 | 0]! : binIndex(x3, inv);
-      key = (i1 << 21) | (i2 << 11) | (i3 << 1) | gt[j]!;
-    }
-    if (key !== curKey) {
-      if (n > 0) {
-        const sums = t.sums;
-        const o = cur * BIN_STRIDE;
-        sums[o]! += n;
-        sums[o + 1]! += sa;
-        sums[o + 2]! += sb;
-        sums[o + 3]! += sc;
-        sums[o + 4]! += saa;
-        sums[o + 5]! += sab;
-        sums[o + 6]! += sac;
-        sums[o + 7]! += sbb;
-        sums[o + 8]! += sbc;
-        sums[o + 9]! += scc;
+      a1 = uLo[i1]!;
+      b1 = uHi[i1]!;
+      a2 = uLo[i2]!;
+      b2 = uHi[i2]!;
+      a3 = uLo[i3]!;
+      b3 = uHi[i3]!;
+      curG = g;
+      const key = (i1 << 21) | (i2 << 11) | (i3 << 1) | g;
+      if (key !== curKey) {
+        if (n > 0) {
+          const sums = t.sums;
+          const o = cur * BIN_STRIDE;
+          sums[o]! += n;
+          sums[o + 1]! += sa;
+          sums[o + 2]! += sb;
+          sums[o + 3]! += sc;
+          sums[o + 4]! += saa;
+          sums[o + 5]! += sab;
+          sums[o + 6]! += sac;
+          sums[o + 7]! += sbb;
+          sums[o + 8]! += sbc;
+          sums[o + 9]! += scc;
+        }
+        n = 0;
+        sa = sb = sc = saa = sab = sac = sbb = sbc = scc = 0;
+        curKey = key;
+        cur = t.slotOf(key, x1, d2, d3, g);
+        const refs = t.refs;
+        r1 = refs[3 * cur]!;
+        r2 = refs[3 * cur + 1]!;
+        r3 = refs[3 * cur + 2]!;
       }
-      if (j === end) break;
-      n = 0;
-      sa = sb = sc = saa = sab = sac = sbb = sbc = scc = 0;
-      curKey = key;
-      cur = t.slotOf(key, x1, d2, d3, gt[j]!);
-      const refs = t.refs;
-      r1 = refs[3 * cur]!;
-      r2 = refs[3 * cur + 1]!;
-      r3 = refs[3 * cur + 2]!;
     }
     const a = x1 - r1;
     const b = d2 - r2;
@@ -649,6 +852,22 @@ function binChunk(c: CheckedInputs, q: Quantiser, t: BinTable, start: number, en
     sbc += b * cc;
     scc += cc * cc;
   }
+  run[RUN_KEY] = curKey;
+  run[RUN_SLOT] = cur;
+  run[RUN_REF] = r1;
+  run[RUN_REF + 1] = r2;
+  run[RUN_REF + 2] = r3;
+  run[RUN_N] = n;
+  run[RUN_SUMS] = sa;
+  run[RUN_SUMS + 1] = sb;
+  run[RUN_SUMS + 2] = sc;
+  run[RUN_SUMS + 3] = saa;
+  run[RUN_SUMS + 4] = sab;
+  run[RUN_SUMS + 5] = sac;
+  run[RUN_SUMS + 6] = sbb;
+  run[RUN_SUMS + 7] = sbc;
+  run[RUN_SUMS + 8] = scc;
+  return positives;
 }
 
 function grow(a: Float64Array, size: number): Float64Array<ArrayBuffer> {

@@ -20,14 +20,16 @@ import {
   upsampleMaskRegion,
 } from "./persam.js";
 import {
+  type FusionRowSource,
+  type FusionTrainingOptions,
   type FusionTrainingResult,
-  type TrainFusionWeightsParams,
   trainFusionWeights,
+  trainFusionWeightsFromRows,
 } from "./persam-f-trainer.js";
 import { lowResToOriginal, maskArea, maskBox } from "./postprocess.js";
 import { transformBox, transformPoints } from "./preprocess.js";
 import { computeReferenceTarget, type ReferenceTarget } from "./reference.js";
-import type { RegionMask } from "./region-upsample.js";
+import { LowResField, type RegionMask } from "./region-upsample.js";
 import { LOW_RES_SIDE } from "./sam-constants.js";
 import {
   type SimilarityMapParams,
@@ -35,10 +37,10 @@ import {
   similarityField,
   similarityMap,
 } from "./similarity.js";
-import type { Box, Point } from "./tensor.js";
+import type { Box, Point, Size } from "./tensor.js";
 
 /** Trainer settings a caller may override (the maps and gt come from the reference). */
-export type FusionTrainerOptions = Omit<TrainFusionWeightsParams, "logitsHigh" | "gt">;
+export type FusionTrainerOptions = FusionTrainingOptions;
 
 /** Parameters of {@link adaptPerSamF}. */
 export interface AdaptPerSamFParams {
@@ -52,8 +54,9 @@ export interface AdaptPerSamFParams {
   readonly trainer?: FusionTrainerOptions;
   /**
    * Find the click on the literal `H × W` similarity map (`similarityMap` + `locationPrior`) instead
-   * of `similarityField`'s branch and bound: the same point. For tests and comparisons. The three
-   * full-resolution logit maps the trainer needs are built either way.
+   * of `similarityField`'s branch and bound (the same point), and build the three `H × W` logit maps
+   * and the ground truth for the trainer in full, with `lowResToOriginal`, also for the binned
+   * solver (the same bins). For tests and comparisons.
    * @default false
    */
   readonly literalFullResolution?: boolean;
@@ -76,7 +79,10 @@ export interface PerSamFAdaptation {
  * PerSAM-F adaptation on the reference (§8.1–8.2): target feature (max + mean)/2, positive click at
  * the max of the reference's own similarity, one decoder pass (click + padding point, multimask)
  * whose three full-resolution logit maps are computed once (the reference recomputes identical
- * maps every epoch under no-grad), then `trainFusionWeights` against `red > 0`.
+ * maps every epoch under no-grad), then `trainFusionWeights` against `red > 0`. With
+ * `solver: "binned"` the maps are never stored: `trainFusionWeightsFromRows` bins them row by row
+ * as {@link fusionRows} computes them (same values, same bins, same λ as the stored maps; at 12 MP
+ * this saves 3 × 48 MB of maps, a 12 MB gt array and about half the CPU time of the adaptation).
  * @throws {UserError} when the reference grid is empty (from computeReferenceTarget).
  * @throws {Error} when the mask size differs from the reference photo's.
  */
@@ -114,15 +120,57 @@ export async function adaptPerSamF(params: AdaptPerSamFParams): Promise<PerSamFA
   const n = LOW_RES_SIDE * LOW_RES_SIDE;
   // Multimask outputs = tokens 1, 2, 3 (§3.6.7), λ₀ ↔ token 1 (§9.23).
   const multimask = out.lowResMasks.data.slice(n, 4 * n);
-  const high = lowResToOriginal(multimask, 3, image.inputSize, image.originalSize);
-  const gt = new Uint8Array(m);
-  for (let j = 0; j < m; j++) gt[j] = params.referenceMaskRed[j]! > 0 ? 1 : 0;
-  const training = trainFusionWeights({
-    ...params.trainer,
-    logitsHigh: [high.subarray(0, m), high.subarray(m, 2 * m), high.subarray(2 * m, 3 * m)],
-    gt,
-  });
+  let training: FusionTrainingResult;
+  if (params.trainer?.solver === "binned" && !params.literalFullResolution) {
+    // The binned solver reads each pixel once, in row order: hand it the maps row by row, computed
+    // from the low-res logits as it asks for them (the same float32 values, bit for bit), instead of
+    // 3 × H × W floats and H × W ground-truth bytes that it would read once and drop.
+    training = trainFusionWeightsFromRows({
+      ...params.trainer,
+      rows: fusionRows(multimask, params.referenceMaskRed, image.inputSize, image.originalSize),
+    });
+  } else {
+    const high = lowResToOriginal(multimask, 3, image.inputSize, image.originalSize);
+    const gt = new Uint8Array(m);
+    for (let j = 0; j < m; j++) gt[j] = params.referenceMaskRed[j]! > 0 ? 1 : 0;
+    training = trainFusionWeights({
+      ...params.trainer,
+      logitsHigh: [high.subarray(0, m), high.subarray(m, 2 * m), high.subarray(2 * m, 3 * m)],
+      gt,
+    });
+  }
   return { target, lambdas: training.lambdas, training, referencePoint, referenceIouScores: out.iouScores };
+}
+
+/**
+ * The trainer's input without `H × W` arrays: row y of `lowResToOriginal(multimask, 3, …)` from
+ * three {@link LowResField}s (`rowInto`: the literal operators, order of additions and float32
+ * roundings) and the same row of `red` (foreground: `red > 0`, i.e. non-zero).
+ */
+export function fusionRows(
+  multimask: Float32Array,
+  red: Uint8Array,
+  inputSize: Size,
+  originalSize: Size,
+): FusionRowSource {
+  const n = LOW_RES_SIDE * LOW_RES_SIDE;
+  const [height, width] = originalSize;
+  const planes = [0, 1, 2].map(
+    (i) => new LowResField(multimask.subarray(i * n, (i + 1) * n), inputSize, originalSize),
+  );
+  const [f1, f2, f3] = planes as [LowResField, LowResField, LowResField];
+  return {
+    width,
+    height,
+    fillRow(y, l1, l2, l3, gt) {
+      for (const f of planes) f.discardBefore(y);
+      f1.rowInto(y, 0, width, l1);
+      f2.rowInto(y, 0, width, l2);
+      f3.rowInto(y, 0, width, l3);
+      // `red > 0` is red ≠ 0 for bytes: the trainer takes non-zero as foreground.
+      gt.set(red.subarray(y * width, (y + 1) * width));
+    },
+  };
 }
 
 /** Options of {@link runPerSamF}. */
