@@ -1,7 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  type CropRect,
   contains,
+  cropAndResize,
   cropImage,
   cropPlane,
   maskBox,
@@ -9,6 +11,8 @@ import {
   resizeMask,
   subjectCrop,
 } from "../src/dataset/crop.js";
+import type { RgbImage } from "../src/dataset/image-io.js";
+import { resizeRgb } from "../src/dataset/image-io.js";
 import type { Box } from "../src/segment/tensor.js";
 
 const aspects = [1, 4 / 3, 3 / 4, 16 / 9, 9 / 16, 2, 0.5, 3, 1 / 3, 1.5];
@@ -253,7 +257,174 @@ describe("cropImage / cropPlane / maskBox", () => {
   });
 });
 
+describe("maskBox: the shortcut scan agrees with a full pass", () => {
+  const fullPass = (mask: Uint8Array, width: number, height: number): Box | undefined => {
+    let x0 = width;
+    let y0 = height;
+    let x1 = -1;
+    let y1 = -1;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        if (mask[y * width + x]) {
+          x0 = Math.min(x0, x);
+          x1 = Math.max(x1, x);
+          y0 = Math.min(y0, y);
+          y1 = y;
+        }
+      }
+    }
+    return x1 < 0 ? undefined : [x0, y0, x1, y1];
+  };
+
+  it("on random sparse and dense masks", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer(),
+        (width, height, density, seed) => {
+          const mask = new Uint8Array(width * height);
+          let a = seed >>> 0;
+          for (let i = 0; i < mask.length; i++) {
+            a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+            if (a / 2 ** 32 < density * density * density) mask[i] = 1 + (a % 255);
+          }
+          expect(maskBox(mask, width, height)).toEqual(fullPass(mask, width, height));
+        },
+      ),
+    );
+  });
+});
+
+describe("cropAndResize", () => {
+  /** The former implementation: crop both, the mask as a 3-band 0/255 image, two sharp resizes. */
+  const reference = async (
+    image: RgbImage,
+    mask: Uint8Array,
+    crop: CropRect,
+    width: number,
+    height: number,
+  ) => {
+    const cm = cropPlane(mask, image.width, image.height, crop);
+    const cropped = cropImage(image, crop);
+    if (crop.width === width && crop.height === height) {
+      return { image: cropped, mask: Uint8Array.from(cm, (v) => (v ? 1 : 0)) };
+    }
+    const grey = new Uint8Array(cm.length * 3);
+    for (let i = 0; i < cm.length; i++) if (cm[i]) grey.fill(255, 3 * i, 3 * i + 3);
+    const resized = await resizeRgb(cropped, width, height, "lanczos3");
+    const rm = await resizeRgb(
+      { data: grey, width: crop.width, height: crop.height, channels: 3 },
+      width,
+      height,
+    );
+    return {
+      image: resized,
+      mask: Uint8Array.from({ length: width * height }, (_, i) => (rm.data[3 * i]! >= 128 ? 1 : 0)),
+    };
+  };
+
+  it("gives the same pixels as cropping first, shrinking, enlarging and at the same size", async () => {
+    const w = 90;
+    const h = 70;
+    const data = new Uint8Array(w * h * 3);
+    const mask = new Uint8Array(w * h);
+    let a = 11;
+    for (let i = 0; i < data.length; i++) {
+      a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+      data[i] = a >>> 24;
+    }
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        if ((x - 45) ** 2 / 900 + (y - 30) ** 2 / 400 < 1 || (x + y) % 17 === 0) mask[y * w + x] = 1;
+      }
+    }
+    const image: RgbImage = { data, width: w, height: h, channels: 3 };
+    const cases: [CropRect, number, number][] = [
+      [{ left: 10, top: 5, width: 60, height: 60 }, 24, 24],
+      [{ left: 0, top: 0, width: w, height: h }, 31, 24],
+      [{ left: 17, top: 9, width: 21, height: 33 }, 64, 101],
+      [{ left: 3, top: 4, width: 20, height: 20 }, 20, 20],
+    ];
+    for (const [crop, ow, oh] of cases) {
+      const got = await cropAndResize({ image, mask, crop, width: ow, height: oh });
+      const want = await reference(image, mask, crop, ow, oh);
+      expect(Buffer.from(got.image.data).equals(Buffer.from(want.image.data))).toBe(true);
+      expect(Array.from(got.mask)).toEqual(Array.from(want.mask));
+    }
+    await expect(
+      cropAndResize({ image, mask: new Uint8Array(5), crop: cases[0]![0], width: 8, height: 8 }),
+    ).rejects.toThrow(RangeError);
+  });
+});
+
 describe("resizeMask", () => {
+  it("gives the values of the plain weighted sum (the all-inside shortcut changes no bit)", () => {
+    // The weighted sums of resizeMask without the shortcut, from its documented geometry.
+    const plain = (mask: Uint8Array, width: number, height: number, ow: number, oh: number): Uint8Array => {
+      const taps = (n: number, m: number): [number, number][][] =>
+        Array.from({ length: m }, (_, o) => {
+          const scale = n / m;
+          const out: [number, number][] = [];
+          if (scale > 1) {
+            const a = o * scale;
+            const b = (o + 1) * scale;
+            for (let i = Math.floor(a); i < Math.min(n, Math.ceil(b)); i++) {
+              const cover = Math.min(b, i + 1) - Math.max(a, i);
+              if (cover > 0) out.push([i, Math.fround(cover / scale)]);
+            }
+          } else {
+            const src = Math.min(n - 1, Math.max(0, (o + 0.5) * scale - 0.5));
+            const i0 = Math.floor(src);
+            const f = src - i0;
+            out.push([i0, Math.fround(1 - f)]);
+            if (f > 0 && i0 + 1 < n) out.push([i0 + 1, Math.fround(f)]);
+          }
+          return out;
+        });
+      const xs = taps(width, ow);
+      const ys = taps(height, oh);
+      const tmp = new Float32Array(height * ow);
+      for (let y = 0; y < height; y++) {
+        for (let o = 0; o < ow; o++) {
+          let s = 0;
+          for (const [i, w] of xs[o]!) if (mask[y * width + i]) s += w;
+          tmp[y * ow + o] = s;
+        }
+      }
+      const out = new Uint8Array(ow * oh);
+      for (let o = 0; o < oh; o++) {
+        for (let x = 0; x < ow; x++) {
+          let s = 0;
+          for (const [i, w] of ys[o]!) s += w * tmp[i * ow + x]!;
+          out[o * ow + x] = s >= 0.5 - 1e-6 ? 1 : 0;
+        }
+      }
+      return out;
+    };
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.integer(),
+        (width, height, ow, oh, seed) => {
+          const mask = new Uint8Array(width * height);
+          const cx = (seed >>> 0) % width;
+          const cy = (seed >>> 8) % height;
+          const r2 = ((seed >>> 16) % 30) ** 2;
+          for (let y = 0; y < height; y++)
+            for (let x = 0; x < width; x++) if ((x - cx) ** 2 + (y - cy) ** 2 <= r2) mask[y * width + x] = 1;
+          const got = resizeMask({ mask, width, height, outWidth: ow, outHeight: oh });
+          expect(Array.from(got)).toEqual(Array.from(plain(mask, width, height, ow, oh)));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("upscales with pixel centres aligned (left half stays the left half)", () => {
     const m = new Uint8Array(16);
     for (let y = 0; y < 4; y++) for (let x = 0; x < 2; x++) m[y * 4 + x] = 1;

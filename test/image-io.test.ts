@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cropImage } from "../src/dataset/crop.js";
 import {
   blurRgb,
   classifyMask,
@@ -17,6 +18,7 @@ import {
   loadRgb,
   probeImage,
   type RgbImage,
+  resizeRegion,
   resizeRgb,
 } from "../src/dataset/image-io.js";
 import { UserError } from "../src/errors.js";
@@ -415,6 +417,52 @@ describe("encode / resize / blur", () => {
       expect(out.data.every((v) => v === 90)).toBe(true);
     }
     await expect(resizeRgb(flat, 0, 3)).rejects.toThrow(RangeError);
+  });
+
+  it("resizes a region as resizeRgb of the cropped pixels, and a grey plane as the first RGB band", async () => {
+    const w = 61;
+    const h = 47;
+    const rgb = new Uint8Array(w * h * 3);
+    let seed = 7;
+    for (let i = 0; i < rgb.length; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      rgb[i] = seed >>> 24;
+    }
+    const image: RgbImage = { data: rgb, width: w, height: h, channels: 3 };
+    const grey = new Uint8Array(w * h);
+    for (let i = 0; i < grey.length; i++) grey[i] = rgb[3 * i]!;
+    const greyRgb = new Uint8Array(w * h * 3);
+    for (let i = 0; i < grey.length; i++) greyRgb.fill(grey[i]!, 3 * i, 3 * i + 3);
+    const rects = [
+      { left: 5, top: 3, width: 40, height: 31 },
+      { left: 0, top: 0, width: w, height: h },
+      { left: 60, top: 46, width: 1, height: 1 },
+    ];
+    for (const rect of rects) {
+      for (const [ow, oh] of [
+        [13, 11],
+        [97, 80],
+        [rect.width, rect.height + 3],
+      ] as const) {
+        const cropped = cropImage(image, rect);
+        const expected = await resizeRgb(cropped, ow, oh);
+        const got = await resizeRegion(image, rect, ow, oh);
+        expect([got.width, got.height, got.channels]).toEqual([ow, oh, 3]);
+        expect(Buffer.from(got.data).equals(Buffer.from(expected.data))).toBe(true);
+        const g = await resizeRegion({ data: grey, width: w, height: h, channels: 1 }, rect, ow, oh);
+        const viaRgb = await resizeRgb(
+          cropImage({ data: greyRgb, width: w, height: h, channels: 3 }, rect),
+          ow,
+          oh,
+        );
+        expect(g.channels).toBe(1);
+        expect(Array.from(g.data)).toEqual(Array.from(viaRgb.data.filter((_, i) => i % 3 === 0)));
+      }
+    }
+    await expect(resizeRegion(image, { left: 30, top: 0, width: 32, height: 5 }, 4, 4)).rejects.toThrow(
+      "Expected an integer rectangle inside 61×47 for rect but received 30,0 32×5",
+    );
+    await expect(resizeRegion(image, rects[0]!, 0, 4)).rejects.toThrow(RangeError);
   });
 
   it("blurs a step edge and leaves tiny sigmas alone", async () => {

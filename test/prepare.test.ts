@@ -138,6 +138,19 @@ describe("prepare: layout and pixels", () => {
     }
     const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
     expect(report.photos).toHaveLength(3);
+    // Every stage outside the encoder is timed: state mask, outputs, thumbnails, state update.
+    for (const p of report.photos as { timingsMs: Record<string, number> }[]) {
+      for (const key of ["maskWriteMs", "writeMs", "thumbsMs", "stateMs", "totalMs"]) {
+        expect(p.timingsMs[key], key).toBeGreaterThanOrEqual(0);
+      }
+    }
+    // The state masks are 1-bit PNGs that sharp reads as grey 0/255.
+    const stateMasks = await readdir(join(out, ".persam", "masks"));
+    expect(stateMasks).toHaveLength(3);
+    for (const name of stateMasks) {
+      const meta = await sharp(join(out, ".persam", "masks", name)).metadata();
+      expect([meta.format, meta.space, meta.channels], name).toEqual(["png", "b-w", 1]);
+    }
     expect(result.summary).toContain("3 photos");
   });
 

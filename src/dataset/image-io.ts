@@ -270,6 +270,31 @@ export async function encodePng(image: RgbImage | GreyImage): Promise<Buffer> {
 }
 
 /**
+ * Encode RGB pixels plus a separate alpha plane as an RGBA PNG, the planes joined by sharp instead of
+ * interleaved in JavaScript first (same file, byte for byte, as encodePng of the interleaved pixels).
+ * @throws RangeError when the sizes do not match.
+ */
+export async function encodePngWithAlpha(image: RgbImage, alpha: Uint8Array): Promise<Buffer> {
+  if (image.channels !== 3) {
+    throw new RangeError(
+      `Expected an RGB image (3 channels) for image but received ${image.channels} channels`,
+    );
+  }
+  const { width, height } = image;
+  if (alpha.length !== width * height) {
+    throw new RangeError(
+      `Expected ${width * height} values (${width}×${height}) for alpha but received ${alpha.length}`,
+    );
+  }
+  return fromRaw(image)
+    .joinChannel(Buffer.from(alpha.buffer, alpha.byteOffset, alpha.byteLength), {
+      raw: { width, height, channels: 1 },
+    })
+    .png()
+    .toBuffer();
+}
+
+/**
  * Encode pixels as a baseline JPEG with 4:4:4 chroma (training images keep colour edges sharp);
  * an alpha channel is dropped.
  * @default quality 95
@@ -292,11 +317,62 @@ export async function resizeRgb(
   image: RgbImage,
   width: number,
   height: number,
-  kernel: "lanczos3" | "cubic" | "linear" = "lanczos3",
+  kernel: ResizeKernel = "lanczos3",
 ): Promise<RgbImage> {
   checkPositiveInteger("width", width);
   checkPositiveInteger("height", height);
   return toRaw(fromRaw(image).resize(width, height, { fit: "fill", kernel }), image.channels);
+}
+
+/** Resampling kernels of {@link resizeRgb} and {@link resizeRegion}. */
+export type ResizeKernel = "lanczos3" | "cubic" | "linear";
+
+/** An integer rectangle inside an image, in pixels. */
+export interface PixelRect {
+  readonly left: number;
+  readonly top: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+/**
+ * Resize the rectangle `rect` of an image (RGB, RGBA or grey) to exactly `width × height`, as
+ * {@link resizeRgb} of the cropped pixels would, without copying the crop first: sharp reads the
+ * region straight from `image.data` (a 12 MP photo's crop is a 27 MB copy otherwise, ~100 ms). The
+ * bands are resized independently, so a grey plane comes out as the first band of its RGB rendering.
+ * @throws RangeError when a size is not a positive integer or the rectangle is not inside the image.
+ */
+export async function resizeRegion<T extends RgbImage | GreyImage>(
+  image: T,
+  rect: PixelRect,
+  width: number,
+  height: number,
+  kernel: ResizeKernel = "lanczos3",
+): Promise<T> {
+  checkPositiveInteger("width", width);
+  checkPositiveInteger("height", height);
+  const { left, top } = rect;
+  if (
+    ![left, top, rect.width, rect.height].every(Number.isInteger) ||
+    left < 0 ||
+    top < 0 ||
+    rect.width < 1 ||
+    rect.height < 1 ||
+    left + rect.width > image.width ||
+    top + rect.height > image.height
+  ) {
+    throw new RangeError(
+      `Expected an integer rectangle inside ${image.width}×${image.height} for rect but received ${left},${top} ${rect.width}×${rect.height}`,
+    );
+  }
+  let pipeline = fromRaw(image);
+  // Skipped for the whole image: an extract of everything is a no-op, but keeps sharp's pipeline as
+  // resizeRgb's.
+  if (rect.width !== image.width || rect.height !== image.height) {
+    pipeline = pipeline.extract({ left, top, width: rect.width, height: rect.height });
+  }
+  const out = await toRaw(pipeline.resize(width, height, { fit: "fill", kernel }), image.channels);
+  return out as T;
 }
 
 /**
@@ -354,7 +430,9 @@ function fromRaw(image: RgbImage | GreyImage): Sharp {
   return channels === 1 ? pipeline.toColourspace("b-w") : pipeline;
 }
 
-async function toRaw(pipeline: Sharp, channels: 3 | 4): Promise<RgbImage> {
+async function toRaw(pipeline: Sharp, channels: 3 | 4): Promise<RgbImage>;
+async function toRaw(pipeline: Sharp, channels: 1 | 3 | 4): Promise<RgbImage | GreyImage>;
+async function toRaw(pipeline: Sharp, channels: 1 | 3 | 4): Promise<RgbImage | GreyImage> {
   const { data, info } = await pipeline.raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
   if (info.channels !== channels)
     throw new Error(`Expected ${channels} channels but sharp returned ${info.channels}`);
@@ -363,7 +441,7 @@ async function toRaw(pipeline: Sharp, channels: 3 | 4): Promise<RgbImage> {
     width: info.width,
     height: info.height,
     channels,
-  };
+  } as RgbImage | GreyImage;
 }
 
 /** The first bytes of the file, turning file-system failures and empty files into UserErrors. */

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { writeFileAtomic } from "./atomic-write.js";
 import { type Background, DEFAULT_BACKGROUND, suppressBackground } from "./background.js";
 import { type CropRect, cropAndResize, outputSize } from "./crop.js";
-import { encodePng, type RgbImage } from "./image-io.js";
+import { encodePng, encodePngWithAlpha, type RgbImage } from "./image-io.js";
 import { type MetadataRow, metadataRow } from "./metadata.js";
 import { type FileRecord, recordOf } from "./prepare-state.js";
 import type { ReportOutputs } from "./report.js";
@@ -135,17 +135,26 @@ export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promis
       area++;
     }
   }
-  const rgba = new Uint8Array(n * 4);
-  const ic = image.channels;
-  const sc = suppressed.channels;
-  for (let i = 0; i < n; i++) {
-    const w = weights[i]!;
-    const src = w > 0 ? image.data : suppressed.data;
-    const at = w > 0 ? i * ic : i * sc;
-    rgba[4 * i] = src[at]!;
-    rgba[4 * i + 1] = src[at + 1]!;
-    rgba[4 * i + 2] = src[at + 2]!;
-    rgba[4 * i + 3] = w;
+  // The RGBA file: the photo's pixels with alpha = weights, the suppressed background where the
+  // weight is 0. With a background weight above 0 (the default) no weight is 0, so sharp joins the
+  // photo and the weights itself, without an interleaved copy made here.
+  let rgbaEncoding: Promise<Buffer>;
+  if (image.channels === 3 && !weights.includes(0)) {
+    rgbaEncoding = encodePngWithAlpha(image, weights);
+  } else {
+    const rgba = new Uint8Array(n * 4);
+    const ic = image.channels;
+    const sc = suppressed.channels;
+    for (let i = 0; i < n; i++) {
+      const w = weights[i]!;
+      const src = w > 0 ? image.data : suppressed.data;
+      const at = w > 0 ? i * ic : i * sc;
+      rgba[4 * i] = src[at]!;
+      rgba[4 * i + 1] = src[at + 1]!;
+      rgba[4 * i + 2] = src[at + 2]!;
+      rgba[4 * i + 3] = w;
+    }
+    rgbaEncoding = encodePng({ data: rgba, width, height, channels: 4 });
   }
 
   const files: ReportOutputs = {
@@ -168,7 +177,7 @@ export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promis
     encodePng(suppressed),
     encodePng({ data: maskBytes, width, height, channels: 1 }),
     encodePng({ data: weights, width, height, channels: 1 }),
-    encodePng({ data: rgba, width, height, channels: 4 }),
+    rgbaEncoding,
   ]);
   const contents: [string, Uint8Array | string][] = [
     [files.image, imagePng],

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { constants, deflateRawSync } from "node:zlib";
 import sharp, { type Sharp } from "sharp";
+import { PNG_SIGNATURE, pngChunk } from "../../src/dataset/mask-png.js";
 import type { SkipKind } from "../../src/dataset/scan.js";
 import { storedForOrientation } from "./photos.js";
 
@@ -107,34 +108,6 @@ async function orientedJpeg(o: number, upright: Uint8Array, W: number, H: number
     .withMetadata({ orientation: o })
     .toBuffer();
 }
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 as PNG uses it. */
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /**
  * A valid `side × side` 8-bit greyscale PNG of zeros, written chunk by chunk: one deflate segment of
