@@ -2,10 +2,13 @@
 // session create time, encode time, FLOPs from the graph, achieved GFLOP/s against the CPU's
 // theoretical peak, and peak RSS. Every configuration runs in a child process of its own
 // (bench/rss.ts), so its peak RSS is its own. SlimSAM-77 by default; SAM ViT-B with --big.
-// --sweep also measures onnxruntime session options (optimisation level, memory arena, memory
-// pattern, threads, execution mode, spinning) one change at a time against the defaults.
+// Without options it measures persam-db's defaults and the same without attention chunking (the
+// graph as exported); --sweep also measures onnxruntime session options (optimisation level, memory
+// arena, memory pattern, threads, execution mode, spinning) one change at a time against
+// onnxruntime's defaults, and 4 attention chunks instead of 12.
 
-import { SamEncoder } from "../../src/segment/encoder-session.js";
+import type { SamEncoderOptions } from "../../src/segment/encoder-session.js";
+import { DEFAULT_ATTENTION_CHUNKS, SamEncoder } from "../../src/segment/encoder-session.js";
 import { countFlops, cpuPeakFlops } from "../../src/segment/onnx/flops.js";
 import {
   buildVitEncoderShapeOnly,
@@ -13,7 +16,6 @@ import {
   type VitPreset,
   vitParameterCount,
 } from "../../src/segment/onnx/vit-encoder.js";
-import type { SessionOptions } from "../../src/segment/ort.js";
 import { ENCODER_SIDE } from "../../src/segment/sam-constants.js";
 import { type BenchCase, type BenchContext, type Measurement, round, runsOf, warmupOf } from "../harness.js";
 import { childMain, mib, runChild } from "../rss.js";
@@ -30,6 +32,9 @@ export interface EncoderCaseOptions {
   readonly modelDir?: string | undefined;
 }
 
+/** Session options plus the encoder's load-time attention chunking. */
+type SessionOptions = Omit<SamEncoderOptions, "path">;
+
 /** One session configuration of the sweep. */
 interface Variant {
   readonly name: string;
@@ -37,16 +42,36 @@ interface Variant {
   readonly options: (threads: number) => SessionOptions;
 }
 
-/** persam-db's defaults (src/segment/ort.ts): level all, arena on, memory pattern off. */
+/**
+ * persam-db's defaults (src/segment/ort.ts, encoder-session.ts): level all, arena on, memory
+ * pattern off, attention in DEFAULT_ATTENTION_CHUNKS pieces.
+ */
 const DEFAULTS = (threads: number): SessionOptions => ({ threads, graphOptimization: "all" });
-/** onnxruntime's own defaults (memory pattern on): the base every other variant changes one thing of. */
-const ORT = (threads: number): SessionOptions => ({ ...DEFAULTS(threads), memPattern: true });
+/**
+ * onnxruntime's own defaults (memory pattern on) on the unchanged graph: the base every session
+ * option variant below changes one thing of.
+ */
+const ORT = (threads: number): SessionOptions => ({
+  ...DEFAULTS(threads),
+  memPattern: true,
+  attentionChunks: 1,
+});
 
 const VARIANTS: readonly Variant[] = [
   {
     name: "default",
-    description: "persam-db's defaults: level all, arena on, pattern off",
+    description: `persam-db's defaults: level all, arena on, pattern off, attention in ${DEFAULT_ATTENTION_CHUNKS} chunks`,
     options: DEFAULTS,
+  },
+  {
+    name: "unchunked",
+    description: "persam-db's defaults without attention chunking (attentionChunks 1: the graph as exported)",
+    options: (t) => ({ ...DEFAULTS(t), attentionChunks: 1 }),
+  },
+  {
+    name: "chunks-4",
+    description: "persam-db's defaults with attentionChunks 4 (3 heads per piece)",
+    options: (t) => ({ ...DEFAULTS(t), attentionChunks: 4 }),
   },
   {
     name: "ort-defaults",
@@ -99,6 +124,8 @@ interface EncodeTaskResult {
   readonly wallMs: readonly number[];
   readonly cpuMs: readonly number[];
   readonly rssAfterCreateBytes: number;
+  /** The encoder's load notes (what the attention rewrite did). */
+  readonly loadNotes: readonly string[];
 }
 
 /** Child side: open the session, encode a fixed random input warmup + runs times. */
@@ -108,6 +135,7 @@ async function encodeTask(raw: unknown): Promise<EncodeTaskResult> {
   const encoder = await SamEncoder.create({ path: args.modelPath, ...args.options });
   const createMs = performance.now() - t0;
   const rssAfterCreateBytes = process.memoryUsage().rss;
+  const loadNotes = encoder.loadNotes;
   const pixels = {
     data: uniformArray(3 * ENCODER_SIDE * ENCODER_SIDE, 7, -2, 2),
     dims: [1, 3, ENCODER_SIDE, ENCODER_SIDE],
@@ -134,7 +162,7 @@ async function encodeTask(raw: unknown): Promise<EncodeTaskResult> {
   } finally {
     await encoder.dispose();
   }
-  return { createMs, wallMs, cpuMs, rssAfterCreateBytes };
+  return { createMs, wallMs, cpuMs, rssAfterCreateBytes, loadNotes };
 }
 
 /** FLOPs of a preset's graph at [1,3,1024,1024] (static count, no weights generated). */
@@ -183,6 +211,7 @@ async function measure(
     rssAfterCreateMiB: mib(r.rssAfterCreateBytes),
     baseRssMiB: mib(report.baseRssBytes),
     createMs: round(r.createMs),
+    loadNotes: r.loadNotes.join("; "),
     load1AtEnd: round(report.loadAtEnd),
   };
   return [
@@ -220,10 +249,12 @@ export function encoderCase(options: EncoderCaseOptions): BenchCase {
             : ensureVitEncoderModel({ preset }, options.modelDir);
         const flops = presetFlops(preset);
         const variants = !options.sweep
-          ? VARIANTS.filter((v) => v.name === "default")
+          ? VARIANTS.filter((v) => v.name === "default" || v.name === "unchunked")
           : preset === "slimsam-77"
             ? VARIANTS
-            : VARIANTS.filter((v) => v.name === "default" || v.name === "ort-defaults");
+            : VARIANTS.filter(
+                (v) => v.name === "default" || v.name === "unchunked" || v.name === "ort-defaults",
+              );
         for (const v of variants) results.push(...(await measure(ctx, preset, modelPath, v, flops)));
       }
       return results;

@@ -3,7 +3,11 @@
 // (and, in those exports, image_positional_embeddings). Names and element types are read from the
 // session, never assumed, and every mismatch is reported by name.
 
+import { access, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { firstLine, UserError } from "../errors.js";
+import { type ChunkFileReply, chunkAttentionFileInWorker } from "./onnx/attention-chunking-file.js";
 import {
   createSession,
   fromOrt,
@@ -28,7 +32,21 @@ export interface EncoderOutput {
 export interface SamEncoderOptions extends SessionOptions {
   /** Path of the encoder `.onnx` file (external data files are found beside it). */
   readonly path: string;
+  /**
+   * Compute each large attention (SAM's global-attention blocks: a `[12, 4096, 4096]` fp32 score
+   * tensor, 768 MiB) in this many pieces along its batch × heads axis, by a load-time rewrite of the
+   * graph (onnx/attention-chunking.ts). The output is the same to the bit (each piece runs the same
+   * fused kernels on the same numbers); only one piece's scores exist at a time, which takes the
+   * SlimSAM-77-size encoder from 2.8 GiB to 0.7 GiB peak RSS and saves the page faults of the first
+   * encode (bench/README.md, case `encoder`). A graph without the pattern, or one onnxruntime
+   * refuses after the rewrite, is loaded unchanged (see {@link SamEncoder.loadNotes}). 1 = off.
+   * @default 12 (one SAM head per piece)
+   */
+  readonly attentionChunks?: number | undefined;
 }
+
+/** Default of {@link SamEncoderOptions.attentionChunks}. */
+export const DEFAULT_ATTENTION_CHUNKS = 12;
 
 const EMBEDDING_NAMES = ["image_embeddings", "embeddings", "image_embedding"];
 const POSITIONAL_NAMES = ["image_positional_embeddings"];
@@ -47,6 +65,8 @@ export class SamEncoder {
     readonly embedDim: number,
     /** Path the encoder was loaded from. */
     readonly path: string,
+    /** What the load-time attention rewrite did, or why it left the graph alone. */
+    readonly loadNotes: readonly string[],
   ) {}
 
   /**
@@ -55,8 +75,11 @@ export class SamEncoder {
    */
   static async create(options: SamEncoderOptions): Promise<SamEncoder> {
     let session: OrtSession;
+    let loadNotes: string[] = [];
     try {
-      session = await createSession(options.path, options);
+      const opened = await openChunked(options);
+      loadNotes = opened.notes;
+      session = opened.session ?? (await createSession(options.path, options));
     } catch (error) {
       throw new UserError(`cannot load the image encoder ${options.path}: ${firstLine(error)}`, {
         hint: "pass a SAM image-encoder .onnx file (e.g. Transformers.js onnx/vision_encoder.onnx) or use --model",
@@ -102,6 +125,7 @@ export class SamEncoder {
       positionalName,
       embedDim,
       options.path,
+      loadNotes,
     );
   }
 
@@ -131,6 +155,54 @@ export class SamEncoder {
   /** Release the native session. */
   async dispose(): Promise<void> {
     await this.session.release();
+  }
+}
+
+/**
+ * Open the encoder with its large attentions chunked ({@link SamEncoderOptions.attentionChunks}),
+ * or return no session (and why) so the caller opens the file as it is. The rewritten model goes
+ * to a temporary file that onnxruntime reads as it reads any model; the rewrite runs in a worker
+ * thread (onnx/attention-chunking-file.ts) so that no JS copy of the weights outlives it. A model
+ * with external data is left to onnxruntime.
+ */
+async function openChunked(
+  options: SamEncoderOptions,
+): Promise<{ session: OrtSession | undefined; notes: string[] }> {
+  const chunks = options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS;
+  if (chunks <= 1) return { session: undefined, notes: ["attention chunking off"] };
+  await access(options.path); // a missing file is reported as such, not as a failed rewrite
+  let dir: string;
+  try {
+    dir = await mkdtemp(join(tmpdir(), "persam-db-encoder-"));
+  } catch (error) {
+    return { session: undefined, notes: [`no temporary folder (${firstLine(error)}); loaded unchanged`] };
+  }
+  const output = join(dir, basename(options.path));
+  try {
+    let reply: ChunkFileReply;
+    try {
+      reply = await chunkAttentionFileInWorker({ input: options.path, output, chunks });
+    } catch (error) {
+      // A bug in the rewrite must not cost the user the encoder: load the file as it is.
+      return {
+        session: undefined,
+        notes: [`attention chunking failed (${firstLine(error)}); loaded unchanged`],
+      };
+    }
+    if (reply.rewritten === 0) return { session: undefined, notes: [...reply.notes] };
+    try {
+      return { session: await createSession(output, options), notes: [...reply.notes] };
+    } catch (error) {
+      return {
+        session: undefined,
+        notes: [
+          `onnxruntime refused the chunked graph (${firstLine(error)}); loaded unchanged`,
+          ...reply.notes,
+        ],
+      };
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 

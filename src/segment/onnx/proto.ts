@@ -124,6 +124,11 @@ export class ProtoWriter {
     this.scratch.push(Number(v));
   }
 
+  /** Append already-encoded protobuf bytes (whole fields) verbatim, without copying them now. */
+  raw(bytes: Uint8Array): void {
+    this.pushBytes(bytes);
+  }
+
   /** Write a field key (field number and wire type). */
   tag(field: number, wireType: number): void {
     this.varint(field * 8 + wireType);
@@ -163,6 +168,15 @@ export class ProtoWriter {
     this.flushScratch();
     for (const c of inner.chunks) this.chunks.push(c);
     this.size += inner.size;
+  }
+
+  /**
+   * The encoded bytes as the pieces they were written from (views, not copies: what `raw` and
+   * `bytes` were given is shared), for writing a large message out without assembling it.
+   */
+  parts(): readonly Uint8Array[] {
+    this.flushScratch();
+    return [...this.chunks];
   }
 
   /** The encoded bytes. */

@@ -441,7 +441,7 @@ function planEncoder(options: VitEncoderOptions): VitGraph {
  * @throws Error on an invalid config.
  */
 export function buildVitEncoderGraph(options: VitEncoderOptions): Uint8Array {
-  return concat([...planEncoder(options).chunks()]);
+  return Buffer.concat([...planEncoder(options).chunks()]);
 }
 
 /**
@@ -449,17 +449,7 @@ export function buildVitEncoderGraph(options: VitEncoderOptions): Uint8Array {
  * (FLOP counting) in milliseconds. Not loadable by ONNX Runtime.
  */
 export function buildVitEncoderShapeOnly(options: VitEncoderOptions): Uint8Array {
-  return concat([...planEncoder(options).chunks(false)]);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return Buffer.concat([...planEncoder(options).chunks(false)]);
 }
 
 /**
@@ -534,7 +524,7 @@ export function buildVitBlockTestGraph(
   const x = v.g.input("x", "float", [1, shape.grid, shape.grid, shape.dim]);
   const y = vitBlock(v, x, shape, "");
   v.g.output(y, "y", "float", [1, shape.grid, shape.grid, shape.dim]);
-  const bytes = concat([...v.chunks()]);
+  const bytes = Buffer.concat([...v.chunks()]);
   const weights = new Map<string, { data: Float32Array; dims: readonly number[] }>();
   for (const [k, w] of v.materialize()) weights.set(k.replace(/^\./, ""), w);
   return { bytes, weights };
