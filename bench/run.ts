@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { decoderCase } from "./cases/decoder.js";
 import { encoderCase } from "./cases/encoder.js";
+import { encoderVariantsCase } from "./cases/encoder-variants.js";
 import { persamCase } from "./cases/persam.js";
 import { persamFCase } from "./cases/persam-f.js";
 import { postprocessCase } from "./cases/postprocess.js";
@@ -18,8 +19,8 @@ import { formatMachineInfo, machineInfo } from "./machine.js";
 
 const USAGE = `Usage: npm run bench -- [case…] [options]
 
-Cases (all but prepare when none is named): decoder, preprocess, postprocess, persam-f, persam,
-encoder, prepare
+Cases (all but prepare and encoder-variants when none is named): decoder, preprocess, postprocess,
+persam-f, persam, encoder, prepare, encoder-variants
 
 Options:
   --runs N      timed runs per measurement (default: each case's own, e.g. 20 for decoder)
@@ -27,7 +28,7 @@ Options:
   --threads N   onnxruntime intra-op threads (default 2)
   --out DIR     folder for the JSON record (default bench/out)
   --check       exit with code 1 when a median misses its target
-  --big         encoder, prepare: also / instead use the SAM ViT-B-size encoder (slow)
+  --big         encoder, prepare, encoder-variants: also / instead use the SAM ViT-B-size encoder (slow)
   --sweep       encoder: also measure onnxruntime session-option variants
   --photos N    prepare: number of generated 12 MP photos (default 20)
   --list        list the cases and exit
@@ -112,6 +113,7 @@ async function main(argv: readonly string[]): Promise<number> {
       photos: positiveInt("photos", values.photos, 1),
       big: values.big,
     }),
+    encoderVariantsCase({ big: values.big, scratchDir: join(outDir, "cache", "encoder-variants") }),
   ];
   if (values.list) {
     for (const c of cases) console.log(`${c.name.padEnd(12)} ${c.summary}`);
@@ -123,10 +125,11 @@ async function main(argv: readonly string[]): Promise<number> {
       `Expected case names among ${cases.map((c) => c.name).join(", ")} but received ${unknown.join(", ")}`,
     );
   }
-  // `prepare` (minutes) runs only when named.
+  // `prepare` and `encoder-variants` (minutes each) run only when named.
+  const onlyWhenNamed = ["prepare", "encoder-variants"];
   const selected =
     positionals.length === 0
-      ? cases.filter((c) => c.name !== "prepare")
+      ? cases.filter((c) => !onlyWhenNamed.includes(c.name))
       : cases.filter((c) => positionals.includes(c.name));
   const ctx: BenchContext = {
     runs: positiveInt("runs", values.runs, 1),
