@@ -4,10 +4,13 @@
 // into an empty output folder, then an unchanged rerun, which must be ≥ 20× faster (everything is
 // skipped from the resume state). Encoder: the SlimSAM-77-size benchmark encoder (random weights,
 // vit-encoder.ts), or ViT-B size with --big; decoder: random width-256 weights. Masks from random
-// weights mean nothing (photos come out doubtful); the work and the memory are those of real use.
+// weights mean nothing (photos come out doubtful, and are kept so that their outputs are written as
+// a good photo's would be); the work and the memory are those of real use. The reference is a box on
+// the first photo (as `--ref photo-001.jpg --ref-box …`), so every photo is encoded in its own step
+// and the report's per-photo timings split each photo's time into encoder and everything else.
 
 import { existsSync } from "node:fs";
-import { copyFile, link, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { copyFile, link, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { encodeJpeg } from "../../src/dataset/image-io.js";
 import { prepare } from "../../src/dataset/prepare.js";
@@ -51,12 +54,41 @@ interface PrepareTaskArgs {
   readonly configsDir: string;
 }
 
+/** The reference of every run: a box around the middle of the first photo (12 MP, 4032 × 3024). */
+const REFERENCE_BOX: readonly [number, number, number, number] = [1000, 800, 3000, 2200];
+
 /** What the child task returns. */
 interface PrepareTaskResult {
   readonly loadMs: number;
   readonly prepareMs: number;
   readonly exitCode: number;
   readonly counts: Readonly<Record<string, number>>;
+  /** CPU time (user + system, all threads) of the child's `prepare` call, ms. */
+  readonly prepareCpuMs: number;
+  /** Photos whose report carries an encoder time (encoded in their own step). */
+  readonly photosTimed: number;
+  /**
+   * Median over those photos of each timing of report.json (`loadMs`, `encodeMs`, …, `totalMs`),
+   * plus `outsideEncoderMs` = totalMs − encodeMs: everything a photo costs besides the encoder.
+   */
+  readonly stageMedians: Readonly<Record<string, number>>;
+}
+
+/** Per-stage medians over the photos of a report.json that were encoded in their own step. */
+async function reportStageMedians(
+  outDir: string,
+): Promise<{ photos: number; medians: Record<string, number> }> {
+  const report = JSON.parse(await readFile(join(outDir, "report.json"), "utf8")) as {
+    photos: { timingsMs?: Record<string, number> }[];
+  };
+  const timed = report.photos
+    .map((p) => p.timingsMs ?? {})
+    .filter((t) => (t.encodeMs ?? 0) > 0 && t.totalMs !== undefined)
+    .map((t): Record<string, number> => ({ ...t, outsideEncoderMs: t.totalMs! - t.encodeMs! }));
+  const names = new Set(timed.flatMap((t) => Object.keys(t)));
+  const medians: Record<string, number> = {};
+  for (const name of names) medians[name] = round(summarize(timed.map((t) => t[name] ?? 0)).median);
+  return { photos: timed.length, medians };
 }
 
 /** Child side: load the model and run `prepare`, as the CLI does. */
@@ -71,12 +103,15 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
   const loadMs = performance.now() - t0;
   try {
     const t1 = performance.now();
+    const cpu0 = process.cpuUsage();
     const result = await prepare({
       inputDir: args.inputDir,
       outDir: args.outDir,
       model,
       className: "object",
       configsDir: args.configsDir,
+      keepDoubtful: true,
+      references: [{ photo: join(args.inputDir, "photo-001.jpg"), box: REFERENCE_BOX }],
       onEvent: (event) => {
         if (event.type === "photo") {
           process.stderr.write(`·   photo ${event.done}/${event.total} ${event.result.stem}\n`);
@@ -84,7 +119,17 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
       },
     });
     const prepareMs = performance.now() - t1;
-    return { loadMs, prepareMs, exitCode: result.exitCode, counts: { ...result.counts } };
+    const cpu = process.cpuUsage(cpu0);
+    const stages = await reportStageMedians(args.outDir);
+    return {
+      loadMs,
+      prepareMs,
+      exitCode: result.exitCode,
+      counts: { ...result.counts },
+      prepareCpuMs: (cpu.user + cpu.system) / 1000,
+      photosTimed: stages.photos,
+      stageMedians: stages.medians,
+    };
   } finally {
     await model.dispose();
   }
@@ -199,6 +244,17 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
           loadModelMs: round(r.value.loadMs),
           prepareMs: round(r.value.prepareMs),
           perPhotoMs: round(r.value.prepareMs / count),
+          prepareCpuMs: round(r.value.prepareCpuMs),
+          // The rerun's report keeps the first run's stored timings: only the first run's count.
+          ...(i === 0 && r.value.photosTimed > 0
+            ? {
+                photosTimed: r.value.photosTimed,
+                // Per-photo medians of report.json's timings, e.g. `photo.outsideEncoderMs`.
+                ...Object.fromEntries(
+                  Object.entries(r.value.stageMedians).map(([k, v]) => [`photo.${k}`, v]),
+                ),
+              }
+            : {}),
           peakRssMiB: mib(r.maxRssBytes),
           encoded: r.value.counts.encoded ?? 0,
           unchanged: r.value.counts.unchanged ?? 0,

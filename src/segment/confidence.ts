@@ -118,50 +118,106 @@ export function photoConfidence(params: PhotoConfidenceParams): PhotoConfidence 
   };
 }
 
-/** Foreground pixel count and the size of the largest 4-connected component. */
+/**
+ * Foreground pixel count and the size of the largest 4-connected component. Works on runs rather
+ * than pixels: each row's runs of non-zero pixels are joined (union–find with sizes) to the runs
+ * of the row above that share a column with them. A 12 MP mask then costs one pass over its bytes
+ * and memory in proportion to its runs, where a pixel flood fill needed a 12 MB visited map and a
+ * 48 MB stack per photo (~160 ms a photo, most of it page faults on the fresh buffers).
+ */
 export function largestComponent(
   mask: Uint8Array,
   width: number,
   height: number,
 ): { area: number; largest: number; components: number } {
-  const n = width * height;
-  const seen = new Uint8Array(n);
-  const stack = new Int32Array(n);
+  let parent = new Int32Array(1024);
+  let size = new Float64Array(1024);
+  let runs = 0;
+  // Runs of the previous and the current row: [start, end) columns and run ids.
+  let prevStart = new Int32Array(16);
+  let prevEnd = new Int32Array(16);
+  let prevId = new Int32Array(16);
+  let prevCount = 0;
+  let curStart = new Int32Array(16);
+  let curEnd = new Int32Array(16);
+  let curId = new Int32Array(16);
   let area = 0;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    let curCount = 0;
+    let p = 0; // first run of the previous row that may still overlap
+    let x = 0;
+    while (x < width) {
+      while (x < width && mask[row + x] === 0) x++;
+      if (x === width) break;
+      const start = x;
+      while (x < width && mask[row + x] !== 0) x++;
+      const id = runs++;
+      if (id === parent.length) {
+        parent = grow(parent, id * 2);
+        size = growF(size, id * 2);
+      }
+      parent[id] = id;
+      size[id] = x - start;
+      area += x - start;
+      // 4-connected: a run above touches this one when their column ranges intersect.
+      while (p < prevCount && prevEnd[p]! <= start) p++;
+      for (let q = p; q < prevCount && prevStart[q]! < x; q++) {
+        const a = findRoot(parent, id);
+        const b = findRoot(parent, prevId[q]!);
+        if (a !== b) {
+          // Union by size: the smaller tree hangs under the larger root.
+          const big = size[a]! >= size[b]! ? a : b;
+          const small = big === a ? b : a;
+          parent[small] = big;
+          size[big]! += size[small]!;
+        }
+      }
+      if (curCount === curStart.length) {
+        curStart = grow(curStart, curCount * 2);
+        curEnd = grow(curEnd, curCount * 2);
+        curId = grow(curId, curCount * 2);
+      }
+      curStart[curCount] = start;
+      curEnd[curCount] = x;
+      curId[curCount] = id;
+      curCount++;
+    }
+    [prevStart, curStart] = [curStart, prevStart];
+    [prevEnd, curEnd] = [curEnd, prevEnd];
+    [prevId, curId] = [curId, prevId];
+    prevCount = curCount;
+  }
   let largest = 0;
   let components = 0;
-  for (let start = 0; start < n; start++) {
-    if (mask[start] === 0 || seen[start] === 1) continue;
+  for (let r = 0; r < runs; r++) {
+    if (parent[r] !== r) continue;
     components++;
-    let size = 0;
-    let top = 0;
-    stack[top++] = start;
-    seen[start] = 1;
-    while (top > 0) {
-      const j = stack[--top]!;
-      size++;
-      const x = j % width;
-      if (x > 0 && mask[j - 1] !== 0 && seen[j - 1] === 0) {
-        seen[j - 1] = 1;
-        stack[top++] = j - 1;
-      }
-      if (x < width - 1 && mask[j + 1] !== 0 && seen[j + 1] === 0) {
-        seen[j + 1] = 1;
-        stack[top++] = j + 1;
-      }
-      if (j >= width && mask[j - width] !== 0 && seen[j - width] === 0) {
-        seen[j - width] = 1;
-        stack[top++] = j - width;
-      }
-      if (j + width < n && mask[j + width] !== 0 && seen[j + width] === 0) {
-        seen[j + width] = 1;
-        stack[top++] = j + width;
-      }
-    }
-    area += size;
-    if (size > largest) largest = size;
+    if (size[r]! > largest) largest = size[r]!;
   }
   return { area, largest, components };
+}
+
+/** Root of `r`'s tree, halving the path on the way (every other node points to its grandparent). */
+function findRoot(parent: Int32Array, r: number): number {
+  while (parent[r] !== r) {
+    const up = parent[parent[r]!]!;
+    parent[r] = up;
+    r = up;
+  }
+  return r;
+}
+
+function grow(a: Int32Array, length: number): Int32Array<ArrayBuffer> {
+  const out = new Int32Array(length);
+  out.set(a);
+  return out;
+}
+
+function growF(a: Float64Array, length: number): Float64Array<ArrayBuffer> {
+  const out = new Float64Array(length);
+  out.set(a);
+  return out;
 }
 
 function clamp01(x: number): number {
