@@ -5,7 +5,10 @@ import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadRgb } from "../src/dataset/image-io.js";
 import { UserError } from "../src/errors.js";
+import { lowResToOriginal, thresholdMask } from "../src/segment/postprocess.js";
+import { predictMasks } from "../src/segment/predict.js";
 import { referenceMaskGrid } from "../src/segment/preprocess.js";
 import { computeReferenceTarget } from "../src/segment/reference.js";
 import { describeReference, maskPathBeside, resolveReference } from "../src/segment/reference-source.js";
@@ -192,5 +195,25 @@ describe("resolveReference: clicks, several references, automatic, PerSAM-F", ()
     expect(f.lambdas.reduce((s, l) => s + l, 0)).toBeCloseTo(1, 5);
     expect(f.adaptations[0]!.training.lossHistory.map((h) => h.step)).toEqual([0, 10, 20]);
     expect(r.target).toBe(f.adaptations[0]!.target);
+  });
+});
+
+describe("predictMasks", () => {
+  it("gives each selected mask exactly as thresholdMask(lowResToOriginal(lowRes)) would", async () => {
+    const pixels = await loadRgb(join(dir, "a.png"));
+    const image = await model.encode(pixels);
+    for (const multimask of [true, false]) {
+      const prediction = await predictMasks({
+        image,
+        decoder: model.decoder,
+        prompt: { clicks: [{ point: [40, 30], label: 1 }], box: [20, 10, 60, 50] },
+        multimask,
+      });
+      expect(prediction.masks.length).toBe(multimask ? 3 : 1);
+      for (const m of prediction.masks) {
+        const literal = thresholdMask(lowResToOriginal(m.lowRes, 1, image.inputSize, image.originalSize));
+        expect(Buffer.from(m.mask).equals(Buffer.from(literal))).toBe(true);
+      }
+    }
   });
 });
