@@ -247,6 +247,16 @@ describe("prepare: unusual and bad files", () => {
 });
 
 describe("prepare: resume", () => {
+  it("encodes each photo once, with --force too, when the automatic reference encoded them all", async () => {
+    // The reference step encodes every photo; prepare keeps only 2 embeddings in memory, so the
+    // per-photo step reads the others back from this run's embedding cache instead of encoding again.
+    const dir = await sceneFolder("auto-embeddings", 4);
+    const first = await run(dir);
+    expect(first.counts).toMatchObject({ encoded: 4, segmented: 4 });
+    const forced = await run(dir, { force: true });
+    expect(forced.counts).toMatchObject({ encoded: 4, segmented: 4 });
+  });
+
   it("skips finished photos, redoes only outputs for a new background, everything with force", async () => {
     const dir = await sceneFolder("resume", 3, true);
     const first = await run(dir);

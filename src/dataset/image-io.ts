@@ -81,6 +81,13 @@ const HEIC_BRANDS: ReadonlySet<string> = new Set([
   "msf1",
 ]);
 
+// libvips' operation cache (by default up to 100 operations and 50 MB) only pays off when the same
+// operation runs twice on the same input, which never happens here: every photo is decoded and
+// resized once. Off, nothing of a finished photo stays referenced by the cache between photos
+// (a scratch loop of 20 decodes and output encodes at 12 MP: resident 262 → 218–232 MiB after it,
+// the same peak and time; 50-photo ViT-B-size `prepare`: peak 1898 → 1892 MiB, within the noise).
+sharp.cache(false);
+
 /** Stop decoding on truncated or corrupt data instead of returning a partly grey image. */
 const FAIL_ON: SharpOptions["failOn"] = "error";
 

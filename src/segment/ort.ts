@@ -52,6 +52,20 @@ export interface SessionOptions {
    * @default true (onnxruntime's default)
    */
   allowSpinning?: boolean;
+  /**
+   * Whether onnxruntime pre-packs constant weights into its GEMM kernels' layout at load
+   * (`session.disable_prepacking` = "1" when false). The packed copies come on top of the weights
+   * as loaded: for the ViT-B-size encoder (363 MB of weights) pre-packing costs ~190 MiB of RSS
+   * (after load 695 → 473 MiB, peak of one encode 1620 → 1425 MiB without it; 50-photo `prepare`
+   * 1892 → 1741 MiB), with no measurable change in encode CPU time at 2 threads (8 encodes each,
+   * load ~3: 7.3–9.1 s with it, 8.6–9.0 s without). Not the default, for two reasons: the
+   * unpacked GEMM rounds differently (SlimSAM-77-size embedding: max abs diff 2.9e-6, 93 % of the
+   * values differ in the last bits; each setting alone is deterministic), and without it RSS crept
+   * up ~6 MiB per encode over 8 encodes (1425 → 1472 MiB; with it, flat at 1620). For the 27 MB
+   * SlimSAM-77-size encoder it makes no difference to RSS (bench/README.md, "attention in chunks").
+   * @default true (onnxruntime's default)
+   */
+  prepackWeights?: boolean;
 }
 
 /** Create a CPU session from a model file path or the bytes of a model. */
@@ -69,9 +83,12 @@ export async function createSession(
   // Apart from the memory pattern, only what the caller sets is passed: onnxruntime's defaults stay.
   if (options.cpuMemArena !== undefined) sessionOptions.enableCpuMemArena = options.cpuMemArena;
   sessionOptions.enableMemPattern = options.memPattern ?? false;
+  const session: Record<string, unknown> = {};
   if (options.allowSpinning !== undefined) {
-    sessionOptions.extra = { session: { intra_op: { allow_spinning: options.allowSpinning ? "1" : "0" } } };
+    session.intra_op = { allow_spinning: options.allowSpinning ? "1" : "0" };
   }
+  if (options.prepackWeights === false) session.disable_prepacking = "1";
+  if (Object.keys(session).length > 0) sessionOptions.extra = { session };
   if (typeof model === "string") return ort.InferenceSession.create(model, sessionOptions);
   return ort.InferenceSession.create(model, sessionOptions);
 }
