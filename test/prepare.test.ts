@@ -257,6 +257,33 @@ describe("prepare: resume", () => {
     expect(forced.counts).toMatchObject({ encoded: 4, segmented: 4 });
   });
 
+  it("opens a lazy model only when something needs segmenting (not for unchanged or outputs-only runs)", async () => {
+    const dir = await sceneFolder("lazy-model", 2);
+    let loads = 0;
+    const lazyModel = {
+      files: model.files,
+      load: async () => {
+        loads++;
+        return model;
+      },
+    };
+    const lazy = (extra: Partial<PrepareParams> = {}) =>
+      prepare({ inputDir: dir, lazyModel, className: "ball", keepDoubtful: true, resolution: 64, ...extra });
+    const first = await lazy();
+    expect(first.counts).toMatchObject({ segmented: 2 });
+    expect(loads).toBe(1);
+    const unchanged = await lazy();
+    expect(unchanged.counts).toMatchObject({ unchanged: 2, segmented: 0 });
+    const outputsOnly = await lazy({ resolution: 96 });
+    expect(outputsOnly.counts).toMatchObject({ outputsWritten: 2, segmented: 0 });
+    expect(loads).toBe(1);
+    // The report still names the model and whether it is the test model, without loading it.
+    const report = JSON.parse(await readFile(join(`${dir}.persam`, "report.json"), "utf8"));
+    expect(report.settings).toMatchObject({ model: "tiny-test", testModel: true });
+    await lazy({ force: true });
+    expect(loads).toBe(2);
+  });
+
   it("skips finished photos, redoes only outputs for a new background, everything with force", async () => {
     const dir = await sceneFolder("resume", 3, true);
     const first = await run(dir);

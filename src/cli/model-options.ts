@@ -8,6 +8,7 @@ import { UserError } from "../errors.js";
 import { DEFAULT_MODEL_ID } from "../segment/model-registry.js";
 import { resolveModelFiles } from "../segment/model-store.js";
 import { SamModel } from "../segment/sam-model.js";
+import { isTestModelFile } from "../segment/tiny-model.js";
 import type { CliIo, Reporter } from "./io.js";
 import { byteProgress } from "./progress.js";
 
@@ -47,6 +48,15 @@ export function withModelOptions<T>(yargs: Argv<T>): Argv<T & ModelOptions> {
 
 /** Resolve the model files (downloading into the HF cache if needed) and load them. */
 export async function loadCliModel(options: ModelOptions, io: CliIo, reporter: Reporter): Promise<SamModel> {
+  return openCliModel(await resolveCliModelFiles(options, io, reporter), options, io);
+}
+
+/** The model files of --model / --encoder + --decoder, downloaded into the HF cache if needed. */
+export async function resolveCliModelFiles(
+  options: ModelOptions,
+  io: CliIo,
+  reporter: Reporter,
+): Promise<SamModel["files"]> {
   if ((options.encoder === undefined) !== (options.decoder === undefined)) {
     throw new UserError("--encoder and --decoder must be given together", {
       hint: "pass both local files, or neither and use --model",
@@ -72,19 +82,23 @@ export async function loadCliModel(options: ModelOptions, io: CliIo, reporter: R
     onProgress: (p) => progress.update(p),
   });
   progress.clear();
-  const model = await SamModel.load({
-    files: {
-      encoderPath: files.encoderPath,
-      decoderPath: files.decoderPath,
-      label: files.modelId ?? "local files",
-    },
-    threads: options.threads,
-    graphCacheDir: join(persamCacheDir(io.env), "graphs"),
-  });
-  if (model.isTestModel) {
+  if (await isTestModelFile(files.decoderPath)) {
     reporter.warn(
       `${files.decoderPath} holds RANDOM TEST WEIGHTS (persam-db's tiny test model): masks are meaningless; use --model for real work`,
     );
   }
-  return model;
+  return {
+    encoderPath: files.encoderPath,
+    decoderPath: files.decoderPath,
+    label: files.modelId ?? "local files",
+  };
+}
+
+/** Open the two sessions of resolved model files (resolveCliModelFiles has warned about test weights). */
+export function openCliModel(files: SamModel["files"], options: ModelOptions, io: CliIo): Promise<SamModel> {
+  return SamModel.load({
+    files,
+    threads: options.threads,
+    graphCacheDir: join(persamCacheDir(io.env), "graphs"),
+  });
 }

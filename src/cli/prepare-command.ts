@@ -6,6 +6,7 @@ import {
   defaultOutDir,
   modelKeyOf,
   type PrepareEvent,
+  type PrepareParams,
   prepare,
   type TrainerChoice,
 } from "../dataset/prepare.js";
@@ -13,7 +14,7 @@ import { terminalSafe } from "../dataset/report.js";
 import { UserError } from "../errors.js";
 import type { SamModel } from "../segment/sam-model.js";
 import { defineCommand } from "./command.js";
-import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
+import { type ModelOptions, openCliModel, resolveCliModelFiles, withModelOptions } from "./model-options.js";
 import { Progress } from "./progress.js";
 import { printPushResult, runPush } from "./push-command.js";
 import {
@@ -173,6 +174,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
     const aspect = parseAspect(options.aspect);
 
     let model: SamModel | undefined;
+    let lazyModel: PrepareParams["lazyModel"];
     let modelKey: string | undefined;
     if (options.dryRun) {
       // A dry run loads and downloads nothing; local files are still identified by size and date.
@@ -184,15 +186,21 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         }).catch(() => undefined);
       }
     } else {
-      model = await loadCliModel(
-        {
-          ...options,
-          ...(options.encoder !== undefined ? { encoder: resolve(io.cwd, options.encoder) } : {}),
-          ...(options.decoder !== undefined ? { decoder: resolve(io.cwd, options.decoder) } : {}),
+      // Files now (a missing model is reported before any work), sessions only if prepare needs
+      // them: an unchanged rerun never opens the encoder.
+      const modelOptions = {
+        ...options,
+        ...(options.encoder !== undefined ? { encoder: resolve(io.cwd, options.encoder) } : {}),
+        ...(options.decoder !== undefined ? { decoder: resolve(io.cwd, options.decoder) } : {}),
+      };
+      const files = await resolveCliModelFiles(modelOptions, io, reporter);
+      lazyModel = {
+        files,
+        load: async () => {
+          model = await openCliModel(files, modelOptions, io);
+          return model;
         },
-        io,
-        reporter,
-      );
+      };
     }
 
     let progress: Progress | undefined;
@@ -219,7 +227,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       const result = await prepare({
         inputDir,
         outDir,
-        model,
+        lazyModel,
         modelKey,
         references,
         mode: options.mode,

@@ -26,6 +26,7 @@ import { resolveReference } from "../segment/reference-source.js";
 import type { EncodedPhoto, SamModel } from "../segment/sam-model.js";
 import { PhotoEncoder, segmentPhotos } from "../segment/segment-photos.js";
 import type { Box } from "../segment/tensor.js";
+import { isTestModelFile } from "../segment/tiny-model.js";
 import { removeStaleTempFiles, writeFileAtomic } from "./atomic-write.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "./background.js";
 import { DEFAULT_TOKEN, caption as makeCaption } from "./captions.js";
@@ -124,8 +125,17 @@ export interface PrepareParams {
    * @default the sibling `<inputDir>.persam`
    */
   readonly outDir?: string | undefined;
-  /** The loaded SAM; required unless `dryRun`. */
+  /** The loaded SAM; this or `lazyModel` is required unless `dryRun`. */
   readonly model?: SamModel | undefined;
+  /**
+   * The SAM model's files and how to load it, for a caller that would rather not load it when
+   * nothing needs segmenting: an unchanged rerun, or one that only redoes outputs, then never opens
+   * the two onnxruntime sessions (~1.5 s for SlimSAM-77, several for ViT-B). Ignored when `model`
+   * is given. The caller disposes what `load` returned.
+   */
+  readonly lazyModel?:
+    | { readonly files: SamModel["files"]; readonly load: () => Promise<SamModel> }
+    | undefined;
   /** Identity of the model for a dry run without a loaded model (see {@link modelKeyOf}). */
   readonly modelKey?: string | undefined;
   /**
@@ -425,8 +435,8 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     warn(`the output folder ${outDir} lies inside the photo folder; the scan skips it`);
   }
   const settings = await resolveSettings(params, inputDir);
-  if (!dryRun && params.model === undefined)
-    throw new Error("prepare needs a loaded model unless dryRun is set");
+  if (!dryRun && params.model === undefined && params.lazyModel === undefined)
+    throw new Error("prepare needs a model (or lazyModel) unless dryRun is set");
   const jobs = params.jobs ?? 1;
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
     throw new UserError(`Expected an integer from 1 to 64 for jobs but received ${jobs}`);
@@ -493,7 +503,8 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
   );
   const state = store.state;
 
-  const modelKey = params.model ? await modelKeyOf(params.model.files) : params.modelKey;
+  const modelFiles = params.model?.files ?? params.lazyModel?.files;
+  const modelKey = modelFiles ? await modelKeyOf(modelFiles) : params.modelKey;
   const userRefs = params.references ?? [];
   // A reference photo is usually one of the scanned photos: take the hash the scan computed.
   const scannedSha256 = new Map(scan.photos.map((p) => [p.path, p.sha256]));
@@ -622,7 +633,12 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
       files: [],
     };
   }
-  const model = params.model!;
+  // The model is opened only when something needs the encoder or decoder: a new or changed
+  // reference, or a photo to segment. Outputs and unchanged photos need neither.
+  const needsModel = refIdentity === undefined || needsReference(entries);
+  const model: SamModel | undefined =
+    params.model ?? (needsModel ? await params.lazyModel!.load() : undefined);
+  const modelLabelFiles = modelFiles!;
   await removeStaleTempFiles(outDir);
 
   // ---- reference ---------------------------------------------------------------------------
@@ -646,7 +662,11 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     return image;
   };
   const encoder = new PhotoEncoder({
-    model,
+    // Not reached without a model: only a reference to resolve or a photo to segment encodes.
+    get model(): SamModel {
+      if (model === undefined) throw new Error("prepare: the model was not loaded but is needed");
+      return model;
+    },
     cache,
     memoryEntries: PREPARE_MEMORY_EMBEDDINGS,
     load: decodePhoto,
@@ -657,7 +677,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     signal?.throwIfAborted();
     handingOff = true;
     reference = await resolveReference({
-      model,
+      model: model!,
       encoder,
       references: userRefs,
       photos: good.map((p) => ({
@@ -788,7 +808,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
           image === undefined
             ? undefined
             : await segmentPhotos({
-                model,
+                model: encoder.model,
                 encoder,
                 reference: reference!,
                 mode: settings.mode,
@@ -1005,7 +1025,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
       className: settings.className,
       instancePrompt: settings.caption,
       resolution: settings.resolution,
-      model: model.files.label,
+      model: modelLabelFiles.label,
       mode: settings.mode,
       reference: referenceReport ? referenceText(referenceReport) : "unknown",
       stems: keptStems,
@@ -1044,8 +1064,8 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     input: params.inputDir,
     output: params.outDir ?? outDir,
     settings: {
-      model: model.files.label,
-      testModel: model.isTestModel,
+      model: modelLabelFiles.label,
+      testModel: model?.isTestModel ?? (await isTestModelFile(modelLabelFiles.decoderPath)),
       mode: settings.mode,
       reference: referenceReport ? referenceText(referenceReport) : null,
       resolution: settings.resolution,
