@@ -107,13 +107,19 @@ export function warmupOf(ctx: BenchContext, caseDefault: number): number {
   return ctx.warmup ?? caseDefault;
 }
 
-/** Median of each named stage over several per-run timing records (e.g. PerSamResult.timings). */
-export function stageMedians(records: readonly Readonly<Record<string, number>>[]): Record<string, number> {
+/**
+ * Median of each named stage over several per-run timing records (e.g. PerSamResult.timings), keyed
+ * by the stage name + `suffix`.
+ */
+export function stageMedians(
+  records: readonly Readonly<Record<string, number>>[],
+  suffix = "Ms",
+): Record<string, number> {
   const names = new Set(records.flatMap((r) => Object.keys(r)));
   const out: Record<string, number> = {};
   for (const name of names) {
     const values = records.map((r) => r[name] ?? 0);
-    out[`${name}Ms`] = round(summarize(values).median);
+    out[`${name}${suffix}`] = round(summarize(values).median);
   }
   return out;
 }

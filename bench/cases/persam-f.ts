@@ -44,7 +44,7 @@ export const persamFCase: BenchCase = {
     const last = binnedRuns[binnedRuns.length - 1]!;
     results.push({
       name: "persam-f/train-binned",
-      description: `trainFusionWeights, solver "binned" (δ = 0.05), ${STEPS} steps, 12 MP: binning + AdamW loop`,
+      description: `trainFusionWeights, solver "binned" (default bin width), ${STEPS} steps, 12 MP: binning + AdamW loop`,
       stats: binned.stats,
       cpu: binned.cpu,
       targetMs: TARGET_MS,

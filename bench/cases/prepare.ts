@@ -19,7 +19,7 @@ import { randomDecoderWeights } from "../../src/segment/random-weights.js";
 import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../../src/segment/safetensors.js";
 import { SamModel } from "../../src/segment/sam-model.js";
 import { TEST_MODEL_METADATA_KEY } from "../../src/segment/tiny-model.js";
-import { type BenchCase, type BenchContext, type Measurement, round } from "../harness.js";
+import { type BenchCase, type BenchContext, type Measurement, round, stageMedians } from "../harness.js";
 import { childMain, mib, runChild } from "../rss.js";
 import { summarize } from "../stats.js";
 import { PHOTO_12MP, prng, syntheticPhoto } from "../synthetic.js";
@@ -85,10 +85,7 @@ async function reportStageMedians(
     .map((p) => p.timingsMs ?? {})
     .filter((t) => (t.encodeMs ?? 0) > 0 && t.totalMs !== undefined)
     .map((t): Record<string, number> => ({ ...t, outsideEncoderMs: t.totalMs! - t.encodeMs! }));
-  const names = new Set(timed.flatMap((t) => Object.keys(t)));
-  const medians: Record<string, number> = {};
-  for (const name of names) medians[name] = round(summarize(timed.map((t) => t[name] ?? 0)).median);
-  return { photos: timed.length, medians };
+  return { photos: timed.length, medians: stageMedians(timed, "") };
 }
 
 /** Child side: load the model and run `prepare`, as the CLI does. */

@@ -178,47 +178,6 @@ export function contains(rect: CropRect, box: Box): boolean {
 }
 
 /**
- * Bounding box of the non-zero pixels of a `width × height` mask (inclusive), or undefined when the
- * mask is empty. Rows are scanned from the top and the bottom for the first and last non-empty row,
- * and each row in between only up to the box found so far from either side, so a large subject (the
- * usual 12 MP photo) costs a fraction of a full pass.
- */
-export function maskBox(mask: Uint8Array, width: number, height: number): Box | undefined {
-  const firstIn = (row: number, from: number, to: number): number => {
-    for (let x = from; x < to; x++) if (mask[row + x]) return x;
-    return -1;
-  };
-  let y0 = 0;
-  let x0 = -1;
-  for (; y0 < height; y0++) {
-    x0 = firstIn(y0 * width, 0, width);
-    if (x0 >= 0) break;
-  }
-  if (x0 < 0) return undefined;
-  let y1 = height - 1;
-  while (y1 > y0 && firstIn(y1 * width, 0, width) < 0) y1--;
-  let x1 = x0;
-  for (let y = y0; y <= y1; y++) {
-    const row = y * width;
-    // Left edge: only the pixels left of the box so far can move it.
-    for (let x = 0; x < x0; x++) {
-      if (mask[row + x]) {
-        x0 = x;
-        break;
-      }
-    }
-    // Right edge: only the pixels right of the box so far can move it.
-    for (let x = width - 1; x > x1; x--) {
-      if (mask[row + x]) {
-        x1 = x;
-        break;
-      }
-    }
-  }
-  return [x0, y0, x1, y1];
-}
-
-/**
  * Output size of a crop at training `resolution`: the shorter side becomes `resolution`, the longer
  * keeps the crop's aspect (so a square crop gives `resolution × resolution`). Small crops are scaled
  * up: every trainer needs its fixed size anyway.

@@ -19,8 +19,14 @@ import {
   type PreparedDataset,
   type Preset,
 } from "../export/presets.js";
-import { EmbeddingCache, type EmbeddingKey, encoderFingerprint } from "../segment/embedding-cache.js";
+import {
+  EmbeddingCache,
+  type EmbeddingKey,
+  embeddingKeyId,
+  encoderFingerprint,
+} from "../segment/embedding-cache.js";
 import type { FusionTrainerOptions } from "../segment/persam-f.js";
+import { maskBox } from "../segment/postprocess.js";
 import type { ReferenceMode, ReferenceSpec, ResolvedReference } from "../segment/reference-source.js";
 import { resolveReference } from "../segment/reference-source.js";
 import type { EncodedPhoto, SamModel } from "../segment/sam-model.js";
@@ -30,7 +36,7 @@ import { isTestModelFile } from "../segment/tiny-model.js";
 import { removeStaleTempFiles, writeFileAtomic } from "./atomic-write.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "./background.js";
 import { DEFAULT_TOKEN, caption as makeCaption } from "./captions.js";
-import { type CropMode, type CropRect, maskBox, outputSize, resizeMask, subjectCrop } from "./crop.js";
+import { type CropMode, type CropRect, outputSize, resizeMask, subjectCrop } from "./crop.js";
 import { encodeJpeg, loadMaskRed, loadRgb, type RgbImage, resizeRgb } from "./image-io.js";
 import { decodeMaskPng, encodeMaskPng } from "./mask-png.js";
 import { type MetadataRow, toJsonl } from "./metadata.js";
@@ -275,18 +281,14 @@ class RunCache extends EmbeddingCache {
     super(dir);
   }
   override async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
-    return this.bypass && !this.written.has(runCacheId(key)) ? undefined : super.get(key);
+    return this.bypass && !this.written.has(embeddingKeyId(key)) ? undefined : super.get(key);
   }
   override async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
     this.onPut(key);
     await mkdir(this.dir, { recursive: true });
     await super.put(key, photo);
-    this.written.add(runCacheId(key));
+    this.written.add(embeddingKeyId(key));
   }
-}
-
-function runCacheId(key: EmbeddingKey): string {
-  return `${key.encoder}\n${key.photoSha256}`;
 }
 
 /**
@@ -638,7 +640,6 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
   const needsModel = refIdentity === undefined || needsReference(entries);
   const model: SamModel | undefined =
     params.model ?? (needsModel ? await params.lazyModel!.load() : undefined);
-  const modelLabelFiles = modelFiles!;
   await removeStaleTempFiles(outDir);
 
   // ---- reference ---------------------------------------------------------------------------
@@ -673,7 +674,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
   });
   let reference: ResolvedReference | undefined;
   let referenceReport = state.reference?.report as ReportReference | undefined;
-  if (refIdentity === undefined || needsReference(entries)) {
+  if (needsModel) {
     signal?.throwIfAborted();
     handingOff = true;
     reference = await resolveReference({
@@ -1025,7 +1026,7 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
       className: settings.className,
       instancePrompt: settings.caption,
       resolution: settings.resolution,
-      model: modelLabelFiles.label,
+      model: modelFiles!.label,
       mode: settings.mode,
       reference: referenceReport ? referenceText(referenceReport) : "unknown",
       stems: keptStems,
@@ -1064,8 +1065,8 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     input: params.inputDir,
     output: params.outDir ?? outDir,
     settings: {
-      model: modelLabelFiles.label,
-      testModel: model?.isTestModel ?? (await isTestModelFile(modelLabelFiles.decoderPath)),
+      model: modelFiles!.label,
+      testModel: model?.isTestModel ?? (await isTestModelFile(modelFiles!.decoderPath)),
       mode: settings.mode,
       reference: referenceReport ? referenceText(referenceReport) : null,
       resolution: settings.resolution,

@@ -41,7 +41,6 @@ export type SkipKind =
   | "special"
   | "unreadable";
 
-/** A file or folder left out, with one line that names it and says why. */
 /**
  * True for skips that are routine (hidden files, subfolders without --recursive, our own output
  * folder): never worth a warning or exit code 2.
@@ -50,6 +49,7 @@ export function isRoutineSkip(skip: { readonly kind: SkipKind }): boolean {
   return skip.kind === "hidden" || skip.kind === "folder" || skip.kind === "output-folder";
 }
 
+/** A file or folder left out, with one line that names it and says why. */
 export interface SkippedFile {
   readonly path: string;
   readonly relPath: string;

@@ -2,6 +2,8 @@
 // photo looks like the target at its best cell, the decoder's own IoU guess, and the mask's shape.
 // Our heuristic (not in the paper): it ranks photos and flags doubtful ones for the report.
 
+import { grown } from "./tensor.js";
+
 /** Below this confidence a photo is reported as doubtful. */
 export const DOUBTFUL_THRESHOLD = 0.5;
 
@@ -131,7 +133,7 @@ export function largestComponent(
   height: number,
 ): { area: number; largest: number; components: number } {
   let parent = new Int32Array(1024);
-  let size = new Float64Array(1024);
+  let size = new Int32Array(1024); // run and component sizes: pixel counts
   let runs = 0;
   // Runs of the previous and the current row: [start, end) columns and run ids.
   let prevStart = new Int32Array(16);
@@ -154,8 +156,8 @@ export function largestComponent(
       while (x < width && mask[row + x] !== 0) x++;
       const id = runs++;
       if (id === parent.length) {
-        parent = grow(parent, id * 2);
-        size = growF(size, id * 2);
+        parent = grown(parent, id * 2);
+        size = grown(size, id * 2);
       }
       parent[id] = id;
       size[id] = x - start;
@@ -174,9 +176,9 @@ export function largestComponent(
         }
       }
       if (curCount === curStart.length) {
-        curStart = grow(curStart, curCount * 2);
-        curEnd = grow(curEnd, curCount * 2);
-        curId = grow(curId, curCount * 2);
+        curStart = grown(curStart, curCount * 2);
+        curEnd = grown(curEnd, curCount * 2);
+        curId = grown(curId, curCount * 2);
       }
       curStart[curCount] = start;
       curEnd[curCount] = x;
@@ -206,18 +208,6 @@ function findRoot(parent: Int32Array, r: number): number {
     r = up;
   }
   return r;
-}
-
-function grow(a: Int32Array, length: number): Int32Array<ArrayBuffer> {
-  const out = new Int32Array(length);
-  out.set(a);
-  return out;
-}
-
-function growF(a: Float64Array, length: number): Float64Array<ArrayBuffer> {
-  const out = new Float64Array(length);
-  out.set(a);
-  return out;
 }
 
 function clamp01(x: number): number {

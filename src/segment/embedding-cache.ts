@@ -65,8 +65,7 @@ export class EmbeddingCache {
   }
 
   private base(key: EmbeddingKey): string {
-    const id = createHash("sha256").update(`${key.encoder}\n${key.photoSha256}`).digest("hex").slice(0, 32);
-    return join(this.dir, id);
+    return join(this.dir, embeddingKeyId(key));
   }
 }
 
@@ -77,4 +76,9 @@ export class EmbeddingCache {
 export async function encoderFingerprint(path: string, label: string): Promise<string> {
   const s = await stat(path);
   return `${label}|${path}|${s.size}|${Math.round(s.mtimeMs)}`;
+}
+
+/** The file name (without extension) of a key's embedding: a hash of encoder and photo. */
+export function embeddingKeyId(key: EmbeddingKey): string {
+  return createHash("sha256").update(`${key.encoder}\n${key.photoSha256}`).digest("hex").slice(0, 32);
 }

@@ -2,6 +2,8 @@
 // the reference photo with Dice + sigmoid focal loss and PyTorch's AdamW + cosine schedule (§8.2).
 // Pure and hot: hand-derived gradients, float64 accumulators, no allocation inside the step loop.
 
+import { grown } from "./tensor.js";
+
 /** How the per-step sums over the reference's pixels are computed. */
 export type FusionSolver = "exact" | "binned";
 
@@ -613,8 +615,8 @@ class BinTable {
 
   private growBins(): void {
     const capacity = this.cls.length * 2;
-    this.sums = grow(this.sums, capacity * BIN_STRIDE);
-    this.refs = grow(this.refs, capacity * 3);
+    this.sums = grown(this.sums, capacity * BIN_STRIDE);
+    this.refs = grown(this.refs, capacity * 3);
     const cls = new Uint8Array(capacity);
     cls.set(this.cls);
     this.cls = cls;
@@ -868,10 +870,4 @@ function binSpan(
   run[RUN_SUMS + 7] = sbc;
   run[RUN_SUMS + 8] = scc;
   return positives;
-}
-
-function grow(a: Float64Array, size: number): Float64Array<ArrayBuffer> {
-  const b = new Float64Array(size);
-  b.set(a);
-  return b;
 }

@@ -116,7 +116,10 @@ export function maskArea(mask: Uint8Array): number {
 /**
  * Bounding box `[x_min, y_min, x_max, y_max]` of the non-zero pixels of a row-major mask, with
  * inclusive extents (x_max is the last foreground column, no +1: persam-spec §7.2.8, §9.20).
- * Returns undefined for an empty mask so callers cannot emit a degenerate box (§9.19).
+ * Returns undefined for an empty mask so callers cannot emit a degenerate box (§9.19). Rows are
+ * scanned from the top and the bottom for the first and last non-empty row, and each row in between
+ * only up to the box found so far from either side, so a large subject (the usual 12 MP photo)
+ * costs a fraction of a full pass.
  * @throws RangeError when `mask.length !== width·height`.
  */
 export function maskBox(mask: Uint8Array, width: number, height: number): Box | undefined {
@@ -125,33 +128,38 @@ export function maskBox(mask: Uint8Array, width: number, height: number): Box | 
       `Expected ${width * height} mask values for ${width}×${height} but received ${mask.length}`,
     );
   }
-  let xMin = width;
-  let xMax = -1;
-  let yMin = height;
-  let yMax = -1;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    let first = -1;
-    for (let x = 0; x < width; x++) {
-      if (mask[row + x] !== 0) {
-        first = x;
-        break;
-      }
-    }
-    if (first < 0) continue;
-    let last = first;
-    for (let x = width - 1; x > first; x--) {
-      if (mask[row + x] !== 0) {
-        last = x;
-        break;
-      }
-    }
-    if (y < yMin) yMin = y;
-    yMax = y;
-    if (first < xMin) xMin = first;
-    if (last > xMax) xMax = last;
+  const firstIn = (row: number, from: number, to: number): number => {
+    for (let x = from; x < to; x++) if (mask[row + x]) return x;
+    return -1;
+  };
+  let y0 = 0;
+  let x0 = -1;
+  for (; y0 < height; y0++) {
+    x0 = firstIn(y0 * width, 0, width);
+    if (x0 >= 0) break;
   }
-  return yMax < 0 ? undefined : [xMin, yMin, xMax, yMax];
+  if (x0 < 0) return undefined;
+  let y1 = height - 1;
+  while (y1 > y0 && firstIn(y1 * width, 0, width) < 0) y1--;
+  let x1 = x0;
+  for (let y = y0; y <= y1; y++) {
+    const row = y * width;
+    // Left edge: only the pixels left of the box so far can move it.
+    for (let x = 0; x < x0; x++) {
+      if (mask[row + x]) {
+        x0 = x;
+        break;
+      }
+    }
+    // Right edge: only the pixels right of the box so far can move it.
+    for (let x = width - 1; x > x1; x--) {
+      if (mask[row + x]) {
+        x1 = x;
+        break;
+      }
+    }
+  }
+  return [x0, y0, x1, y1];
 }
 
 /** A 1-D linear operator with `k` (2 or 4) taps per output index (unused taps weigh 0, index 0). */

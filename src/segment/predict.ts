@@ -3,8 +3,8 @@
 
 import { selectOutputs } from "./decoder-session.js";
 import type { MaskDecoder } from "./decoder-types.js";
+import { upsampleMask } from "./persam.js";
 import { promptPoints, type SamPrompt } from "./prompt.js";
-import { LowResField } from "./region-upsample.js";
 import { LOW_RES_SIDE } from "./sam-constants.js";
 import type { EncodedPhoto } from "./sam-model.js";
 import { argmax, type Tensor } from "./tensor.js";
@@ -55,10 +55,8 @@ export async function predictMasks(params: PredictParams): Promise<Prediction> {
   const plane = LOW_RES_SIDE * LOW_RES_SIDE;
   const masks = selected.indices.map((token, i) => {
     const lowRes = out.lowResMasks.data.slice(token * plane, (token + 1) * plane);
-    // The exact shortcut of thresholdMask(lowResToOriginal(·)): same mask bit for bit, without the
-    // 12 MP float plane (region-upsample.ts).
-    const { mask } = new LowResField(lowRes, image.inputSize, image.originalSize).threshold();
-    return { mask, score: selected.scores[i]!, lowRes, token };
+    // upsampleMask: thresholdMask(lowResToOriginal(·)) bit for bit, without the 12 MP float plane.
+    return { mask: upsampleMask(lowRes, image), score: selected.scores[i]!, lowRes, token };
   });
   return { masks, best: argmax(selected.scores) };
 }

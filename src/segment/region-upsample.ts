@@ -18,7 +18,7 @@ import {
   toSparse,
 } from "./postprocess.js";
 import { LOW_RES_SIDE } from "./sam-constants.js";
-import type { Box, Size } from "./tensor.js";
+import { type Box, grown, type Size } from "./tensor.js";
 
 /** A tap value at or above this makes a convex combination of such taps surely > 0 in float32. */
 const SURE_POSITIVE = 1e-30;
@@ -56,18 +56,6 @@ interface Segments {
   readonly x1: Int32Array;
   /** 1: every pixel > 0; 0: undecided. */
   readonly sure: Uint8Array;
-}
-
-function grow(a: Int32Array): Int32Array {
-  const out = new Int32Array(a.length * 2);
-  out.set(a);
-  return out;
-}
-
-function growBytes(a: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length * 2);
-  out.set(a);
-  return out;
 }
 
 /** Runs of consecutive output indices whose positive-weight taps span the same low-res range. */
@@ -573,9 +561,9 @@ export class LowResField {
           x1[n - 1] = cg.end[k]!;
         } else if (cls !== 0) {
           if (n === x0.length) {
-            x0 = grow(x0);
-            x1 = grow(x1);
-            sure = growBytes(sure);
+            x0 = grown(x0, x0.length * 2);
+            x1 = grown(x1, x1.length * 2);
+            sure = grown(sure, sure.length * 2);
           }
           x0[n] = cg.start[k]!;
           x1[n] = cg.end[k]!;

@@ -51,3 +51,10 @@ export function argmax(values: ArrayLike<number>): number {
   }
   return best;
 }
+
+/** A copy of `a` in a new array of its type and `length` elements (the rest zero): growing a buffer. */
+export function grown<T extends Int32Array | Uint8Array | Float64Array>(a: T, length: number): T {
+  const out = new (a.constructor as new (length: number) => T)(length);
+  out.set(a);
+  return out;
+}

@@ -15,6 +15,8 @@ import {
   type AttributeProtoData,
   DataType,
   encodeModel,
+  float32Bytes,
+  int64Bytes,
   type NodeProtoData,
   ProtoWriter,
   type TensorProtoData,
@@ -87,18 +89,10 @@ function tensorBytes(t: ReadTensor): Uint8Array {
   const v = t.values ?? [];
   const n = v.length;
   switch (t.dataType) {
-    case 1: {
-      const out = new Uint8Array(n * 4);
-      const view = new DataView(out.buffer);
-      for (let i = 0; i < n; i++) view.setFloat32(i * 4, v[i]!, true);
-      return out;
-    }
-    case 7: {
-      const out = new Uint8Array(n * 8);
-      const view = new DataView(out.buffer);
-      for (let i = 0; i < n; i++) view.setBigInt64(i * 8, BigInt(v[i]!), true);
-      return out;
-    }
+    case 1:
+      return float32Bytes(v);
+    case 7:
+      return int64Bytes(v);
     case 6: {
       const out = new Uint8Array(n * 4);
       const view = new DataView(out.buffer);
@@ -456,8 +450,6 @@ export function dynamicQuantVariant(model: ReadModel, options: DynamicQuantOptio
     g.initializers.set(name, { name, dataType, dims, rawData });
     return name;
   };
-  const floats = (v: Float32Array): Uint8Array =>
-    LITTLE_ENDIAN_HOST ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : littleEndian32(v);
   const node = (
     opType: string,
     inputs: string[],
@@ -518,7 +510,7 @@ export function dynamicQuantVariant(model: ReadModel, options: DynamicQuantOptio
         : quantize(values, 1, () => 0, type, reduceRange);
       const c = qw.scale.length;
       const qName = addInit(`${w.name}_quantized`, wType, w.dims, qw.data);
-      const sName = addInit(`${w.name}_scale`, FLOAT, perChannel ? [c] : [], floats(qw.scale));
+      const sName = addInit(`${w.name}_scale`, FLOAT, perChannel ? [c] : [], float32Bytes(qw.scale));
       const zName = addInit(`${w.name}_zero_point`, wType, perChannel ? [c] : [], qw.zeroPoint);
       if (form === "contrib") {
         node("DynamicQuantizeMatMul", [a, qName, sName, zName], [y], [], "com.microsoft");
@@ -535,7 +527,7 @@ export function dynamicQuantVariant(model: ReadModel, options: DynamicQuantOptio
       const spatial = w.dims.length - 2;
       const qName = addInit(`${w.name}_quantized`, wType, w.dims, qw.data);
       const zName = addInit(`${w.name}_zero_point`, wType, [], qw.zeroPoint);
-      const sName = addInit(`${w.name}_scale`, FLOAT, [], floats(qw.scale));
+      const sName = addInit(`${w.name}_scale`, FLOAT, [], float32Bytes(qw.scale));
       const aq = activation(a);
       const prod = fresh(g, `${y}_int32`);
       const conv: NodeProtoData = {
@@ -570,13 +562,6 @@ export function dynamicQuantVariant(model: ReadModel, options: DynamicQuantOptio
   for (const o of g.outputs) read.add(o.name);
   for (const name of [...g.initializers.keys()]) if (!read.has(name)) g.initializers.delete(name);
   return finish(model, g, contrib ? new Map([["com.microsoft", 1]]) : new Map());
-}
-
-function littleEndian32(v: Float32Array): Uint8Array {
-  const out = new Uint8Array(v.length * 4);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < v.length; i++) view.setFloat32(i * 4, v[i]!, true);
-  return out;
 }
 
 // Exported for tests: the element-type codes used above.
