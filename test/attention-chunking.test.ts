@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { attentionWarning } from "../src/cli/model-options.js";
 import { SamEncoder } from "../src/segment/encoder-session.js";
 import { chunkAttention } from "../src/segment/onnx/attention-chunking.js";
 import {
@@ -92,6 +93,7 @@ describe("chunkAttention", () => {
     for (const chunks of [2, 3, 4, 12]) {
       const r = chunkAttention(bytes, { chunks, minScoreBytes: 0 });
       expect(r.rewritten).toBe(1);
+      expect(r.large).toBe(1);
       // Q·Kᵀ, the scale Mul and the Kᵀ Transpose fused into it, 2 Reshapes, 2 rel-pos Adds,
       // Softmax, probabilities·V.
       expect(r.removedNodes).toBe(9);
@@ -133,6 +135,7 @@ describe("chunkAttention", () => {
     const bytes = g.toModel();
     const r = chunkAttention(bytes, { chunks: 2, minScoreBytes: 0 });
     expect(r.rewritten).toBe(0);
+    expect(r.large).toBe(1); // a candidate, left whole
     expect(r.bytes).toBe(bytes);
     expect(r.notes.join(" ")).toMatch(/not the last/);
 
@@ -143,8 +146,10 @@ describe("chunkAttention", () => {
       },
     );
     expect(small.rewritten).toBe(0); // scores below the default 64 MiB
+    expect(small.large).toBe(0);
     expect(small.notes).toEqual(["no attention with a large score tensor found"]);
     expect(() => chunkAttention(bytes, { chunks: 0 })).toThrow(/positive integer/);
+    expect(chunkAttention(new Uint8Array([1, 2, 3]), { chunks: 2 }).large).toBe(-1); // not examined
   });
 
   it("refuses a region whose scores are also used elsewhere", () => {
@@ -197,7 +202,9 @@ describe("SamEncoder attention chunking", () => {
     const plain = await SamEncoder.create({ path, threads: 2, attentionChunks: 1 });
     try {
       expect(chunked.loadNotes[0]).toMatch(/rewrote 1 attention/);
+      expect(chunked.attentionsKeptWhole).toBe(0);
       expect(plain.loadNotes).toEqual(["attention chunking off"]);
+      expect(plain.attentionsKeptWhole).toBe(0); // turned off on purpose: nothing to warn about
       const a = await chunked.encode(pixels);
       const b = await plain.encode(pixels);
       expect(maxAbsDiff(a.embedding.data, b.embedding.data)).toBe(0);
@@ -205,5 +212,38 @@ describe("SamEncoder attention chunking", () => {
       await chunked.dispose();
       await plain.dispose();
     }
+  });
+});
+
+describe("attentionWarning (the CLI's line when the encoder's attention is not chunked)", () => {
+  const base = {
+    path: "/models/encoder.onnx",
+    loadNotes: ["Softmax s1: softmax axis 1 is not the last, left alone"],
+  };
+  it("says nothing when every large attention is chunked, there is none, or chunking is off", () => {
+    expect(attentionWarning({ ...base, attentionsKeptWhole: 0 })).toBeUndefined();
+  });
+  it("names the file, the count and the first reason", () => {
+    expect(attentionWarning({ ...base, attentionsKeptWhole: 2 })).toBe(
+      "/models/encoder.onnx: 2 large attention(s) run whole (Softmax s1: softmax axis 1 is not the last, left alone); expect up to ~768 MiB more memory per attention while a photo is encoded (SAM's global attention)",
+    );
+    const partly = {
+      path: "/m.onnx",
+      attentionsKeptWhole: 1,
+      loadNotes: [
+        "rewrote 3 attention(s) into ≤ 12 chunks along the batch × heads axis",
+        "Softmax s4: input shape unknown, left alone",
+      ],
+    };
+    expect(attentionWarning(partly)).toContain(
+      "1 large attention(s) run whole (Softmax s4: input shape unknown",
+    );
+    expect(
+      attentionWarning({
+        path: "/m.onnx",
+        attentionsKeptWhole: -1,
+        loadNotes: ["not rewritten: opset 11 < 13"],
+      }),
+    ).toContain("its attention could not be examined (not rewritten: opset 11 < 13)");
   });
 });

@@ -48,7 +48,7 @@ export function withModelOptions<T>(yargs: Argv<T>): Argv<T & ModelOptions> {
 
 /** Resolve the model files (downloading into the HF cache if needed) and load them. */
 export async function loadCliModel(options: ModelOptions, io: CliIo, reporter: Reporter): Promise<SamModel> {
-  return openCliModel(await resolveCliModelFiles(options, io, reporter), options, io);
+  return openCliModel(await resolveCliModelFiles(options, io, reporter), options, io, reporter);
 }
 
 /** The model files of --model / --encoder + --decoder, downloaded into the HF cache if needed. */
@@ -94,11 +94,36 @@ export async function resolveCliModelFiles(
   };
 }
 
-/** Open the two sessions of resolved model files (resolveCliModelFiles has warned about test weights). */
-export function openCliModel(files: SamModel["files"], options: ModelOptions, io: CliIo): Promise<SamModel> {
-  return SamModel.load({
+/**
+ * Open the two sessions of resolved model files (resolveCliModelFiles has warned about test
+ * weights). Warns when the encoder's large attentions could not be computed in pieces
+ * (encoder-session.ts): the run then needs far more memory than bench/README.md shows.
+ */
+export async function openCliModel(
+  files: SamModel["files"],
+  options: ModelOptions,
+  io: CliIo,
+  reporter: Reporter,
+): Promise<SamModel> {
+  const model = await SamModel.load({
     files,
     threads: options.threads,
     graphCacheDir: join(persamCacheDir(io.env), "graphs"),
   });
+  const warning = attentionWarning(model.encoder);
+  if (warning) reporter.warn(warning);
+  return model;
+}
+
+/** The warning for an encoder whose large attentions are not all chunked, or undefined. */
+export function attentionWarning(encoder: {
+  readonly path: string;
+  readonly attentionsKeptWhole: number;
+  readonly loadNotes: readonly string[];
+}): string | undefined {
+  const kept = encoder.attentionsKeptWhole;
+  if (kept === 0) return undefined;
+  const what = kept < 0 ? "its attention could not be examined" : `${kept} large attention(s) run whole`;
+  const why = encoder.loadNotes.find((n) => !n.startsWith("rewrote")) ?? "no reason given";
+  return `${encoder.path}: ${what} (${why}); expect up to ~768 MiB more memory per attention while a photo is encoded (SAM's global attention)`;
 }

@@ -197,7 +197,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       lazyModel = {
         files,
         load: async () => {
-          model = await openCliModel(files, modelOptions, io);
+          model = await openCliModel(files, modelOptions, io, reporter);
           return model;
         },
       };

@@ -67,6 +67,13 @@ export class SamEncoder {
     readonly path: string,
     /** What the load-time attention rewrite did, or why it left the graph alone. */
     readonly loadNotes: readonly string[],
+    /**
+     * Large attentions (a score tensor of 64 MiB or more) computed whole, because the rewrite did
+     * not recognise them, failed, or was refused: each costs its full score tensor in memory (768
+     * MiB for SAM's [12, 4096, 4096]). -1 when the graph could not be examined; 0 when every large
+     * attention is chunked, when there is none, or when chunking was turned off.
+     */
+    readonly attentionsKeptWhole: number,
   ) {}
 
   /**
@@ -76,9 +83,11 @@ export class SamEncoder {
   static async create(options: SamEncoderOptions): Promise<SamEncoder> {
     let session: OrtSession;
     let loadNotes: string[] = [];
+    let keptWhole = 0;
     try {
       const opened = await openChunked(options);
       loadNotes = opened.notes;
+      keptWhole = opened.keptWhole;
       session = opened.session ?? (await createSession(options.path, options));
     } catch (error) {
       throw new UserError(`cannot load the image encoder ${options.path}: ${firstLine(error)}`, {
@@ -126,6 +135,7 @@ export class SamEncoder {
       embedDim,
       options.path,
       loadNotes,
+      keptWhole,
     );
   }
 
@@ -167,15 +177,19 @@ export class SamEncoder {
  */
 async function openChunked(
   options: SamEncoderOptions,
-): Promise<{ session: OrtSession | undefined; notes: string[] }> {
+): Promise<{ session: OrtSession | undefined; notes: string[]; keptWhole: number }> {
   const chunks = options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS;
-  if (chunks <= 1) return { session: undefined, notes: ["attention chunking off"] };
+  if (chunks <= 1) return { session: undefined, notes: ["attention chunking off"], keptWhole: 0 };
   await access(options.path); // a missing file is reported as such, not as a failed rewrite
   let dir: string;
   try {
     dir = await mkdtemp(join(tmpdir(), "persam-db-encoder-"));
   } catch (error) {
-    return { session: undefined, notes: [`no temporary folder (${firstLine(error)}); loaded unchanged`] };
+    return {
+      session: undefined,
+      notes: [`no temporary folder (${firstLine(error)}); loaded unchanged`],
+      keptWhole: -1,
+    };
   }
   const output = join(dir, basename(options.path));
   try {
@@ -187,11 +201,16 @@ async function openChunked(
       return {
         session: undefined,
         notes: [`attention chunking failed (${firstLine(error)}); loaded unchanged`],
+        keptWhole: -1,
       };
     }
-    if (reply.rewritten === 0) return { session: undefined, notes: [...reply.notes] };
+    if (reply.rewritten === 0) return { session: undefined, notes: [...reply.notes], keptWhole: reply.large };
     try {
-      return { session: await createSession(output, options), notes: [...reply.notes] };
+      return {
+        session: await createSession(output, options),
+        notes: [...reply.notes],
+        keptWhole: reply.large - reply.rewritten,
+      };
     } catch (error) {
       return {
         session: undefined,
@@ -199,6 +218,7 @@ async function openChunked(
           `onnxruntime refused the chunked graph (${firstLine(error)}); loaded unchanged`,
           ...reply.notes,
         ],
+        keptWhole: reply.large,
       };
     }
   } finally {

@@ -7,7 +7,11 @@
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { type AttentionChunkingOptions, chunkAttention } from "./attention-chunking.js";
+import {
+  type AttentionChunkingOptions,
+  type AttentionChunkingResult,
+  chunkAttention,
+} from "./attention-chunking.js";
 
 /** What to rewrite. */
 export interface ChunkFileRequest {
@@ -24,6 +28,8 @@ export interface ChunkFileRequest {
 export interface ChunkFileReply {
   /** Attentions rewritten; 0 = `output` was not written. */
   readonly rewritten: number;
+  /** See {@link AttentionChunkingResult.large}. */
+  readonly large: number;
   readonly notes: readonly string[];
 }
 
@@ -45,7 +51,7 @@ export function chunkAttentionFile(request: ChunkFileRequest): ChunkFileReply {
       closeSync(fd);
     }
   }
-  return { rewritten: result.rewritten, notes: result.notes };
+  return { rewritten: result.rewritten, large: result.large, notes: result.notes };
 }
 
 const WORKER_TAG = "persam-db attention chunking";

@@ -53,6 +53,11 @@ export interface AttentionChunkingResult {
   readonly parts: readonly Uint8Array[];
   /** Attentions rewritten. */
   readonly rewritten: number;
+  /**
+   * Attentions whose score tensor reaches `minScoreBytes` or has an unknown size (the candidates);
+   * -1 when the graph could not be examined at all (unparsable, external data, old opset).
+   */
+  readonly large: number;
   /** Nodes removed from the original graph (all of them re-emitted per chunk). */
   readonly removedNodes: number;
   /** Why a candidate was left alone, or why nothing was attempted. */
@@ -119,17 +124,18 @@ export function chunkAttention(
   bytes: Uint8Array,
   options: AttentionChunkingOptions,
 ): AttentionChunkingResult {
-  const unchanged = (notes: string[]): AttentionChunkingResult => ({
+  const unchanged = (notes: string[], large = -1): AttentionChunkingResult => ({
     bytes,
     parts: [bytes],
     rewritten: 0,
+    large,
     removedNodes: 0,
     notes,
   });
   if (!Number.isInteger(options.chunks) || options.chunks < 1) {
     throw new Error(`Expected a positive integer for chunks but received ${options.chunks}`);
   }
-  if (options.chunks === 1) return unchanged(["chunks = 1: nothing to do"]);
+  if (options.chunks === 1) return unchanged(["chunks = 1: nothing to do"], 0);
   let model: ReturnType<typeof readModel>;
   try {
     model = readModel(bytes);
@@ -166,15 +172,18 @@ export function chunkAttention(
   const notes: string[] = [];
   const plans: Plan[] = [];
   const taken = new Set<number>();
+  let large = 0;
   for (const s of nodes) {
     if (s.node.opType !== "Softmax" || s.node.domain !== "") continue;
     const scores = shapes.get(s.node.inputs[0] ?? "");
     const label = `Softmax ${s.node.name || s.node.outputs[0]}`;
     if (!scores) {
+      large++;
       notes.push(`${label}: input shape unknown, left alone`);
       continue;
     }
     if (numel(scores) * 4 < minBytes) continue;
+    large++;
     const axisAttr = s.node.attributes.get("axis")?.i ?? -1;
     if (normAxis(axisAttr, scores.length) !== scores.length - 1) {
       notes.push(`${label}: softmax axis ${axisAttr} is not the last, left alone`);
@@ -209,7 +218,7 @@ export function chunkAttention(
     plans.push(plan);
   }
   if (plans.length === 0) {
-    return unchanged(notes.length > 0 ? notes : ["no attention with a large score tensor found"]);
+    return unchanged(notes.length > 0 ? notes : ["no attention with a large score tensor found"], large);
   }
 
   const used = new Set<string>();
@@ -352,6 +361,7 @@ export function chunkAttention(
     },
     parts,
     rewritten: plans.length,
+    large,
     removedNodes: removed.size,
     notes: [rewrittenNote, ...notes],
   };
