@@ -31,6 +31,8 @@ Options:
   --big         encoder, prepare, encoder-variants: also / instead use the SAM ViT-B-size encoder (slow)
   --sweep       encoder: also measure onnxruntime session-option variants
   --photos N    prepare: number of generated 12 MP photos (default 20)
+  --jobs N      prepare: photos processed at once, as prepare's --jobs (default: prepare's default)
+  --encoder-thread  prepare: run the image encoder in a worker thread (SamModelOptions.encoderThread)
   --list        list the cases and exit
   --help        this text`;
 
@@ -91,6 +93,8 @@ async function main(argv: readonly string[]): Promise<number> {
       big: { type: "boolean", default: false },
       sweep: { type: "boolean", default: false },
       photos: { type: "string" },
+      jobs: { type: "string" },
+      "encoder-thread": { type: "boolean", default: false },
       list: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -111,6 +115,8 @@ async function main(argv: readonly string[]): Promise<number> {
       cacheDir: join(outDir, "cache"),
       outDir,
       photos: positiveInt("photos", values.photos, 1),
+      jobs: positiveInt("jobs", values.jobs, 1),
+      encoderThread: values["encoder-thread"],
       big: values.big,
     }),
     encoderVariantsCase({ big: values.big, scratchDir: join(outDir, "cache", "encoder-variants") }),

@@ -34,6 +34,10 @@ export interface PrepareCaseOptions {
   readonly photos?: number | undefined;
   /** SAM ViT-B-size encoder instead of SlimSAM-77 size. */
   readonly big: boolean;
+  /** Photos processed at once (prepare's `jobs`). @default prepare's default */
+  readonly jobs?: number | undefined;
+  /** The image encoder in a worker thread (SamModelOptions.encoderThread). @default false */
+  readonly encoderThread?: boolean | undefined;
   /** Folder of the generated encoders. @default vit-encoder.ts's defaultVitCacheDir() */
   readonly modelDir?: string | undefined;
 }
@@ -52,6 +56,8 @@ interface PrepareTaskArgs {
   readonly threads: number;
   readonly graphCacheDir: string;
   readonly configsDir: string;
+  readonly jobs: number | undefined;
+  readonly encoderThread: boolean;
 }
 
 /** The reference of every run: a box around the middle of the first photo (12 MP, 4032 × 3024). */
@@ -65,6 +71,8 @@ interface PrepareTaskResult {
   readonly counts: Readonly<Record<string, number>>;
   /** CPU time (user + system, all threads) of the child's `prepare` call, ms. */
   readonly prepareCpuMs: number;
+  /** Milliseconds the encoder session was running during `prepare` (0 when no model was opened). */
+  readonly encoderBusyMs: number;
   /** Photos whose report carries an encoder time (encoded in their own step). */
   readonly photosTimed: number;
   /**
@@ -100,7 +108,12 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
     files,
     load: async (): Promise<SamModel> => {
       const t0 = performance.now();
-      model = await SamModel.load({ files, threads: args.threads, graphCacheDir: args.graphCacheDir });
+      model = await SamModel.load({
+        files,
+        threads: args.threads,
+        graphCacheDir: args.graphCacheDir,
+        encoderThread: args.encoderThread,
+      });
       loadMs = performance.now() - t0;
       return model;
     },
@@ -116,6 +129,7 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
       configsDir: args.configsDir,
       keepDoubtful: true,
       references: [{ photo: join(args.inputDir, "photo-001.jpg"), box: REFERENCE_BOX }],
+      ...(args.jobs === undefined ? {} : { jobs: args.jobs }),
       onEvent: (event) => {
         if (event.type === "photo") {
           process.stderr.write(`·   photo ${event.done}/${event.total} ${event.result.stem}\n`);
@@ -128,6 +142,7 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
     return {
       loadMs,
       prepareMs,
+      encoderBusyMs: model?.encoder.busyMs ?? 0,
       exitCode: result.exitCode,
       counts: { ...result.counts },
       prepareCpuMs: (cpu.user + cpu.system) / 1000,
@@ -225,6 +240,8 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
         graphCacheDir: join(options.cacheDir, "graphs"),
         // The package's trainer presets; the default lookup is relative to dist/, not dist-bench/.
         configsDir: resolve("configs"),
+        jobs: options.jobs,
+        encoderThread: options.encoderThread ?? false,
       };
       const runs: { name: string; description: string }[] = [
         { name: "first", description: `prepare ${count} × 12 MP into an empty output folder` },
@@ -232,7 +249,9 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
       ];
       const reports = [];
       for (const run of runs) {
-        ctx.log(`prepare/${run.name}: ${count} photos, ${preset}-size encoder, ${ctx.threads} threads`);
+        ctx.log(
+          `prepare/${run.name}: ${count} photos, ${preset}-size encoder, ${ctx.threads} threads, jobs ${options.jobs ?? "default"}`,
+        );
         reports.push(await runChild<PrepareTaskResult>(import.meta.url, "prepare", args));
       }
       const [first, rerun] = reports as [(typeof reports)[0], (typeof reports)[0]];
@@ -245,9 +264,20 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
         details: {
           encoder: preset,
           photos: count,
+          jobs: options.jobs ?? "default",
+          encoderThread: args.encoderThread ? "yes" : "no",
           loadModelMs: round(r.value.loadMs),
           prepareMs: round(r.value.prepareMs),
           perPhotoMs: round(r.value.prepareMs / count),
+          // Wall time per photo while the encoder session was not running: everything outside
+          // the encoder as the user waits for it (the run's fixed costs included; with --jobs 2
+          // what overlaps the encoder is not counted, but it slows the encoder down instead).
+          ...(r.value.encoderBusyMs > 0
+            ? {
+                encoderBusyMs: round(r.value.encoderBusyMs),
+                outsideEncoderWallMs: round((r.value.prepareMs - r.value.encoderBusyMs) / count),
+              }
+            : {}),
           prepareCpuMs: round(r.value.prepareCpuMs),
           // The rerun's report keeps the first run's stored timings: only the first run's count.
           ...(i === 0 && r.value.photosTimed > 0

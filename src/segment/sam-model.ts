@@ -6,7 +6,8 @@ import type { RgbImage } from "../dataset/image-io.js";
 import { UserError } from "../errors.js";
 import { SamDecoder } from "./decoder-session.js";
 import type { DecoderWeights } from "./decoder-types.js";
-import { type EncoderOutput, SamEncoder } from "./encoder-session.js";
+import type { EncoderOutput } from "./encoder-session.js";
+import { createImageEncoder, type ImageEncoder } from "./encoder-thread.js";
 import { checkCheckpointMatch } from "./model-store.js";
 import { samPreprocess } from "./preprocess.js";
 import { loadDecoderWeights } from "./safetensors.js";
@@ -41,6 +42,16 @@ export interface SamModelOptions {
   readonly threads?: number;
   /** Folder for the built decoder graph, keyed by the weights' hash. */
   readonly graphCacheDir?: string | undefined;
+  /**
+   * Run the image encoder in a worker thread (encoder-thread.ts), so that this thread keeps working
+   * while a photo is encoded (what lets `prepare --jobs 2` overlap one photo's other work with the
+   * next photo's encode). The same session and the same numbers either way. Off by default: on the
+   * 2-core benchmark machine it made `prepare` no faster (the encoder already keeps both cores
+   * busy) and raised the 50-photo ViT-B-size peak RSS by ~60 MiB (bench/README.md, "Record:
+   * session 3"). From TypeScript sources (the tests) the encoder always runs on this thread.
+   * @default false
+   */
+  readonly encoderThread?: boolean | undefined;
 }
 
 /** Encoder + decoder of one checkpoint. */
@@ -49,7 +60,7 @@ export class SamModel {
 
   private constructor(
     readonly files: SamModelFiles,
-    readonly encoder: SamEncoder,
+    readonly encoder: ImageEncoder,
     readonly decoder: SamDecoder,
     private readonly decoderWeights: DecoderWeights,
     /** True for the random-weight test model (tiny-model.ts): results are meaningless. */
@@ -63,12 +74,18 @@ export class SamModel {
   static async load(options: SamModelOptions): Promise<SamModel> {
     const threads = options.threads ?? 0;
     const weights = await loadDecoderWeights(options.files.decoderPath);
-    const encoder = await SamEncoder.create({ path: options.files.encoderPath, threads });
+    const encoder = await createImageEncoder(
+      { path: options.files.encoderPath, threads },
+      options.encoderThread ?? false,
+    );
     const decoder = await SamDecoder.create({
       weights,
       threads,
       cacheKey: weightsHash(weights),
       ...(options.graphCacheDir ? { cacheDir: options.graphCacheDir } : {}),
+    }).catch(async (error: unknown) => {
+      await encoder.dispose();
+      throw error;
     });
     const model = new SamModel(
       options.files,
