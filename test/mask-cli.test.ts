@@ -3,7 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
+import { vitFourierMatrix, writeVitEncoderModel } from "../src/segment/onnx/vit-encoder.js";
+import { randomDecoderWeights } from "../src/segment/random-weights.js";
+import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../src/segment/safetensors.js";
+import { TEST_MODEL_METADATA_KEY, type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
 import { runCli } from "./helpers/cli.js";
 import { haveSharedFixtures, persegPath } from "./helpers/fixtures.js";
 
@@ -45,6 +48,62 @@ describe("persam-db mask", () => {
     const { data } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
     expect(new Set(data).size).toBeLessThanOrEqual(2);
     for (const v of new Set(data)) expect([0, 255]).toContain(v);
+  });
+
+  it("warns when the encoder's large attention cannot be computed in pieces, and still runs", async () => {
+    // One global-attention block with a single head: its scores are [1, 4096, 4096] fp32 = 64 MiB,
+    // large enough to be a candidate, but a batch × heads axis of length 1 cannot be cut.
+    const seed = 7;
+    const width = 32;
+    const encoderPath = join(dir, "one-head-encoder.onnx");
+    writeVitEncoderModel(encoderPath, {
+      preset: {
+        embedDim: 8,
+        depth: 1,
+        heads: 1,
+        mlpDim: 8,
+        windowSize: 14,
+        globalAttnIndexes: [0],
+        outChans: width,
+      },
+      seed,
+    });
+    const weights = randomDecoderWeights({ embedDim: width, seed });
+    weights.set(POSITIONAL_EMBEDDING_KEY, { data: vitFourierMatrix(seed, width), dims: [2, width / 2] });
+    const decoderPath = join(dir, "one-head-decoder.safetensors");
+    await writeSafetensors(decoderPath, weights, { [TEST_MODEL_METADATA_KEY]: "random test weights" });
+    const out = join(dir, "one-head.png");
+    const run = await runCli([
+      "mask",
+      photo,
+      "--point",
+      "200,90",
+      "--encoder",
+      encoderPath,
+      "--decoder",
+      decoderPath,
+      "-o",
+      out,
+    ]);
+    expect(run.code).toBe(0);
+    const warnings = run.stderr.split("\n").filter((l) => l.includes("large attention"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      /^warning: .+: 1 large attention\(s\) run whole \(Softmax .+: the batch × heads axis has length 1, left alone\); expect up to ~768 MiB more memory per attention/,
+    );
+    expect(warnings[0]).toContain(encoderPath);
+    // The tiny model's attentions are all small: no such warning.
+    const tiny = await runCli([
+      "mask",
+      photo,
+      "--point",
+      "200,90",
+      ...modelArgs(),
+      "-o",
+      join(dir, "tiny.png"),
+    ]);
+    expect(tiny.code).toBe(0);
+    expect(tiny.stderr).not.toContain("large attention");
   });
 
   it("warns that the tiny model holds random test weights", async () => {

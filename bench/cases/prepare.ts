@@ -14,7 +14,11 @@ import { copyFile, link, mkdir, readdir, readFile, rm, writeFile } from "node:fs
 import { join, resolve } from "node:path";
 import { encodeJpeg } from "../../src/dataset/image-io.js";
 import { prepare } from "../../src/dataset/prepare.js";
-import { ensureVitEncoderModel, type VitPreset } from "../../src/segment/onnx/vit-encoder.js";
+import {
+  ensureVitEncoderModel,
+  type VitPreset,
+  vitFourierMatrix,
+} from "../../src/segment/onnx/vit-encoder.js";
 import { randomDecoderWeights } from "../../src/segment/random-weights.js";
 import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../../src/segment/safetensors.js";
 import { SamModel } from "../../src/segment/sam-model.js";
@@ -22,7 +26,7 @@ import { TEST_MODEL_METADATA_KEY } from "../../src/segment/tiny-model.js";
 import { type BenchCase, type BenchContext, type Measurement, round, stageMedians } from "../harness.js";
 import { childMain, mib, runChild } from "../rss.js";
 import { summarize } from "../stats.js";
-import { PHOTO_12MP, prng, syntheticPhoto } from "../synthetic.js";
+import { PHOTO_12MP, syntheticPhoto } from "../synthetic.js";
 
 /** Options of {@link prepareCase}. */
 export interface PrepareCaseOptions {
@@ -182,29 +186,13 @@ async function photoFolder(cacheDir: string, count: number, ctx: BenchContext): 
   return dir;
 }
 
-/**
- * The benchmark encoder's constant positional output comes from its own random Fourier matrix
- * (vit-encoder.ts: Box–Muller on mulberry32(seed ^ 0x5eed), [2, C/2]); the decoder must carry the
- * same matrix, or SamModel's checkpoint check refuses the pair. Recomputed here; if vit-encoder.ts
- * ever changes it, that check fails loudly on the first encode.
- */
-function encoderFourierMatrix(seed: number, channels: number): Float32Array {
-  const next = prng(seed ^ 0x5eed);
-  const out = new Float32Array(channels);
-  for (let i = 0; i < channels; i++) {
-    const u = Math.max(next(), 1e-12);
-    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
-  }
-  return out;
-}
-
 /** Random width-256 decoder weights matching the benchmark encoder of `seed`, written once. */
 async function benchmarkDecoder(cacheDir: string): Promise<string> {
   const path = join(cacheDir, `decoder-${DECODER_WIDTH}-seed${SEED}.RANDOM.safetensors`);
   if (existsSync(path)) return path;
   const weights = randomDecoderWeights({ embedDim: DECODER_WIDTH, seed: SEED });
   weights.set(POSITIONAL_EMBEDDING_KEY, {
-    data: encoderFourierMatrix(SEED, DECODER_WIDTH),
+    data: vitFourierMatrix(SEED, DECODER_WIDTH),
     dims: [2, DECODER_WIDTH / 2],
   });
   await mkdir(cacheDir, { recursive: true });

@@ -411,14 +411,7 @@ function planEncoder(options: VitEncoderOptions): VitGraph {
   g.output(x, "image_embeddings", "float", [1, oc, GRID_SIDE, GRID_SIDE]);
 
   // Constant dense PE of a random Fourier matrix, as the Transformers.js export carries it.
-  const next = mulberry32(seed ^ 0x5eed);
-  const gauss = new Float32Array(oc);
-  for (let i = 0; i < oc; i++) {
-    // Box–Muller: SAM's matrix is N(0,1) (scale 1).
-    const u = Math.max(next(), 1e-12);
-    gauss[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
-  }
-  const pe = densePositionalEncoding({ data: gauss, dims: [2, oc / 2] });
+  const pe = densePositionalEncoding({ data: vitFourierMatrix(seed, oc), dims: [2, oc / 2] });
   const peValue = g.init("RANDOM_BENCHMARK_image_positional_embeddings", pe);
   g.output(g.op("Identity", [peValue]), "image_positional_embeddings", "float", [
     1,
@@ -427,6 +420,22 @@ function planEncoder(options: VitEncoderOptions): VitGraph {
     GRID_SIDE,
   ]);
   return v;
+}
+
+/**
+ * The random Fourier matrix `[2, channels / 2]` (row-major) behind the generated encoder's constant
+ * positional output for `seed`: Box–Muller N(0, 1) draws, as SAM's matrix (scale 1). A decoder
+ * paired with a generated encoder must carry the same matrix, or SamModel's checkpoint check
+ * refuses the pair.
+ */
+export function vitFourierMatrix(seed: number, channels: number): Float32Array {
+  const next = mulberry32(seed ^ 0x5eed);
+  const gauss = new Float32Array(channels);
+  for (let i = 0; i < channels; i++) {
+    const u = Math.max(next(), 1e-12);
+    gauss[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
+  }
+  return gauss;
 }
 
 /**
