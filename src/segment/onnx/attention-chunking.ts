@@ -29,7 +29,7 @@
 
 import { inferShapes } from "./flops.js";
 import { DataType, int64Bytes, ProtoWriter } from "./proto.js";
-import { type ReadNode, readModel } from "./proto-reader.js";
+import { fieldSpans, type ReadNode, readModel } from "./proto-reader.js";
 
 /** Options of {@link chunkAttention}. */
 export interface AttentionChunkingOptions {
@@ -518,59 +518,16 @@ function inputAxesOf(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Byte-level editing
+// Byte-level editing (fields located by proto-reader.ts, copied or dropped verbatim)
 
-/** Read a varint at `pos`: [value, next position]. Values here (lengths, keys) fit 2^53. */
-function varintAt(buf: Uint8Array, pos: number): [number, number] {
-  let result = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    const b = buf[pos++]!;
-    result += (b & 0x7f) * mul;
-    mul *= 128;
-    if (b < 0x80) return [result, pos];
-  }
-  throw new Error("Malformed protobuf varint");
-}
-
-/** One field of a message: number, wire type, byte range of the whole field and of its payload. */
-interface FieldSpan {
-  readonly field: number;
-  readonly wire: number;
-  readonly start: number;
-  readonly end: number;
-  readonly payloadStart: number;
-}
-
-function* fieldsOf(buf: Uint8Array, start: number, end: number): Generator<FieldSpan> {
-  let pos = start;
-  while (pos < end) {
-    const fieldStart = pos;
-    const [key, p1] = varintAt(buf, pos);
-    const field = Math.floor(key / 8);
-    const wire = key & 7;
-    let payloadStart = p1;
-    let next: number;
-    if (wire === 0) next = varintAt(buf, p1)[1];
-    else if (wire === 1) next = p1 + 8;
-    else if (wire === 5) next = p1 + 4;
-    else if (wire === 2) {
-      const [n, p2] = varintAt(buf, p1);
-      payloadStart = p2;
-      next = p2 + n;
-    } else throw new Error(`Unsupported protobuf wire type ${wire}`);
-    if (next > end) throw new Error("Truncated protobuf field");
-    yield { field, wire, start: fieldStart, end: next, payloadStart };
-    pos = next;
-  }
-}
+const textDecoder = new TextDecoder();
 
 /** Byte ranges `[start, end)` of every NodeProto payload, in the order readModel lists nodes. */
 function nodeByteRanges(bytes: Uint8Array): [number, number][] {
   const out: [number, number][] = [];
-  for (const f of fieldsOf(bytes, 0, bytes.length)) {
+  for (const f of fieldSpans(bytes)) {
     if (f.field !== 7 || f.wire !== 2) continue;
-    for (const gf of fieldsOf(bytes, f.payloadStart, f.end)) {
+    for (const gf of fieldSpans(bytes, f.payloadStart, f.end)) {
       if (gf.field === 1 && gf.wire === 2) out.push([gf.payloadStart, gf.end]);
     }
   }
@@ -579,7 +536,7 @@ function nodeByteRanges(bytes: Uint8Array): [number, number][] {
 
 /** Copy every field of a NodeProto except input (1), output (2) and name (3). */
 function copyNodeFieldsExceptIo(node: Uint8Array, w: ProtoWriter): void {
-  for (const f of fieldsOf(node, 0, node.length)) {
+  for (const f of fieldSpans(node)) {
     if (f.field === 1 || f.field === 2 || f.field === 3) continue;
     w.raw(node.subarray(f.start, f.end));
   }
@@ -587,8 +544,8 @@ function copyNodeFieldsExceptIo(node: Uint8Array, w: ProtoWriter): void {
 
 /** Name (field 8) of a serialised TensorProto. */
 function tensorName(buf: Uint8Array, start: number, end: number): string {
-  for (const f of fieldsOf(buf, start, end)) {
-    if (f.field === 8 && f.wire === 2) return new TextDecoder().decode(buf.subarray(f.payloadStart, f.end));
+  for (const f of fieldSpans(buf, start, end)) {
+    if (f.field === 8 && f.wire === 2) return textDecoder.decode(buf.subarray(f.payloadStart, f.end));
   }
   return "";
 }
@@ -605,13 +562,13 @@ function spliceModel(
 ): readonly Uint8Array[] {
   const w = new ProtoWriter();
   let index = 0;
-  for (const f of fieldsOf(bytes, 0, bytes.length)) {
+  for (const f of fieldSpans(bytes)) {
     if (f.field !== 7 || f.wire !== 2) {
       w.raw(bytes.subarray(f.start, f.end));
       continue;
     }
     const graph = new ProtoWriter();
-    for (const gf of fieldsOf(bytes, f.payloadStart, f.end)) {
+    for (const gf of fieldSpans(bytes, f.payloadStart, f.end)) {
       if (gf.field === 1 && gf.wire === 2 && removed.has(index++)) continue;
       if (
         gf.field === 5 &&

@@ -188,6 +188,39 @@ class Reader {
   }
 }
 
+/** One field of a message located in its buffer: for copying or dropping serialised fields verbatim. */
+export interface FieldSpan {
+  readonly field: number;
+  readonly wire: number;
+  /** Offset of the field's key. */
+  readonly start: number;
+  /** Offset just past the field. */
+  readonly end: number;
+  /** Offset of the value: past the length prefix for a length-delimited field (wire 2). */
+  readonly payloadStart: number;
+}
+
+/**
+ * The fields of the message in `buf[start, end)`, in order, with their byte offsets.
+ * @throws Error on a malformed or truncated field.
+ */
+export function* fieldSpans(buf: Uint8Array, start = 0, end = buf.length): Generator<FieldSpan> {
+  const r = new Reader(buf, start, end);
+  while (!r.done) {
+    const fieldStart = r.pos;
+    const key = r.varint();
+    const wire = key & 7;
+    let payloadStart = r.pos;
+    if (wire === 2) {
+      const n = r.varint();
+      payloadStart = r.pos;
+      r.pos += n;
+    } else r.skip(wire);
+    if (r.pos > end) throw new Error("Truncated protobuf field");
+    yield { field: Math.floor(key / 8), wire, start: fieldStart, end: r.pos, payloadStart };
+  }
+}
+
 function readTensor(r: Reader): ReadTensor {
   let name = "";
   let dataType = 0;
