@@ -7,7 +7,6 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SamEncoder } from "../../src/segment/encoder-session.js";
 import {
   ENCODER_VARIANTS,
   type EncoderVariantName,
@@ -17,11 +16,10 @@ import {
 import { type ReadModel, readModel } from "../../src/segment/onnx/proto-reader.js";
 import { ensureVitEncoderModel, type VitPreset } from "../../src/segment/onnx/vit-encoder.js";
 import type { SessionOptions } from "../../src/segment/ort.js";
-import { ENCODER_SIDE } from "../../src/segment/sam-constants.js";
+import { type EncoderTiming, type EncoderTimingArgs, timeEncoder } from "../encoder-child.js";
 import { type BenchCase, type BenchContext, type Measurement, round, runsOf, warmupOf } from "../harness.js";
 import { childMain, mib, runChild } from "../rss.js";
 import { summarize } from "../stats.js";
-import { uniformArray } from "../synthetic.js";
 
 /** Options of {@link encoderVariantsCase}. */
 export interface EncoderVariantsCaseOptions {
@@ -34,23 +32,14 @@ export interface EncoderVariantsCaseOptions {
 }
 
 /** Arguments of the child task. */
-interface VariantTaskArgs {
-  readonly modelPath: string;
-  readonly options: SessionOptions;
-  readonly warmup: number;
-  readonly runs: number;
+interface VariantTaskArgs extends EncoderTimingArgs {
   /** Where the child writes the last run's `image_embeddings` (float32, little-endian). */
   readonly embeddingPath: string;
 }
 
 /** What the child task returns. */
-interface VariantTaskResult {
-  readonly createMs: number;
-  readonly wallMs: readonly number[];
-  readonly cpuMs: readonly number[];
-  readonly rssAfterCreateBytes: number;
-  readonly inputType: string;
-  /** What SamEncoder's load-time graph rewrites did (e.g. attention chunking), when it reports it. */
+interface VariantTaskResult extends Omit<EncoderTiming, "loadNotes"> {
+  /** What SamEncoder's load-time graph rewrites did (e.g. attention chunking), joined by "; ". */
   readonly loadNotes: string;
 }
 
@@ -61,49 +50,12 @@ interface VariantTaskResult {
  */
 async function variantTask(raw: unknown): Promise<VariantTaskResult> {
   const args = raw as VariantTaskArgs;
-  const t0 = performance.now();
-  const encoder = await SamEncoder.create({ path: args.modelPath, ...args.options });
-  const createMs = performance.now() - t0;
-  const rssAfterCreateBytes = process.memoryUsage().rss;
-  const pixels = {
-    data: uniformArray(3 * ENCODER_SIDE * ENCODER_SIDE, 7, -2, 2),
-    dims: [1, 3, ENCODER_SIDE, ENCODER_SIDE],
-  };
-  const wallMs: number[] = [];
-  const cpuMs: number[] = [];
-  const gc = (globalThis as { gc?: () => void }).gc;
   let last: Float32Array | undefined;
-  try {
-    for (let i = 0; i < args.warmup + args.runs; i++) {
-      gc?.();
-      const c0 = process.cpuUsage();
-      const w0 = performance.now();
-      const out = await encoder.encode(pixels);
-      const w1 = performance.now();
-      const c1 = process.cpuUsage(c0);
-      last = out.embedding.data;
-      if (i >= args.warmup) {
-        wallMs.push(w1 - w0);
-        cpuMs.push((c1.user + c1.system) / 1000);
-      }
-      process.stderr.write(
-        `·   encode ${i < args.warmup ? "warm-up" : `run ${i - args.warmup + 1}`}: ${(w1 - w0).toFixed(0)} ms\n`,
-      );
-    }
-  } finally {
-    await encoder.dispose();
-  }
+  const timing = await timeEncoder(args, (output) => {
+    last = output.embedding.data;
+  });
   if (last) writeFileSync(args.embeddingPath, new Uint8Array(last.buffer, last.byteOffset, last.byteLength));
-  // Read defensively: the load notes are recent (encoder-session.ts) and may change.
-  const notes = (encoder as { loadNotes?: readonly string[] }).loadNotes ?? [];
-  return {
-    createMs,
-    wallMs,
-    cpuMs,
-    rssAfterCreateBytes,
-    inputType: encoder.inputType,
-    loadNotes: notes.join("; "),
-  };
+  return { ...timing, loadNotes: timing.loadNotes.join("; ") };
 }
 
 /**

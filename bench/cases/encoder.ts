@@ -8,7 +8,7 @@
 // onnxruntime's defaults, and 4 attention chunks instead of 12.
 
 import type { SamEncoderOptions } from "../../src/segment/encoder-session.js";
-import { DEFAULT_ATTENTION_CHUNKS, SamEncoder } from "../../src/segment/encoder-session.js";
+import { DEFAULT_ATTENTION_CHUNKS } from "../../src/segment/encoder-session.js";
 import { countFlops, cpuPeakFlops } from "../../src/segment/onnx/flops.js";
 import {
   buildVitEncoderShapeOnly,
@@ -16,11 +16,10 @@ import {
   type VitPreset,
   vitParameterCount,
 } from "../../src/segment/onnx/vit-encoder.js";
-import { ENCODER_SIDE } from "../../src/segment/sam-constants.js";
+import { type EncoderTiming, type EncoderTimingArgs, timeEncoder } from "../encoder-child.js";
 import { type BenchCase, type BenchContext, type Measurement, round, runsOf, warmupOf } from "../harness.js";
 import { childMain, mib, runChild } from "../rss.js";
 import { summarize } from "../stats.js";
-import { uniformArray } from "../synthetic.js";
 
 /** Options of {@link encoderCase}. */
 export interface EncoderCaseOptions {
@@ -110,59 +109,9 @@ const VARIANTS: readonly Variant[] = [
   },
 ];
 
-/** Arguments of the child task. */
-interface EncodeTaskArgs {
-  readonly modelPath: string;
-  readonly options: SessionOptions;
-  readonly warmup: number;
-  readonly runs: number;
-}
-
-/** What the child task returns. */
-interface EncodeTaskResult {
-  readonly createMs: number;
-  readonly wallMs: readonly number[];
-  readonly cpuMs: readonly number[];
-  readonly rssAfterCreateBytes: number;
-  /** The encoder's load notes (what the attention rewrite did). */
-  readonly loadNotes: readonly string[];
-}
-
 /** Child side: open the session, encode a fixed random input warmup + runs times. */
-async function encodeTask(raw: unknown): Promise<EncodeTaskResult> {
-  const args = raw as EncodeTaskArgs;
-  const t0 = performance.now();
-  const encoder = await SamEncoder.create({ path: args.modelPath, ...args.options });
-  const createMs = performance.now() - t0;
-  const rssAfterCreateBytes = process.memoryUsage().rss;
-  const loadNotes = encoder.loadNotes;
-  const pixels = {
-    data: uniformArray(3 * ENCODER_SIDE * ENCODER_SIDE, 7, -2, 2),
-    dims: [1, 3, ENCODER_SIDE, ENCODER_SIDE],
-  };
-  const wallMs: number[] = [];
-  const cpuMs: number[] = [];
-  const gc = (globalThis as { gc?: () => void }).gc;
-  try {
-    for (let i = 0; i < args.warmup + args.runs; i++) {
-      gc?.();
-      const c0 = process.cpuUsage();
-      const w0 = performance.now();
-      await encoder.encode(pixels);
-      const w1 = performance.now();
-      const c1 = process.cpuUsage(c0);
-      if (i >= args.warmup) {
-        wallMs.push(w1 - w0);
-        cpuMs.push((c1.user + c1.system) / 1000);
-      }
-      process.stderr.write(
-        `·   encode ${i < args.warmup ? "warm-up" : `run ${i - args.warmup + 1}`}: ${(w1 - w0).toFixed(0)} ms\n`,
-      );
-    }
-  } finally {
-    await encoder.dispose();
-  }
-  return { createMs, wallMs, cpuMs, rssAfterCreateBytes, loadNotes };
+function encodeTask(raw: unknown): Promise<EncoderTiming> {
+  return timeEncoder(raw as EncoderTimingArgs);
 }
 
 /** FLOPs of a preset's graph at [1,3,1024,1024] (static count, no weights generated). */
@@ -186,12 +135,12 @@ async function measure(
   const options = variant.options(ctx.threads);
   const threads = options.threads ?? ctx.threads;
   ctx.log(`encoder/${preset} [${variant.name}]: ${variant.description}`);
-  const report = await runChild<EncodeTaskResult>(import.meta.url, "encode", {
+  const report = await runChild<EncoderTiming>(import.meta.url, "encode", {
     modelPath,
     options,
     warmup: warmupOf(ctx, 1),
     runs: runsOf(ctx, 3),
-  } satisfies EncodeTaskArgs);
+  } satisfies EncoderTimingArgs);
   const r = report.value;
   const wall = summarize(r.wallMs);
   const cpu = summarize(r.cpuMs);
