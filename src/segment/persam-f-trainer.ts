@@ -171,9 +171,7 @@ export function fusionLoss(params: FusionLossParams): FusionLossValue {
 export function trainFusionWeights(params: TrainFusionWeightsParams): FusionTrainingResult {
   const settings = checkOptions(params);
   const t0 = performance.now();
-  const inputs = checkInputs(params.logitsHigh, params.gt);
-  const binned = settings.solver === "binned" ? binSamples(inputs, settings.binWidth) : undefined;
-  return optimise(params, settings, inputs.pixels, inputs.positives, binned, inputs, t0);
+  return trainOnArrays(params, settings, checkInputs(params.logitsHigh, params.gt), t0);
 }
 
 /**
@@ -194,25 +192,45 @@ export function trainFusionWeightsFromRows(params: TrainFusionWeightsFromRowsPar
     );
   }
   if (settings.solver === "exact") {
-    const m = width * height;
-    const maps = [new Float32Array(m), new Float32Array(m), new Float32Array(m)] as const;
-    const gt = new Uint8Array(m);
-    for (let y = 0; y < height; y++) {
-      const o = y * width;
-      const e = o + width;
-      rows.fillRow(
-        y,
-        maps[0].subarray(o, e),
-        maps[1].subarray(o, e),
-        maps[2].subarray(o, e),
-        gt.subarray(o, e),
-      );
-    }
-    return trainFusionWeights({ ...params, logitsHigh: maps, gt });
+    const { logitsHigh, gt } = assembleRows(rows);
+    const t0 = performance.now();
+    // The assembled gt is the trainer's own: made 0/1 in place rather than copied.
+    return trainOnArrays(params, settings, checkInputs(logitsHigh, gt, true), t0);
   }
   const t0 = performance.now();
   const { binned, positives } = binRows(rows, settings.binWidth);
   return optimise(params, settings, width * height, positives, binned, undefined, t0);
+}
+
+/** The whole maps and ground truth of a row source, as `trainFusionWeights` takes them. */
+function assembleRows(rows: FusionRowSource): { logitsHigh: FusionLogits; gt: Uint8Array } {
+  const { width, height } = rows;
+  const m = width * height;
+  const logitsHigh = [new Float32Array(m), new Float32Array(m), new Float32Array(m)] as const;
+  const gt = new Uint8Array(m);
+  for (let y = 0; y < height; y++) {
+    const o = y * width;
+    const e = o + width;
+    rows.fillRow(
+      y,
+      logitsHigh[0].subarray(o, e),
+      logitsHigh[1].subarray(o, e),
+      logitsHigh[2].subarray(o, e),
+      gt.subarray(o, e),
+    );
+  }
+  return { logitsHigh, gt };
+}
+
+/** The solver's samples from whole maps (the bins, or the pixels themselves), then the optimiser. */
+function trainOnArrays(
+  params: FusionTrainingOptions,
+  settings: CheckedOptions,
+  inputs: CheckedInputs,
+  t0: number,
+): FusionTrainingResult {
+  const binned = settings.solver === "binned" ? binSamples(inputs, settings.binWidth) : undefined;
+  return optimise(params, settings, inputs.pixels, inputs.positives, binned, inputs, t0);
 }
 
 interface CheckedOptions {
@@ -340,7 +358,8 @@ interface CheckedInputs {
   readonly positives: number;
 }
 
-function checkInputs(logits: FusionLogits, gt: Uint8Array): CheckedInputs {
+/** `owned`: `gt` is the trainer's own array, to be made 0/1 in place instead of copied. */
+function checkInputs(logits: FusionLogits, gt: Uint8Array, owned = false): CheckedInputs {
   const [l1, l2, l3] = logits;
   const m = gt.length;
   if (m === 0) throw new Error("Expected at least one pixel for PerSAM-F training but received none");
@@ -358,7 +377,7 @@ function checkInputs(logits: FusionLogits, gt: Uint8Array): CheckedInputs {
   }
   let gt01 = gt;
   if (!binary) {
-    gt01 = new Uint8Array(m);
+    gt01 = owned ? gt : new Uint8Array(m);
     for (let j = 0; j < m; j++) gt01[j] = gt[j] === 0 ? 0 : 1;
   }
   return { l1, l2, l3, gt: gt01, pixels: m, positives };
@@ -418,15 +437,7 @@ function accumulateExact(s: CheckedInputs, w1: number, w2: number, acc: Float64A
     sD2 += fd * d2;
     sD3 += fd * d3;
   }
-  acc[0] = sp0;
-  acc[1] = sIp;
-  acc[2] = sF;
-  acc[3] = sA2;
-  acc[4] = sA3;
-  acc[5] = sG2;
-  acc[6] = sG3;
-  acc[7] = sD2;
-  acc[8] = sD3;
+  storeAcc(acc, sp0, sIp, sF, sA2, sA3, sG2, sG3, sD2, sD3);
 }
 
 /**
@@ -501,15 +512,31 @@ function accumulateBinned(b: BinnedSamples, w1: number, w2: number, acc: Float64
     sD2 += d2 * sumFd + phi2 * cv2;
     sD3 += d3 * sumFd + phi2 * cv3;
   }
-  acc[0] = sP1 + sP0;
-  acc[1] = sP1;
-  acc[2] = sF;
-  acc[3] = sA2;
-  acc[4] = sA3;
-  acc[5] = sG2;
-  acc[6] = sG3;
-  acc[7] = sD2;
-  acc[8] = sD3;
+  storeAcc(acc, sP1 + sP0, sP1, sF, sA2, sA3, sG2, sG3, sD2, sD3);
+}
+
+/** Write one evaluation's sums into the accumulator slots (see ACC_SIZE) that {@link finish} reads. */
+function storeAcc(
+  acc: Float64Array,
+  sumP: number,
+  sumPPos: number,
+  focal: number,
+  pq2: number,
+  pq3: number,
+  pq2Pos: number,
+  pq3Pos: number,
+  focal2: number,
+  focal3: number,
+): void {
+  acc[0] = sumP;
+  acc[1] = sumPPos;
+  acc[2] = focal;
+  acc[3] = pq2;
+  acc[4] = pq3;
+  acc[5] = pq2Pos;
+  acc[6] = pq3Pos;
+  acc[7] = focal2;
+  acc[8] = focal3;
 }
 
 /**
@@ -655,15 +682,9 @@ function hashOf(key: number): number {
  * {@link BIN_CHUNK} pixels ends). Returns means and central moments.
  */
 function binSamples(c: CheckedInputs, binWidth: number): BinnedSamples {
-  const q = quantiser(binWidth);
-  const t = new BinTable();
-  const run = new Float64Array(RUN_SIZE);
-  run[RUN_KEY] = -1;
-  for (let start = 0; start < c.pixels; start += BIN_CHUNK) {
-    binSpan(c.l1, c.l2, c.l3, c.gt, start, Math.min(c.pixels, start + BIN_CHUNK), q, t, run);
-    flushRun(t, run);
-  }
-  return binMoments(t);
+  const b = binning(binWidth, c.pixels);
+  binPixels(b, c.l1, c.l2, c.l3, c.gt, c.pixels, 0);
+  return binMoments(b.table);
 }
 
 /**
@@ -673,32 +694,68 @@ function binSamples(c: CheckedInputs, binWidth: number): BinnedSamples {
  */
 function binRows(rows: FusionRowSource, binWidth: number): { binned: BinnedSamples; positives: number } {
   const { width, height } = rows;
-  const q = quantiser(binWidth);
-  const t = new BinTable();
-  const run = new Float64Array(RUN_SIZE);
-  run[RUN_KEY] = -1;
+  const b = binning(binWidth, width * height);
   const l1 = new Float32Array(width);
   const l2 = new Float32Array(width);
   const l3 = new Float32Array(width);
   const gt = new Uint8Array(width);
-  const pixels = width * height;
-  let positives = 0;
-  let nextFlush = Math.min(BIN_CHUNK, pixels);
   for (let y = 0; y < height; y++) {
     rows.fillRow(y, l1, l2, l3, gt);
-    const base = y * width;
-    let x = 0;
-    while (x < width) {
-      const stop = Math.min(width, nextFlush - base);
-      positives += binSpan(l1, l2, l3, gt, x, stop, q, t, run);
-      x = stop;
-      if (base + x === nextFlush) {
-        flushRun(t, run);
-        nextFlush = Math.min(nextFlush + BIN_CHUNK, pixels);
-      }
+    binPixels(b, l1, l2, l3, gt, width, y * width);
+  }
+  return { binned: binMoments(b.table), positives: b.positives };
+}
+
+/** The state of one binning of `pixels` pixels, fed in order by {@link binPixels}. */
+interface Binning {
+  readonly quantiser: Quantiser;
+  readonly table: BinTable;
+  /** The running sums (RUN_*). */
+  readonly run: Float64Array;
+  readonly pixels: number;
+  /** Global index of the next pixel before which the running sums are flushed. */
+  nextFlush: number;
+  /** Foreground pixels binned so far. */
+  positives: number;
+}
+
+function binning(binWidth: number, pixels: number): Binning {
+  const run = new Float64Array(RUN_SIZE);
+  run[RUN_KEY] = -1;
+  return {
+    quantiser: quantiser(binWidth),
+    table: new BinTable(),
+    run,
+    pixels,
+    nextFlush: Math.min(BIN_CHUNK, pixels),
+    positives: 0,
+  };
+}
+
+/**
+ * Bin the next `count` pixels (global indices base..base+count−1, the first `count` values of the
+ * arrays), flushing the running sums at every multiple of BIN_CHUNK and at the last pixel, whatever
+ * the pieces the pixels arrive in.
+ */
+function binPixels(
+  b: Binning,
+  l1: Float32Array,
+  l2: Float32Array,
+  l3: Float32Array,
+  gt: Uint8Array,
+  count: number,
+  base: number,
+): void {
+  let x = 0;
+  while (x < count) {
+    const stop = Math.min(count, b.nextFlush - base);
+    b.positives += binSpan(l1, l2, l3, gt, x, stop, b.quantiser, b.table, b.run);
+    x = stop;
+    if (base + x === b.nextFlush) {
+      flushRun(b.table, b.run);
+      b.nextFlush = Math.min(b.nextFlush + BIN_CHUNK, b.pixels);
     }
   }
-  return { binned: binMoments(t), positives };
 }
 
 /** Means and central moments about them: C = S − s·sᵀ/n for sums S, s about the first member. */
@@ -737,15 +794,40 @@ const RUN_SIZE = RUN_SUMS + 9;
 
 /** Add the running sums to their slot and forget the current bin (the next pixel looks its key up). */
 function flushRun(t: BinTable, run: Float64Array): void {
-  const n = run[RUN_N]!;
-  if (n > 0) {
-    const sums = t.sums;
-    const o = run[RUN_SLOT]! * BIN_STRIDE;
-    sums[o]! += n;
-    for (let i = 0; i < 9; i++) sums[o + 1 + i]! += run[RUN_SUMS + i]!;
-  }
+  const r = (i: number): number => run[RUN_SUMS + i]!;
+  addRun(t, run[RUN_SLOT]!, run[RUN_N]!, r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7), r(8));
   run.fill(0);
   run[RUN_KEY] = -1;
+}
+
+/** Add a run of `n` pixels (count and its nine sums) to bin `slot`; nothing when `n` is 0. */
+function addRun(
+  t: BinTable,
+  slot: number,
+  n: number,
+  sa: number,
+  sb: number,
+  sc: number,
+  saa: number,
+  sab: number,
+  sac: number,
+  sbb: number,
+  sbc: number,
+  scc: number,
+): void {
+  if (n === 0) return;
+  const sums = t.sums;
+  const o = slot * BIN_STRIDE;
+  sums[o]! += n;
+  sums[o + 1]! += sa;
+  sums[o + 2]! += sb;
+  sums[o + 3]! += sc;
+  sums[o + 4]! += saa;
+  sums[o + 5]! += sab;
+  sums[o + 6]! += sac;
+  sums[o + 7]! += sbb;
+  sums[o + 8]! += sbc;
+  sums[o + 9]! += scc;
 }
 
 /**
@@ -816,20 +898,7 @@ function binSpan(
       curG = g;
       const key = (i1 << 21) | (i2 << 11) | (i3 << 1) | g;
       if (key !== curKey) {
-        if (n > 0) {
-          const sums = t.sums;
-          const o = cur * BIN_STRIDE;
-          sums[o]! += n;
-          sums[o + 1]! += sa;
-          sums[o + 2]! += sb;
-          sums[o + 3]! += sc;
-          sums[o + 4]! += saa;
-          sums[o + 5]! += sab;
-          sums[o + 6]! += sac;
-          sums[o + 7]! += sbb;
-          sums[o + 8]! += sbc;
-          sums[o + 9]! += scc;
-        }
+        addRun(t, cur, n, sa, sb, sc, saa, sab, sac, sbb, sbc, scc);
         n = 0;
         sa = sb = sc = saa = sab = sac = sbb = sbc = scc = 0;
         curKey = key;

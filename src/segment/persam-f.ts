@@ -1,7 +1,7 @@
 // PerSAM-F: fit two fusion weights for SAM's three multimask outputs on the reference photo
 // (persam-spec §8.1–8.2), then segment each photo with the fused output and two refinements (§8.3).
 
-import type { MaskDecoder } from "./decoder-types.js";
+import type { DecoderOutputs, MaskDecoder } from "./decoder-types.js";
 import { type LocationPrior, locationPrior, locationPriorFromExtremes } from "./location-prior.js";
 import {
   bestMultimask,
@@ -31,12 +31,7 @@ import { transformBox, transformPoints } from "./preprocess.js";
 import { computeReferenceTarget, type ReferenceTarget } from "./reference.js";
 import { LowResField, type RegionMask } from "./region-upsample.js";
 import { LOW_RES_SIDE } from "./sam-constants.js";
-import {
-  type SimilarityMapParams,
-  type SimilarityStats,
-  similarityField,
-  similarityMap,
-} from "./similarity.js";
+import { type SimilarityStats, similarityField, similarityMap } from "./similarity.js";
 import type { Box, Point, Size } from "./tensor.js";
 
 /** Trainer settings a caller may override (the maps and gt come from the reference). */
@@ -54,9 +49,9 @@ export interface AdaptPerSamFParams {
   readonly trainer?: FusionTrainerOptions;
   /**
    * Find the click on the literal `H × W` similarity map (`similarityMap` + `locationPrior`) instead
-   * of `similarityField`'s branch and bound (the same point), and build the three `H × W` logit maps
-   * and the ground truth for the trainer in full, with `lowResToOriginal`, also for the binned
-   * solver (the same bins). For tests and comparisons.
+   * of `similarityField`'s branch and bound (the same point), and hand the trainer the three `H × W`
+   * logit maps built in full with `lowResToOriginal` (`trainFusionWeights`) instead of row by row
+   * (`trainFusionWeightsFromRows`): the same maps, so the same bins and λ. For tests and comparisons.
    * @default false
    */
   readonly literalFullResolution?: boolean;
@@ -79,10 +74,11 @@ export interface PerSamFAdaptation {
  * PerSAM-F adaptation on the reference (§8.1–8.2): target feature (max + mean)/2, positive click at
  * the max of the reference's own similarity, one decoder pass (click + padding point, multimask)
  * whose three full-resolution logit maps are computed once (the reference recomputes identical
- * maps every epoch under no-grad), then `trainFusionWeights` against `red > 0`. With
- * `solver: "binned"` the maps are never stored: `trainFusionWeightsFromRows` bins them row by row
- * as {@link fusionRows} computes them (same values, same bins, same λ as the stored maps; at 12 MP
- * this saves 3 × 48 MB of maps, a 12 MB gt array and about half the CPU time of the adaptation).
+ * maps every epoch under no-grad), then trained against `red > 0`: the maps go to
+ * `trainFusionWeightsFromRows` as {@link fusionRows} computes them, and the trainer picks the solver
+ * (`"binned"` bins them row by row and never stores them: same values, same bins, same λ as the
+ * stored maps; at 12 MP this saves 3 × 48 MB of maps, a 12 MB gt array and about half the CPU time
+ * of the adaptation; `"exact"` assembles them).
  * @throws {UserError} when the reference grid is empty (from computeReferenceTarget).
  * @throws {Error} when the mask size differs from the reference photo's.
  */
@@ -100,43 +96,31 @@ export async function adaptPerSamF(params: AdaptPerSamFParams): Promise<PerSamFA
     variant: "persam-f",
   });
   checkWidths(decoder, target, image);
-  const referencePoint = similarityPrior(
-    {
-      embedding: image.embedding,
-      targetFeat: target.targetFeat,
-      originalSize: image.originalSize,
-      inputSize: image.inputSize,
-    },
-    params.literalFullResolution ?? false,
-  ).prior.positive;
-  const out = await decoder.run({
-    imageEmbeddings: image.embedding,
-    pointCoords: concatCoords(
-      transformPoints([referencePoint], image.originalSize, image.inputSize),
-      PADDING_COORDS,
-    ),
-    pointLabels: Float32Array.of(1, -1),
-  });
+  const literal = params.literalFullResolution ?? false;
+  const referencePoint = similarityPrior(image, target, literal).prior.positive;
+  const out = await clickPass(
+    decoder,
+    image,
+    transformPoints([referencePoint], image.originalSize, image.inputSize),
+  );
   const n = LOW_RES_SIDE * LOW_RES_SIDE;
   // Multimask outputs = tokens 1, 2, 3 (§3.6.7), λ₀ ↔ token 1 (§9.23).
   const multimask = out.lowResMasks.data.slice(n, 4 * n);
   let training: FusionTrainingResult;
-  if (params.trainer?.solver === "binned" && !params.literalFullResolution) {
-    // The binned solver reads each pixel once, in row order: hand it the maps row by row, computed
-    // from the low-res logits as it asks for them (the same float32 values, bit for bit), instead of
-    // 3 × H × W floats and H × W ground-truth bytes that it would read once and drop.
-    training = trainFusionWeightsFromRows({
-      ...params.trainer,
-      rows: fusionRows(multimask, params.referenceMaskRed, image.inputSize, image.originalSize),
-    });
-  } else {
+  if (literal) {
     const high = lowResToOriginal(multimask, 3, image.inputSize, image.originalSize);
-    const gt = new Uint8Array(m);
-    for (let j = 0; j < m; j++) gt[j] = params.referenceMaskRed[j]! > 0 ? 1 : 0;
+    // The trainer takes non-zero as foreground: `red > 0` for bytes.
     training = trainFusionWeights({
       ...params.trainer,
       logitsHigh: [high.subarray(0, m), high.subarray(m, 2 * m), high.subarray(2 * m, 3 * m)],
-      gt,
+      gt: params.referenceMaskRed,
+    });
+  } else {
+    // The maps computed from the low-res logits as the trainer asks for each row (the same float32
+    // values, bit for bit), instead of 3 × H × W floats and H × W ground-truth bytes.
+    training = trainFusionWeightsFromRows({
+      ...params.trainer,
+      rows: fusionRows(multimask, params.referenceMaskRed, image.inputSize, image.originalSize),
     });
   }
   return { target, lambdas: training.lambdas, training, referencePoint, referenceIouScores: out.iouScores };
@@ -224,23 +208,11 @@ export async function runPerSamF(params: RunPerSamFParams): Promise<PerSamResult
   checkWidths(decoder, target, image);
   const clock = new StageClock();
   const [height, width] = image.originalSize;
-  const { prior, similarity, sim64 } = similarityPrior(
-    {
-      embedding: image.embedding,
-      targetFeat: target.targetFeat,
-      originalSize: image.originalSize,
-      inputSize: image.inputSize,
-    },
-    literal,
-  );
+  const { prior, similarity, sim64 } = similarityPrior(image, target, literal);
   clock.lap("similarity");
   const click = transformPoints([prior.positive], image.originalSize, image.inputSize);
 
-  const out = await decoder.run({
-    imageEmbeddings: image.embedding,
-    pointCoords: concatCoords(click, PADDING_COORDS),
-    pointLabels: Float32Array.of(1, -1),
-  });
+  const out = await clickPass(decoder, image, click);
   clock.lap("decoder");
   const n = LOW_RES_SIDE * LOW_RES_SIDE;
   const fused = new Float32Array(n);
@@ -307,14 +279,31 @@ export async function runPerSamF(params: RunPerSamFParams): Promise<PerSamResult
   };
 }
 
+/** One decoder pass with the positive click (model input coordinates) and the padding point. */
+function clickPass(decoder: MaskDecoder, image: EncodedImage, click: Float32Array): Promise<DecoderOutputs> {
+  return decoder.run({
+    imageEmbeddings: image.embedding,
+    pointCoords: concatCoords(click, PADDING_COORDS),
+    pointLabels: Float32Array.of(1, -1),
+  });
+}
+
 /**
- * Location prior and statistics of the similarity with the target: from `similarityField` (exact
- * extrema, no `H × W` map), or from the literal `similarityMap` + `locationPrior`.
+ * Location prior and statistics of the similarity of `image` with the target: from
+ * `similarityField` (exact extrema, no `H × W` map), or from the literal `similarityMap` +
+ * `locationPrior`.
  */
 function similarityPrior(
-  params: SimilarityMapParams,
+  image: EncodedImage,
+  target: ReferenceTarget,
   literal: boolean,
 ): { prior: LocationPrior; similarity: SimilarityStats; sim64: Float32Array } {
+  const params = {
+    embedding: image.embedding,
+    targetFeat: target.targetFeat,
+    originalSize: image.originalSize,
+    inputSize: image.inputSize,
+  };
   const [height, width] = params.originalSize;
   if (literal) {
     const map = similarityMap(params);
