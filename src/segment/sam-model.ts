@@ -47,8 +47,9 @@ export interface SamModelOptions {
    * while a photo is encoded (what lets `prepare --jobs 2` overlap one photo's other work with the
    * next photo's encode). The same session and the same numbers either way. Off by default: on the
    * 2-core benchmark machine it made `prepare` no faster (the encoder already keeps both cores
-   * busy) and raised the 50-photo ViT-B-size peak RSS by ~60 MiB (bench/README.md, "Record:
-   * session 3"). From TypeScript sources (the tests) the encoder always runs on this thread.
+   * busy) and raised the 50-photo ViT-B-size peak RSS by ~60 MiB through glibc's per-thread malloc
+   * arenas (1679 MiB instead with MALLOC_ARENA_MAX=1; bench/README.md, "Record: session 3"). From
+   * TypeScript sources (the tests) the encoder always runs on this thread.
    * @default false
    */
   readonly encoderThread?: boolean | undefined;
