@@ -5,7 +5,7 @@ import { extname, resolve } from "node:path";
 import { writeFileAtomic } from "../dataset/atomic-write.js";
 import { encodePng, loadRgb } from "../dataset/image-io.js";
 import { UserError } from "../errors.js";
-import { maskArea, maskBox, maskToGrey } from "../segment/postprocess.js";
+import { maskToGrey } from "../segment/postprocess.js";
 import { predictMasks } from "../segment/predict.js";
 import type { Click } from "../segment/prompt.js";
 import { defineCommand } from "./command.js";
@@ -105,12 +105,11 @@ export const maskCommand = defineCommand<MaskOptions>({
             channels: 1,
           }),
         );
-        const b = maskBox(m.mask, image.width, image.height);
         written.push({
           path,
           score: m.score,
-          area: maskArea(m.mask) / m.mask.length,
-          box: b ? [...b] : null,
+          area: m.area / m.mask.length,
+          box: m.box ? [...m.box] : null,
           best: i === prediction.best,
         });
       }

@@ -227,10 +227,17 @@ export function cropImage(image: RgbImage, rect: CropRect): RgbImage {
 }
 
 /**
- * Copy a rectangle out of a one-byte-per-pixel plane (mask or weights).
+ * Copy a rectangle out of a one-byte-per-pixel plane (mask or weights). With `on`, the copy is
+ * binarized: non-zero values become `on`, zeros stay 0.
  * @throws RangeError when the plane length does not match or the rectangle is not inside it.
  */
-export function cropPlane(plane: Uint8Array, width: number, height: number, rect: CropRect): Uint8Array {
+export function cropPlane(
+  plane: Uint8Array,
+  width: number,
+  height: number,
+  rect: CropRect,
+  on?: number,
+): Uint8Array {
   if (plane.length !== width * height) {
     throw new RangeError(
       `Expected ${width * height} values (${width}×${height}) for plane but received ${plane.length}`,
@@ -240,7 +247,8 @@ export function cropPlane(plane: Uint8Array, width: number, height: number, rect
   const out = new Uint8Array(rect.width * rect.height);
   for (let y = 0; y < rect.height; y++) {
     const from = (rect.top + y) * width + rect.left;
-    out.set(plane.subarray(from, from + rect.width), y * rect.width);
+    if (on === undefined) out.set(plane.subarray(from, from + rect.width), y * rect.width);
+    else for (let x = 0, i = y * rect.width; x < rect.width; x++, i++) if (plane[from + x]) out[i] = on;
   }
   return out;
 }
@@ -299,24 +307,20 @@ export function resizeMask(params: ResizeMaskParams): Uint8Array {
     for (let k = start[o]!; k < start[o + 1]!; k++) s += weight[k]!;
     full[o] = s;
   }
-  const contiguous = xs.contiguous;
   const tmp = new Float32Array(height * outWidth);
   for (let y = 0; y < height; y++) {
     const row = y * width;
     for (let o = 0; o < outWidth; o++) {
       const k0 = start[o]!;
       const k1 = start[o + 1]!;
+      // Every output reads consecutive inputs (see resampleTable), so the footprint is one run.
+      const from = row + index[k0]!;
+      const to = from + (k1 - k0);
+      let set = 0;
+      for (let j = from; j < to; j++) if (mask[j] !== 0) set++;
       let s = 0;
-      if (contiguous) {
-        const from = row + index[k0]!;
-        const to = from + (k1 - k0);
-        let set = 0;
-        for (let j = from; j < to; j++) if (mask[j] !== 0) set++;
-        if (set === k1 - k0) s = full[o]!;
-        else if (set > 0) for (let k = k0; k < k1; k++) if (mask[row + index[k]!]) s += weight[k]!;
-      } else {
-        for (let k = k0; k < k1; k++) if (mask[row + index[k]!]) s += weight[k]!;
-      }
+      if (set === k1 - k0) s = full[o]!;
+      else if (set > 0) for (let k = k0; k < k1; k++) if (mask[row + index[k]!]) s += weight[k]!;
       tmp[y * outWidth + o] = s;
     }
   }
@@ -332,13 +336,16 @@ export function resizeMask(params: ResizeMaskParams): Uint8Array {
   return out;
 }
 
-/** Sparse 1-D resampling weights: output o reads `index[k]` with `weight[k]` for k in [start[o], start[o+1]). */
+/**
+ * Sparse 1-D resampling weights: output o reads `index[k]` with `weight[k]` for k in [start[o], start[o+1]).
+ * Each output reads consecutive inputs (`index[k + 1] = index[k] + 1` within it): when shrinking, only
+ * the first and last index of a footprint can have zero coverage, every one between covers fully;
+ * when growing, the taps are i0 and i0 + 1.
+ */
 interface ResampleTable {
   readonly start: Int32Array;
   readonly index: Int32Array;
   readonly weight: Float32Array;
-  /** True when every output reads consecutive inputs (`index[k + 1] = index[k] + 1` within it). */
-  readonly contiguous: boolean;
 }
 
 function resampleTable(n: number, m: number): ResampleTable {
@@ -372,12 +379,7 @@ function resampleTable(n: number, m: number): ResampleTable {
     }
   }
   start[m] = index.length;
-  let contiguous = true;
-  for (let o = 0; o < m && contiguous; o++) {
-    for (let k = start[o]! + 1; k < start[o + 1]!; k++)
-      if (index[k] !== index[k - 1]! + 1) contiguous = false;
-  }
-  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight), contiguous };
+  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
 }
 
 /** Parameters of {@link cropAndResize}. */
@@ -405,29 +407,15 @@ export async function cropAndResize(
   params: CropAndResizeParams,
 ): Promise<{ image: RgbImage; mask: Uint8Array }> {
   const { image, mask, crop, width, height } = params;
-  if (mask.length !== image.width * image.height) {
-    throw new RangeError(
-      `Expected ${image.width * image.height} values (${image.width}×${image.height}) for plane but received ${mask.length}`,
-    );
-  }
-  checkRect(crop, image.width, image.height);
   const n = width * height;
   if (crop.width === width && crop.height === height) {
-    const same = new Uint8Array(n);
-    for (let y = 0; y < height; y++) {
-      const from = (crop.top + y) * image.width + crop.left;
-      for (let x = 0, i = y * width; x < width; x++, i++) same[i] = mask[from + x] ? 1 : 0;
-    }
+    const same = cropPlane(mask, image.width, image.height, crop, 1);
     return { image: cropImage(image, crop), mask: same };
   }
   // Only the crop of the mask becomes a 0/255 grey plane (one byte per pixel: sharp resizes bands
   // independently, so this is the first band of the RGB rendering used before, byte for byte), and
   // the photo is resized straight from its full buffer without a cropped copy.
-  const grey = new Uint8Array(crop.width * crop.height);
-  for (let y = 0; y < crop.height; y++) {
-    const from = (crop.top + y) * image.width + crop.left;
-    for (let x = 0, i = y * crop.width; x < crop.width; x++, i++) if (mask[from + x]) grey[i] = 255;
-  }
+  const grey = cropPlane(mask, image.width, image.height, crop, 255);
   const whole = { left: 0, top: 0, width: crop.width, height: crop.height };
   const [resized, resizedMask] = await Promise.all([
     resizeRegion(image, crop, width, height, "lanczos3"),

@@ -4,7 +4,7 @@
 
 import { UserError } from "../errors.js";
 import type { MaskDecoder } from "./decoder-types.js";
-import { concatCoords, type EncodedImage, PADDING_COORDS, plane, upsampleMask } from "./persam.js";
+import { clickPass, type EncodedImage, plane, upsampleMask } from "./persam.js";
 import { referenceMaskGrid, transformPoints } from "./preprocess.js";
 import { embeddingChannels, l2Normalize, maskedChannelStats } from "./reference.js";
 import { GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE } from "./sam-constants.js";
@@ -123,14 +123,11 @@ export async function chooseAutoReference(params: ChooseAutoReferenceParams): Pr
       area: number;
     }[] = [];
     for (const point of clickGrid(width, height, gridPoints, spread)) {
-      const out = await decoder.run({
-        imageEmbeddings: image.embedding,
-        pointCoords: concatCoords(
-          transformPoints([point], image.originalSize, image.inputSize),
-          PADDING_COORDS,
-        ),
-        pointLabels: Float32Array.of(1, -1),
-      });
+      const out = await clickPass(
+        decoder,
+        image,
+        transformPoints([point], image.originalSize, image.inputSize),
+      );
       for (let token = 1; token <= 3; token++) {
         const lowRes = plane(out, token);
         const { low, area } = lowResForeground(lowRes, image.inputSize);
@@ -193,14 +190,11 @@ export async function chooseAutoReference(params: ChooseAutoReferenceParams): Pr
     if (best !== undefined && r.candidate === best.candidate) lowRes = best.lowRes;
     else {
       // Re-run the (deterministic) pass rather than keep every candidate's logits in memory.
-      const out = await decoder.run({
-        imageEmbeddings: image.embedding,
-        pointCoords: concatCoords(
-          transformPoints([r.point], image.originalSize, image.inputSize),
-          PADDING_COORDS,
-        ),
-        pointLabels: Float32Array.of(1, -1),
-      });
+      const out = await clickPass(
+        decoder,
+        image,
+        transformPoints([r.point], image.originalSize, image.inputSize),
+      );
       const n = LOW_RES_SIDE * LOW_RES_SIDE;
       lowRes = out.lowResMasks.data.slice(r.token * n, (r.token + 1) * n);
     }

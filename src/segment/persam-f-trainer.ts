@@ -644,9 +644,7 @@ class BinTable {
     const capacity = this.cls.length * 2;
     this.sums = grown(this.sums, capacity * BIN_STRIDE);
     this.refs = grown(this.refs, capacity * 3);
-    const cls = new Uint8Array(capacity);
-    cls.set(this.cls);
-    this.cls = cls;
+    this.cls = grown(this.cls, capacity);
   }
 
   private rehash(): void {

@@ -1,15 +1,15 @@
 // PerSAM-F: fit two fusion weights for SAM's three multimask outputs on the reference photo
 // (persam-spec §8.1–8.2), then segment each photo with the fused output and two refinements (§8.3).
 
-import type { DecoderOutputs, MaskDecoder } from "./decoder-types.js";
+import type { MaskDecoder } from "./decoder-types.js";
 import { type LocationPrior, locationPrior, locationPriorFromExtremes } from "./location-prior.js";
 import {
   bestMultimask,
   checkWidths,
+  clickPass,
   concatCoords,
   type EncodedImage,
   maskInputOf,
-  PADDING_COORDS,
   type PerSamFlag,
   type PerSamResult,
   type PerSamStep,
@@ -277,15 +277,6 @@ export async function runPerSamF(params: RunPerSamFParams): Promise<PerSamResult
     timings: clock.totals(),
     flags,
   };
-}
-
-/** One decoder pass with the positive click (model input coordinates) and the padding point. */
-function clickPass(decoder: MaskDecoder, image: EncodedImage, click: Float32Array): Promise<DecoderOutputs> {
-  return decoder.run({
-    imageEmbeddings: image.embedding,
-    pointCoords: concatCoords(click, PADDING_COORDS),
-    pointLabels: Float32Array.of(1, -1),
-  });
 }
 
 /**

@@ -242,6 +242,19 @@ export async function runPerSam(params: RunPerSamParams): Promise<PerSamResult> 
 /** `(0, 0)`: coordinates of the padding point (its PE is replaced, §2.2). */
 export const PADDING_COORDS = new Float32Array(2);
 
+/** One decoder pass with the positive click (model input coordinates) and the padding point. */
+export function clickPass(
+  decoder: MaskDecoder,
+  image: EncodedImage,
+  click: Float32Array,
+): Promise<DecoderOutputs> {
+  return decoder.run({
+    imageEmbeddings: image.embedding,
+    pointCoords: concatCoords(click, PADDING_COORDS),
+    pointLabels: Float32Array.of(1, -1),
+  });
+}
+
 /** Low-res plane of mask token `token`, copied (`[256 × 256]`). */
 export function plane(out: DecoderOutputs, token: number): Float32Array {
   const n = LOW_RES_SIDE * LOW_RES_SIDE;

@@ -3,16 +3,20 @@
 
 import { selectOutputs } from "./decoder-session.js";
 import type { MaskDecoder } from "./decoder-types.js";
-import { upsampleMask } from "./persam.js";
+import { upsampleMaskRegion } from "./persam.js";
 import { promptPoints, type SamPrompt } from "./prompt.js";
 import { LOW_RES_SIDE } from "./sam-constants.js";
 import type { EncodedPhoto } from "./sam-model.js";
-import { argmax, type Tensor } from "./tensor.js";
+import { argmax, type Box, type Tensor } from "./tensor.js";
 
 /** One predicted mask. */
 export interface PredictedMask {
   /** Binary mask `H × W`, 1 = subject. */
   readonly mask: Uint8Array;
+  /** Number of subject pixels of `mask` (as `maskArea`). */
+  readonly area: number;
+  /** Inclusive extents `[x_min, y_min, x_max, y_max]` of `mask` (as `maskBox`), undefined when empty. */
+  readonly box: Box | undefined;
   /** The decoder's IoU prediction for it. */
   readonly score: number;
   /** Raw low-res logits `[256 × 256]` (the padded 1024 frame at ¼ scale), for feeding back. */
@@ -55,8 +59,10 @@ export async function predictMasks(params: PredictParams): Promise<Prediction> {
   const plane = LOW_RES_SIDE * LOW_RES_SIDE;
   const masks = selected.indices.map((token, i) => {
     const lowRes = out.lowResMasks.data.slice(token * plane, (token + 1) * plane);
-    // upsampleMask: thresholdMask(lowResToOriginal(·)) bit for bit, without the 12 MP float plane.
-    return { mask: upsampleMask(lowRes, image), score: selected.scores[i]!, lowRes, token };
+    // upsampleMaskRegion: thresholdMask(lowResToOriginal(·)) with maskArea and maskBox, bit for bit,
+    // without the 12 MP float plane or a rescan of the mask.
+    const { mask, area, box } = upsampleMaskRegion(lowRes, image);
+    return { mask, area, box, score: selected.scores[i]!, lowRes, token };
   });
   return { masks, best: argmax(selected.scores) };
 }

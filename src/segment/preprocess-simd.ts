@@ -7,13 +7,8 @@
 // products pixel × 22-bit weight summed in any order (exact, see pilResizeBilinear), then `>> 22`
 // and saturating narrows i32 → u16 → u8, which is PIL's clip8 for these accumulators.
 
-/** Taps of one axis as built by preprocess.ts's `pilTaps` (same fields, same meaning). */
-export interface ResizeTaps {
-  readonly start: Int32Array;
-  readonly count: Int32Array;
-  readonly weight: Int32Array;
-  readonly ksize: number;
-}
+import type { PilTaps } from "./preprocess.js";
+import { HALF, PRECISION_BITS } from "./sam-constants.js";
 
 // --- A minimal WebAssembly binary encoder (only what the two kernels use) -----------------------
 
@@ -90,9 +85,6 @@ function func(locals: readonly [count: number, type: number][], ...body: Bytes[]
   return [...uleb(code.length), ...code];
 }
 
-const HALF = 1 << 21;
-const SHIFT = 22;
-
 /**
  * `hrow(src, out, outWidth, start, count, weight, weightStride)`: horizontal pass of one RGB row.
  * `start` and `count` point at int32 tables (byte offset of each output's first pixel in `src`,
@@ -128,7 +120,7 @@ const HROW = func(
         ),
       ),
       get(1),
-      [...get(11), ...i32(SHIFT), ...i32x4ShrS, ...tee(11), ...get(11), ...narrowI32ToU16],
+      [...get(11), ...i32(PRECISION_BITS), ...i32x4ShrS, ...tee(11), ...get(11), ...narrowI32ToU16],
       [...tee(11), ...get(11), ...narrowI16ToU8, ...store32Lane0],
       [...get(1), ...i32(3), ...add, ...set(1)],
       [...get(3), ...i32(4), ...add, ...set(3)],
@@ -171,8 +163,24 @@ const VROW = func(
         [...get(6), ...i32(1), ...add, ...tee(6), ...get(2), ...ltU, ...brIf(0)],
       ),
       [...get(4), ...get(5), ...add],
-      [...get(7), ...i32(SHIFT), ...i32x4ShrS, ...get(8), ...i32(SHIFT), ...i32x4ShrS, ...narrowI32ToU16],
-      [...get(9), ...i32(SHIFT), ...i32x4ShrS, ...get(10), ...i32(SHIFT), ...i32x4ShrS, ...narrowI32ToU16],
+      [
+        ...get(7),
+        ...i32(PRECISION_BITS),
+        ...i32x4ShrS,
+        ...get(8),
+        ...i32(PRECISION_BITS),
+        ...i32x4ShrS,
+        ...narrowI32ToU16,
+      ],
+      [
+        ...get(9),
+        ...i32(PRECISION_BITS),
+        ...i32x4ShrS,
+        ...get(10),
+        ...i32(PRECISION_BITS),
+        ...i32x4ShrS,
+        ...narrowI32ToU16,
+      ],
       [...narrowI16ToU8, ...v128Store],
       [...get(5), ...i32(16), ...add, ...tee(5), ...get(3), ...ltU, ...brIf(0)],
     ),
@@ -253,17 +261,19 @@ const align16 = (n: number): number => (n + SLACK + 15) & ~15;
  * row-interleaved passes as preprocess.ts (horizontal rows computed once into a ring of
  * `vertical.ksize` rows, in input order, as the vertical pass first needs them). Each call uses a
  * fresh, small wasm memory (taps, one input row, the ring, one output row: ~150 kB for a 12 MP
- * photo), so nothing is retained between calls and calls cannot interfere. Returns `undefined`
+ * photo), so nothing is retained between calls and calls cannot interfere. Writes every byte of
+ * `out` (`outWidth × outHeight × 3`) and returns `true`, or returns `false` without touching it
  * where WebAssembly SIMD is unavailable.
  */
 export function resizeRgbSimd(
   src: Uint8Array,
   width: number,
-  horizontal: ResizeTaps,
-  vertical: ResizeTaps,
-): Uint8Array | undefined {
+  horizontal: PilTaps,
+  vertical: PilTaps,
+  out: Uint8Array,
+): boolean {
   const module = resizeModule();
-  if (module === null) return undefined;
+  if (module === null) return false;
   const outWidth = horizontal.start.length;
   const outHeight = vertical.start.length;
   const inRow = width * 3;
@@ -295,7 +305,6 @@ export function resizeRgbSimd(
   }
   ints.set(horizontal.weight, hWeight / 4);
   ints.set(vertical.weight, vWeight / 4);
-  const out = new Uint8Array(rowLen * outHeight);
   let next = 0; // first input row not yet resampled horizontally
   for (let o = 0; o < outHeight; o++) {
     const first = vertical.start[o]!;
@@ -312,10 +321,13 @@ export function resizeRgbSimd(
         horizontal.ksize * 4,
       );
     }
-    if (n === 0) continue; // never for PIL's windows (≥ 1 tap); PIL's result would be 0, as `out` is
+    if (n === 0) {
+      out.fill(0, o * rowLen, (o + 1) * rowLen); // never for PIL's windows (≥ 1 tap); PIL gives 0
+      continue;
+    }
     for (let t = 0; t < n; t++) ints[rowTable / 4 + t] = ring + ((first + t) % ringRows) * ringStride;
     vrow(rowTable, vWeight + o * vertical.ksize * 4, n, rowLen, outBuf);
     out.set(bytes.subarray(outBuf, outBuf + rowLen), o * rowLen);
   }
-  return out;
+  return true;
 }

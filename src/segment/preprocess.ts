@@ -3,7 +3,7 @@
 
 import { torchBilinearTaps } from "./postprocess.js";
 import { resizeRgbSimd } from "./preprocess-simd.js";
-import { ENCODER_SIDE, GRID_SIDE, PIXEL_MEAN, PIXEL_STD } from "./sam-constants.js";
+import { ENCODER_SIDE, GRID_SIDE, HALF, PIXEL_MEAN, PIXEL_STD, PRECISION_BITS } from "./sam-constants.js";
 import type { Box, Point, Size, Tensor } from "./tensor.js";
 
 /**
@@ -23,13 +23,8 @@ export function preprocessShape(height: number, width: number, longSide = ENCODE
   return [Math.max(1, Math.floor(height * scale + 0.5)), Math.max(1, Math.floor(width * scale + 0.5))];
 }
 
-/** PIL's fixed-point precision for 8-bit resampling (`PRECISION_BITS = 32 − 8 − 2`). */
-const PRECISION_BITS = 22;
-/** PIL's rounding term: every accumulator starts at one half in fixed point. */
-const HALF = 1 << (PRECISION_BITS - 1);
-
 /** Precomputed taps of one PIL resample axis: output `o` reads `count[o]` inputs from `start[o]`. */
-interface PilTaps {
+export interface PilTaps {
   readonly start: Int32Array;
   readonly count: Int32Array;
   /** Fixed-point weights, `ksize` slots per output index. */
@@ -158,8 +153,7 @@ function resizeBilinear(
   }
   const vertical = pilTaps(height, outHeight);
   if (simd && channels === 3 && horizontal !== undefined) {
-    const fast = resizeRgbSimd(src, width, horizontal, vertical);
-    if (fast !== undefined) return fast;
+    if (resizeRgbSimd(src, width, horizontal, vertical, out)) return out;
   }
   // Rows the vertical pass reads: `src` itself, or a ring of horizontally resampled rows where
   // input row y lives in slot y % ringRows.

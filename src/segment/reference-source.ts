@@ -334,7 +334,7 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
     });
     const best = prediction.masks[prediction.best]!;
     const mask = best.mask;
-    const maskArea = countNonZero(mask);
+    const maskArea = best.area;
     const what = `the mask SAM drew from the prompt on ${spec.photo}`;
     if (maskArea === 0) {
       throw new UserError(`${capitalise(what)} is empty`, {

@@ -16,3 +16,7 @@ export const PIXEL_STD = [58.395, 57.12, 57.375] as const;
 export const MASK_THRESHOLD = 0;
 /** Number of mask tokens (1 single-mask + 3 multimask outputs). */
 export const NUM_MASK_TOKENS = 4;
+/** PIL's fixed-point precision for 8-bit resampling (`PRECISION_BITS = 32 − 8 − 2`, persam-spec §1.1.3). */
+export const PRECISION_BITS = 22;
+/** PIL's rounding term: every resize accumulator starts at one half in fixed point. */
+export const HALF = 1 << (PRECISION_BITS - 1);

@@ -28,7 +28,14 @@
 // merges repeated occurrences of a message field, as vit-encoder.ts relies on too).
 
 import { inferShapes } from "./flops.js";
-import { DataType, int64Bytes, ProtoWriter } from "./proto.js";
+import {
+  type AttributeProtoData,
+  DataType,
+  int64Bytes,
+  ProtoWriter,
+  writeNode,
+  writeTensor,
+} from "./proto.js";
 import { fieldSpans, type ReadNode, readModel } from "./proto-reader.js";
 
 /** Options of {@link chunkAttention}. */
@@ -239,12 +246,8 @@ export function chunkAttention(
   const emittedInputs = new Set<string>();
   const int64Init = (base: string, values: readonly number[]): string => {
     const name = fresh(base);
-    const t = new ProtoWriter();
-    t.int(1, values.length);
-    t.int(2, DataType.INT64);
-    t.string(8, name);
-    t.bytes(9, int64Bytes(values));
-    extra.message(5, t);
+    const rawData = int64Bytes(values);
+    extra.message(5, writeTensor({ name, dataType: DataType.INT64, dims: [values.length], rawData }));
     return name;
   };
   const emitNode = (
@@ -253,18 +256,19 @@ export function chunkAttention(
     outputs: readonly string[],
     name: string,
     copyFrom?: Uint8Array,
-    attributes?: (w: ProtoWriter) => void,
+    attributes: readonly AttributeProtoData[] = [],
   ): void => {
-    const w = new ProtoWriter();
     for (const i of inputs) emittedInputs.add(i);
+    if (!copyFrom) {
+      extra.message(1, writeNode({ opType, inputs, outputs, name, attributes }));
+      return;
+    }
+    // The original node's other fields (op_type, attributes, domain, ...) verbatim.
+    const w = new ProtoWriter();
     for (const i of inputs) w.string(1, i);
     for (const o of outputs) w.string(2, o);
     w.string(3, name);
-    if (copyFrom) copyNodeFieldsExceptIo(copyFrom, w);
-    else {
-      w.string(4, opType);
-      attributes?.(w);
-    }
+    copyNodeFieldsExceptIo(copyFrom, w);
     extra.message(1, w);
   };
 
@@ -330,13 +334,9 @@ export function chunkAttention(
       pieces.push(local.get(plan.last.node.outputs[0]!)!);
     }
     const outAxis = plan.axis.get(plan.last.node.outputs[0]!)!;
-    emitNode("Concat", pieces, [plan.last.node.outputs[0]!], fresh(`${tag}/concat`), undefined, (w) => {
-      const a = new ProtoWriter();
-      a.string(1, "axis");
-      a.int(20, 2); // INT
-      a.int(3, outAxis);
-      w.message(5, a);
-    });
+    emitNode("Concat", pieces, [plan.last.node.outputs[0]!], fresh(`${tag}/concat`), undefined, [
+      { name: "axis", kind: "int", value: outAxis },
+    ]);
   });
 
   // The removed nodes' own constants (Reshape shapes) would be left unused: onnxruntime warns about

@@ -192,7 +192,8 @@ export class ProtoWriter {
   }
 }
 
-function writeTensor(t: TensorProtoData): ProtoWriter {
+/** A `TensorProto` message: dims, data_type, name, raw_data (in that field order). */
+export function writeTensor(t: TensorProtoData): ProtoWriter {
   const w = new ProtoWriter();
   for (const d of t.dims) w.int(1, d); // dims
   w.int(2, t.dataType); // data_type
@@ -204,7 +205,8 @@ function writeTensor(t: TensorProtoData): ProtoWriter {
 // AttributeProto.AttributeType values.
 const ATTR_TYPE = { float: 1, int: 2, string: 3, tensor: 4, floats: 6, ints: 7 } as const;
 
-function writeAttribute(a: AttributeProtoData): ProtoWriter {
+/** An `AttributeProto` message: name, type, then the one value field. */
+export function writeAttribute(a: AttributeProtoData): ProtoWriter {
   const w = new ProtoWriter();
   w.string(1, a.name);
   w.int(20, ATTR_TYPE[a.kind]); // type
@@ -231,7 +233,8 @@ function writeAttribute(a: AttributeProtoData): ProtoWriter {
   return w;
 }
 
-function writeNode(n: NodeProtoData): ProtoWriter {
+/** A `NodeProto` message: inputs, outputs, name?, op_type, attributes, domain? (in that order). */
+export function writeNode(n: NodeProtoData): ProtoWriter {
   const w = new ProtoWriter();
   for (const i of n.inputs) w.string(1, i);
   for (const o of n.outputs) w.string(2, o);
