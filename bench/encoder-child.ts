@@ -2,9 +2,9 @@
 // encodes of a fixed random input, inside the child process that bench/rss.ts's `runChild` starts
 // (so the process's peak RSS is this configuration's alone).
 
-import type { EncoderOutput, SamEncoderOptions } from "../src/segment/encoder-session.js";
-import { SamEncoder } from "../src/segment/encoder-session.js";
-import { ENCODER_SIDE } from "../src/segment/sam-constants.js";
+import type { EncoderOutput, SamEncoderOptions } from "../src/segment/sam/encoder-session.js";
+import { SamEncoder } from "../src/segment/sam/encoder-session.js";
+import { ENCODER_SIDE } from "../src/segment/sam/sam-constants.js";
 import { uniformArray } from "./synthetic.js";
 
 /** What {@link timeEncoder} opens and how often it encodes. */

@@ -2,11 +2,11 @@
 // maps with a matching ground truth, decoder prompts. Nothing here is meant to look like real data
 // beyond what the timed code is sensitive to (sizes, smoothness, value ranges).
 
-import { lowResToOriginal } from "../src/segment/postprocess.js";
-import { preprocessShape } from "../src/segment/preprocess.js";
-import { GRID_SIDE, LOW_RES_SIDE } from "../src/segment/sam-constants.js";
-import { mulberry32 } from "../src/segment/seeded-random.js";
-import type { Size } from "../src/segment/tensor.js";
+import { lowResToOriginal } from "../src/segment/sam/postprocess.js";
+import { preprocessShape } from "../src/segment/sam/preprocess.js";
+import { GRID_SIDE, LOW_RES_SIDE } from "../src/segment/sam/sam-constants.js";
+import { mulberry32 } from "../src/util/seeded-random.js";
+import type { Size } from "../src/util/tensor.js";
 
 /** A 12 MP phone photo, landscape: 4032 × 3024. */
 export const PHOTO_12MP = { width: 4032, height: 3024 } as const;

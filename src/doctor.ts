@@ -7,13 +7,13 @@ import { access, mkdtemp, rm, statfs, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { hubConfig, persamCacheDir, redact } from "./config.js";
-import { encodePng, probeImage } from "./dataset/image-io.js";
 import { errorCodes, firstLine, isUserError } from "./errors.js";
-import { HubUserError, hubWhoAmI } from "./hub.js";
-import { loadModelRegistry, type ModelRegistry } from "./segment/model-registry.js";
-import { modelCacheStatus } from "./segment/model-store.js";
+import { HubUserError, hubWhoAmI } from "./hub/hub-api.js";
+import { encodePng, probeImage } from "./image/image-io.js";
+import { loadModelRegistry, type ModelRegistry } from "./segment/models/model-registry.js";
+import { modelCacheStatus } from "./segment/models/model-store.js";
 import { GraphBuilder } from "./segment/onnx/graph-builder.js";
-import { createSession, ortFloat32 } from "./segment/ort.js";
+import { createSession, ortFloat32 } from "./segment/sam/ort.js";
 
 /** The lowest supported Node.js major version (package.json `engines`). */
 export const MIN_NODE_MAJOR = 20;

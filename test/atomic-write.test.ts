@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeFileAtomic } from "../src/dataset/atomic-write.js";
 import { UserError } from "../src/errors.js";
+import { writeFileAtomic } from "../src/util/atomic-write.js";
 
 let dir: string;
 beforeAll(async () => {

@@ -7,8 +7,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import {
+  buildVitBlockTestGraph,
+  ensureVitEncoderModel,
+  type VitConfig,
+} from "../bench/models/vit-encoder.js";
 import { attentionWarning } from "../src/cli/model-options.js";
-import { SamEncoder } from "../src/segment/encoder-session.js";
 import { chunkAttention } from "../src/segment/onnx/attention-chunking.js";
 import {
   chunkAttentionFile,
@@ -16,12 +20,8 @@ import {
 } from "../src/segment/onnx/attention-chunking-file.js";
 import { GraphBuilder } from "../src/segment/onnx/graph-builder.js";
 import { readModel } from "../src/segment/onnx/proto-reader.js";
-import {
-  buildVitBlockTestGraph,
-  ensureVitEncoderModel,
-  type VitConfig,
-} from "../src/segment/onnx/vit-encoder.js";
-import { createSession, fromOrt, ortFloat32 } from "../src/segment/ort.js";
+import { SamEncoder } from "../src/segment/sam/encoder-session.js";
+import { createSession, fromOrt, ortFloat32 } from "../src/segment/sam/ort.js";
 
 const dir = mkdtempSync(join(tmpdir(), "attention-chunking-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { attnSim } from "../src/segment/attn-sim.js";
+import { attnSim } from "../src/segment/persam/attn-sim.js";
 
 describe("attnSim", () => {
   it("standardises with the unbiased std (N − 1) before the sigmoid", () => {

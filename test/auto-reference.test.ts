@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../src/errors.js";
-import { candidateGrid, chooseAutoReference, clickGrid } from "../src/segment/auto-reference.js";
-import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../src/segment/decoder-types.js";
-import type { EncodedImage } from "../src/segment/persam.js";
-import { preprocessShape } from "../src/segment/preprocess.js";
-import { randomDecoderWeights, randomEmbedding } from "../src/segment/random-weights.js";
-import { ReferenceDecoder } from "../src/segment/reference-decoder.js";
-import type { Tensor } from "../src/segment/tensor.js";
+import { randomDecoderWeights, randomEmbedding } from "../src/segment/models/random-weights.js";
+import { candidateGrid, chooseAutoReference, clickGrid } from "../src/segment/persam/auto-reference.js";
+import type { EncodedImage } from "../src/segment/persam/persam.js";
+import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../src/segment/sam/decoder-types.js";
+import { preprocessShape } from "../src/segment/sam/preprocess.js";
+import type { Tensor } from "../src/util/tensor.js";
+import { ReferenceDecoder } from "./support/reference-decoder.js";
 
 const C = 32;
 const CELLS = 4096;

@@ -5,8 +5,8 @@ import {
   parseBackground,
   suppressBackground,
 } from "../src/dataset/background.js";
-import type { RgbImage } from "../src/dataset/image-io.js";
 import { UserError } from "../src/errors.js";
+import type { RgbImage } from "../src/image/image-io.js";
 
 const W = 80;
 const H = 60;

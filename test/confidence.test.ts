@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DOUBTFUL_THRESHOLD, largestComponent, photoConfidence } from "../src/segment/confidence.js";
+import { DOUBTFUL_THRESHOLD, largestComponent, photoConfidence } from "../src/segment/persam/confidence.js";
 
 /** A 10×10 mask with the given (x, y) pixels set. */
 function mask10(pixels: [number, number][]): Uint8Array {

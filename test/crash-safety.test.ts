@@ -1,5 +1,5 @@
 // Crash safety (issue "Hardening", item 2): `persam-db prepare` and `persam-db push` run as real
-// child processes (the compiled CLI, test/helpers/built-cli.ts) and are killed with SIGKILL at
+// child processes (the compiled CLI, test/support/built-cli.ts) and are killed with SIGKILL at
 // seeded random points; the invariant "no half-written file is visible" is checked on what the
 // killed run left, then a rerun must finish with the same exit code and the same outputs as an
 // uninterrupted run (prepare), or leave the Hub with the local tree in exactly one commit (push).
@@ -16,17 +16,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { mulberry32 } from "../src/segment/seeded-random.js";
-import { type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
-import { type BuiltCli, builtCli } from "./helpers/built-cli.js";
-import { type HubServer, type RecordedRequest, startHubServer } from "./helpers/hub-server.js";
-import { hashTree, scene, writeJpeg, writeSceneMask } from "./helpers/photos.js";
+import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
+import { mulberry32 } from "../src/util/seeded-random.js";
+import { type BuiltCli, builtCli } from "./support/built-cli.js";
+import { type HubServer, type RecordedRequest, startHubServer } from "./support/hub-server.js";
+import { hashTree, scene, writeJpeg, writeSceneMask } from "./support/photos.js";
 
 /** Seeds of the prepare kills (one kill point each, stratified over the run). */
 const PREPARE_SEEDS = [1, 2, 3, 4];
 /** Seeds of the push kills (one request index each). */
 const PUSH_SEEDS = [1, 2];
-/** Temporary names of unfinished writes (src/dataset/atomic-write.ts, src/export/presets.ts; push skips the same). */
+/** Temporary names of unfinished writes (src/util/atomic-write.ts, src/export/presets.ts; push skips the same). */
 const TEMP_NAME = /\.tmp($|[.\-_~])|\.incomplete$|\.partial$|~$/i;
 const TOKEN = "hf_crashsafetytoken000000001";
 

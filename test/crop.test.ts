@@ -10,10 +10,10 @@ import {
   resizeMask,
   subjectCrop,
 } from "../src/dataset/crop.js";
-import type { RgbImage } from "../src/dataset/image-io.js";
-import { resizeRgb } from "../src/dataset/image-io.js";
-import { maskBox } from "../src/segment/postprocess.js";
-import type { Box } from "../src/segment/tensor.js";
+import type { RgbImage } from "../src/image/image-io.js";
+import { resizeRgb } from "../src/image/image-io.js";
+import { maskBox } from "../src/segment/sam/postprocess.js";
+import type { Box } from "../src/util/tensor.js";
 
 const aspects = [1, 4 / 3, 3 / 4, 16 / 9, 9 / 16, 2, 0.5, 3, 1 / 3, 1.5];
 

@@ -5,19 +5,19 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildDecoderGraph } from "../src/segment/decoder-graph.js";
+import { randomDecoderWeights, randomEmbedding } from "../src/segment/models/random-weights.js";
+import { buildTinyEncoderGraph } from "../src/segment/models/tiny-encoder.js";
+import { buildDecoderGraph } from "../src/segment/sam/decoder-graph.js";
 import {
   decoderGraphFileName,
   missingDecoderNames,
   SamDecoder,
   selectOutputs,
-} from "../src/segment/decoder-session.js";
-import { DECODER_IO, type DecoderInputs } from "../src/segment/decoder-types.js";
-import { buildTinyEncoderGraph } from "../src/segment/onnx/tiny-encoder.js";
-import { createSession, fromOrt, ioTypes, ortFloat32 } from "../src/segment/ort.js";
-import { densePositionalEncoding } from "../src/segment/positional-encoding.js";
-import { randomDecoderWeights, randomEmbedding } from "../src/segment/random-weights.js";
-import { argmax, type Tensor } from "../src/segment/tensor.js";
+} from "../src/segment/sam/decoder-session.js";
+import { DECODER_IO, type DecoderInputs } from "../src/segment/sam/decoder-types.js";
+import { createSession, fromOrt, ioTypes, ortFloat32 } from "../src/segment/sam/ort.js";
+import { densePositionalEncoding } from "../src/segment/sam/positional-encoding.js";
+import { argmax, type Tensor } from "../src/util/tensor.js";
 
 /** Element-wise equality; vitest's deep equality is slow on arrays of 10⁵–10⁶ elements. */
 function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {

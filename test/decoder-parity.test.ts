@@ -2,11 +2,11 @@
 // TypeScript ReferenceDecoder on the same random test weights, at a tiny width and at SAM's 256.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SamDecoder } from "../src/segment/decoder-session.js";
-import type { DecoderInputs, DecoderOutputs } from "../src/segment/decoder-types.js";
-import { randomDecoderWeights, randomEmbedding } from "../src/segment/random-weights.js";
-import { ReferenceDecoder } from "../src/segment/reference-decoder.js";
-import type { Tensor } from "../src/segment/tensor.js";
+import { randomDecoderWeights, randomEmbedding } from "../src/segment/models/random-weights.js";
+import { SamDecoder } from "../src/segment/sam/decoder-session.js";
+import type { DecoderInputs, DecoderOutputs } from "../src/segment/sam/decoder-types.js";
+import type { Tensor } from "../src/util/tensor.js";
+import { ReferenceDecoder } from "./support/reference-decoder.js";
 
 /** |a − b| ≤ TOL·max(1, |b|) for every output value (b = reference). */
 const TOL = 1e-4;

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatDoctorTable } from "../src/cli/doctor-command.js";
 import { type DoctorCheck, doctorPassed, runDoctor } from "../src/doctor.js";
-import { runCli } from "./helpers/cli.js";
-import { closedPortUrl, type HubServer, startHubServer } from "./helpers/hub-server.js";
+import { runCli } from "./support/cli.js";
+import { closedPortUrl, type HubServer, startHubServer } from "./support/hub-server.js";
 
 const GOOD = "hf_doctorGoodToken0123456789";
 const BAD = "hf_doctorRevokedToken987654";

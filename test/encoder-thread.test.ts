@@ -1,5 +1,5 @@
-// The image encoder in a worker thread (src/segment/encoder-thread.ts). A worker needs compiled
-// JavaScript, so these tests load the compiled modules of test/helpers/built-cli.ts (./dist when it
+// The image encoder in a worker thread (src/segment/sam/encoder-thread.ts). A worker needs compiled
+// JavaScript, so these tests load the compiled modules of test/support/built-cli.ts (./dist when it
 // is fresh, else a private transpiled copy) and compare the threaded encoder with the same
 // SamEncoder run on this thread: the same numbers to the bit, errors that keep their one-line form,
 // requests served one at a time, and a process that can still exit when nobody disposes the encoder.
@@ -11,12 +11,12 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as ErrorsModule from "../src/errors.js";
-import type * as EncoderSessionModule from "../src/segment/encoder-session.js";
-import type * as EncoderThreadModule from "../src/segment/encoder-thread.js";
-import { mulberry32 } from "../src/segment/seeded-random.js";
-import type { Tensor } from "../src/segment/tensor.js";
-import { type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
-import { type BuiltCli, builtCli } from "./helpers/built-cli.js";
+import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
+import type * as EncoderSessionModule from "../src/segment/sam/encoder-session.js";
+import type * as EncoderThreadModule from "../src/segment/sam/encoder-thread.js";
+import { mulberry32 } from "../src/util/seeded-random.js";
+import type { Tensor } from "../src/util/tensor.js";
+import { type BuiltCli, builtCli } from "./support/built-cli.js";
 
 let root: string;
 let cli: BuiltCli;
@@ -32,8 +32,8 @@ beforeAll(async () => {
   compiled = dirname(dirname(cli.binPath));
   const load = (rel: string) => import(pathToFileURL(join(compiled, rel)).href);
   [threadModule, sessionModule, errorsModule] = await Promise.all([
-    load("segment/encoder-thread.js"),
-    load("segment/encoder-session.js"),
+    load("segment/sam/encoder-thread.js"),
+    load("segment/sam/encoder-session.js"),
     load("errors.js"),
   ]);
 });
@@ -138,7 +138,7 @@ describe("image encoder thread", () => {
 
   it("does not keep the process alive when idle and not disposed", async () => {
     const script = join(root, "forgets-dispose.mjs");
-    const moduleUrl = pathToFileURL(join(compiled, "segment", "encoder-thread.js")).href;
+    const moduleUrl = pathToFileURL(join(compiled, "segment", "sam", "encoder-thread.js")).href;
     await writeFile(
       script,
       [

@@ -13,13 +13,13 @@ import {
   fp16Variant,
   fp16WeightsVariant,
   outputDifference,
-} from "../src/segment/onnx/encoder-variants.js";
+} from "../bench/models/encoder-variants.js";
+import { buildVitEncoderGraph, type VitConfig } from "../bench/models/vit-encoder.js";
 import { GraphBuilder } from "../src/segment/onnx/graph-builder.js";
 import { type ReadModel, readModel, tensorValues } from "../src/segment/onnx/proto-reader.js";
-import { buildVitEncoderGraph, type VitConfig } from "../src/segment/onnx/vit-encoder.js";
-import { createSession, fromOrt, ortFloat16, ortFloat32 } from "../src/segment/ort.js";
-import { ENCODER_SIDE } from "../src/segment/sam-constants.js";
-import { mulberry32 } from "../src/segment/seeded-random.js";
+import { createSession, fromOrt, ortFloat16, ortFloat32 } from "../src/segment/sam/ort.js";
+import { ENCODER_SIDE } from "../src/segment/sam/sam-constants.js";
+import { mulberry32 } from "../src/util/seeded-random.js";
 
 /** A tiny SAM-shaped ViT: 2 windowed blocks, width 24, 16 output channels (runs in ~0.2 s). */
 const TINY: VitConfig = {

@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExitCode } from "../src/errors.js";
-import { writeTinyModel } from "../src/segment/tiny-model.js";
-import { runCli } from "./helpers/cli.js";
-import { haveSharedFixtures, persegMiniDir } from "./helpers/fixtures.js";
+import { writeTinyModel } from "../src/segment/models/tiny-model.js";
+import { runCli } from "./support/cli.js";
+import { haveSharedFixtures, persegMiniDir } from "./support/fixtures.js";
 
 const present = haveSharedFixtures("eval CLI on perseg-mini");
 let work: string;

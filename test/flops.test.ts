@@ -2,9 +2,10 @@
 // SAM ViT-B figure) and the CPU peak estimate.
 
 import { describe, expect, it } from "vitest";
-import { countFlops, cpuPeakFlops, inferShapes } from "../src/segment/onnx/flops.js";
+import { countFlops, cpuPeakFlops } from "../bench/flops.js";
+import { buildVitEncoderGraph, buildVitEncoderShapeOnly } from "../bench/models/vit-encoder.js";
 import { type Dim, GraphBuilder, type Value } from "../src/segment/onnx/graph-builder.js";
-import { buildVitEncoderGraph, buildVitEncoderShapeOnly } from "../src/segment/onnx/vit-encoder.js";
+import { inferShapes } from "../src/segment/onnx/shape-inference.js";
 
 const zeros = (...dims: number[]): Float32Array => new Float32Array(dims.reduce((a, b) => a * b, 1));
 

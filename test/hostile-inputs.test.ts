@@ -1,4 +1,4 @@
-// The hostile corpus (test/helpers/hostile-corpus.ts) through scanPhotos, probeImage, loadRgb,
+// The hostile corpus (test/support/hostile-corpus.ts) through scanPhotos, probeImage, loadRgb,
 // loadMaskRed and the CLI: each input is processed correctly or refused with one line naming the
 // file, nothing throws anything but a UserError, and no input file is touched.
 
@@ -6,11 +6,11 @@ import { cp, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commands } from "../src/cli/commands.js";
-import { loadMaskRed, loadRgb, probeImage, type RgbImage } from "../src/dataset/image-io.js";
 import { type ScanResult, scanPhotos } from "../src/dataset/scan.js";
 import { isUserError } from "../src/errors.js";
-import { type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
-import { runCli } from "./helpers/cli.js";
+import { loadMaskRed, loadRgb, probeImage, type RgbImage } from "../src/image/image-io.js";
+import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
+import { runCli } from "./support/cli.js";
 import {
   fingerprint,
   type HostileCase,
@@ -19,7 +19,7 @@ import {
   type Outcome,
   type QuadrantPattern,
   unlockCorpus,
-} from "./helpers/hostile-corpus.js";
+} from "./support/hostile-corpus.js";
 
 let corpus: HostileCorpus;
 let before: Map<string, string>;

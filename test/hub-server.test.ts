@@ -1,4 +1,4 @@
-// The loopback Hub server spoken to through src/hub.ts (@huggingface/hub): downloads, revision
+// The loopback Hub server spoken to through src/hub/hub-api.ts (@huggingface/hub): downloads, revision
 // lookups, repo creation, LFS + regular uploads, parent-commit checks, PRs, auth and faults.
 
 import { createHash, randomBytes } from "node:crypto";
@@ -16,8 +16,8 @@ import {
   openHubFile,
   resolveRevision,
   uploadHubFiles,
-} from "../src/hub.js";
-import { closedPortUrl, type HubServer, LFS_THRESHOLD_BYTES, startHubServer } from "./helpers/hub-server.js";
+} from "../src/hub/hub-api.js";
+import { closedPortUrl, type HubServer, LFS_THRESHOLD_BYTES, startHubServer } from "./support/hub-server.js";
 
 const TOKEN = "hf_testtoken1234567890";
 let server: HubServer;

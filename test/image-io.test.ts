@@ -8,6 +8,7 @@ import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cropImage } from "../src/dataset/crop.js";
+import { UserError } from "../src/errors.js";
 import {
   blurRgb,
   classifyMask,
@@ -20,9 +21,8 @@ import {
   type RgbImage,
   resizeRegion,
   resizeRgb,
-} from "../src/dataset/image-io.js";
-import { UserError } from "../src/errors.js";
-import { haveSharedFixtures, persegObjects, persegPath } from "./helpers/fixtures.js";
+} from "../src/image/image-io.js";
+import { haveSharedFixtures, persegObjects, persegPath } from "./support/fixtures.js";
 
 let dir: string;
 beforeAll(async () => {

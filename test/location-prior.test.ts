@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { locationPrior } from "../src/segment/location-prior.js";
+import { locationPrior } from "../src/segment/persam/location-prior.js";
 
 describe("locationPrior", () => {
   it("returns (x = column, y = row) of the global max and min (§7.2.4)", () => {

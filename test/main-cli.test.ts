@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from "vitest";
 import { positionalsAfterDoubleDash } from "../src/cli/main.js";
-import { runCli } from "./helpers/cli.js";
+import { runCli } from "./support/cli.js";
 
 describe("persam-db (no command)", () => {
   it("shows the overview with every command and exits 0", async () => {

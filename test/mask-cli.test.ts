@@ -3,12 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { vitFourierMatrix, writeVitEncoderModel } from "../src/segment/onnx/vit-encoder.js";
-import { randomDecoderWeights } from "../src/segment/random-weights.js";
-import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../src/segment/safetensors.js";
-import { TEST_MODEL_METADATA_KEY, type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
-import { runCli } from "./helpers/cli.js";
-import { haveSharedFixtures, persegPath } from "./helpers/fixtures.js";
+import { vitFourierMatrix, writeVitEncoderModel } from "../bench/models/vit-encoder.js";
+import { randomDecoderWeights } from "../src/segment/models/random-weights.js";
+import {
+  TEST_MODEL_METADATA_KEY,
+  type TinyModelFiles,
+  writeTinyModel,
+} from "../src/segment/models/tiny-model.js";
+import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../src/segment/sam/safetensors.js";
+import { runCli } from "./support/cli.js";
+import { haveSharedFixtures, persegPath } from "./support/fixtures.js";
 
 let dir: string;
 let model: TinyModelFiles;

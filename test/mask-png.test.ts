@@ -4,8 +4,8 @@ import { join } from "node:path";
 import fc from "fast-check";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodePng, loadMaskRed } from "../src/dataset/image-io.js";
-import { decodeMaskPng, encodeMaskPng } from "../src/dataset/mask-png.js";
+import { encodePng, loadMaskRed } from "../src/image/image-io.js";
+import { decodeMaskPng, encodeMaskPng } from "../src/image/mask-png.js";
 
 /** A pseudo-random mask (LCG), non-zero values other than 1 included. */
 function randomMask(width: number, height: number, seed: number, density = 0.5): Uint8Array {

@@ -15,7 +15,7 @@ import {
   loadModelRegistry,
   type ModelRegistry,
   parseModelRegistry,
-} from "../src/segment/model-registry.js";
+} from "../src/segment/models/model-registry.js";
 import {
   checkCheckpointMatch,
   type DownloadProgress,
@@ -23,11 +23,11 @@ import {
   modelCacheStatus,
   type ResolveModelFilesParams,
   resolveModelFiles,
-} from "../src/segment/model-store.js";
-import { pointEncoding } from "../src/segment/positional-encoding.js";
-import { POSITIONAL_EMBEDDING_KEY, readSafetensors } from "../src/segment/safetensors.js";
-import type { Tensor } from "../src/segment/tensor.js";
-import { closedPortUrl, type HubServer, startHubServer } from "./helpers/hub-server.js";
+} from "../src/segment/models/model-store.js";
+import { pointEncoding } from "../src/segment/sam/positional-encoding.js";
+import { POSITIONAL_EMBEDDING_KEY, readSafetensors } from "../src/segment/sam/safetensors.js";
+import type { Tensor } from "../src/util/tensor.js";
+import { closedPortUrl, type HubServer, startHubServer } from "./support/hub-server.js";
 
 const TOKEN = "hf_modelstoretest0001";
 const ENC_SHA = "1234567890abcdef1234567890abcdef12345678";

@@ -1,6 +1,6 @@
 // `persam-db models list|pull|verify|path` against the loopback Hub serving the bundled registry's
 // slimsam-77 repos (fake bytes at the registry's pinned commit), through the CLI's main() in-process
-// (test/helpers/cli.ts), and the handler functions directly.
+// (test/support/cli.ts), and the handler functions directly.
 
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listModels, modelPaths, pullModel } from "../src/cli/models-command.js";
 import { ExitCode } from "../src/errors.js";
-import { loadModelRegistry } from "../src/segment/model-registry.js";
-import { runCli } from "./helpers/cli.js";
-import { type HubServer, startHubServer } from "./helpers/hub-server.js";
+import { loadModelRegistry } from "../src/segment/models/model-registry.js";
+import { runCli } from "./support/cli.js";
+import { type HubServer, startHubServer } from "./support/hub-server.js";
 
 const TOKEN = "hf_clitesttoken000001";
 let server: HubServer;

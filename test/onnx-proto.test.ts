@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../src/segment/onnx/graph-builder.js";
 import { DataType, encodeModel, ProtoWriter } from "../src/segment/onnx/proto.js";
-import { createSession, fromOrt, ortFloat32 } from "../src/segment/ort.js";
+import { createSession, fromOrt, ortFloat32 } from "../src/segment/sam/ort.js";
 
 function seq(n: number, scale = 0.1, offset = 0): Float32Array {
   const out = new Float32Array(n);

@@ -1,8 +1,8 @@
 // Session options of ort.ts that change how onnxruntime holds a model, not what it computes.
 
 import { describe, expect, it } from "vitest";
-import { buildVitBlockTestGraph } from "../src/segment/onnx/vit-encoder.js";
-import { createSession, fromOrt, ortFloat32, type SessionOptions } from "../src/segment/ort.js";
+import { buildVitBlockTestGraph } from "../bench/models/vit-encoder.js";
+import { createSession, fromOrt, ortFloat32, type SessionOptions } from "../src/segment/sam/ort.js";
 
 async function runBlock(bytes: Uint8Array, x: Float32Array, options: SessionOptions): Promise<Float32Array> {
   const session = await createSession(bytes, { threads: 1, ...options });

@@ -5,9 +5,9 @@ import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { caption } from "../src/dataset/captions.js";
 import { subjectCrop } from "../src/dataset/crop.js";
-import type { RgbImage } from "../src/dataset/image-io.js";
 import { writePhotoOutputs } from "../src/dataset/outputs.js";
-import { maskBox } from "../src/segment/postprocess.js";
+import type { RgbImage } from "../src/image/image-io.js";
+import { maskBox } from "../src/segment/sam/postprocess.js";
 
 /** Minimal PNG decoder (8-bit, non-interlaced, grey/RGB/RGBA): an independent check of what we wrote. */
 function decodePng(bytes: Uint8Array): { width: number; height: number; channels: number; data: Uint8Array } {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type FusionLogits, trainFusionWeights } from "../src/segment/persam-f-trainer.js";
-import { lowResToOriginal } from "../src/segment/postprocess.js";
+import { type FusionLogits, trainFusionWeights } from "../src/segment/persam/persam-f-trainer.js";
+import { lowResToOriginal } from "../src/segment/sam/postprocess.js";
 
 /** Deterministic pseudo-random numbers in [0, 1). */
 function lcg(seed: number): () => number {

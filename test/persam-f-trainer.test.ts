@@ -4,8 +4,8 @@ import {
   fusionLoss,
   trainFusionWeights,
   trainFusionWeightsFromRows,
-} from "../src/segment/persam-f-trainer.js";
-import { lowResToOriginal } from "../src/segment/postprocess.js";
+} from "../src/segment/persam/persam-f-trainer.js";
+import { lowResToOriginal } from "../src/segment/sam/postprocess.js";
 
 /** Deterministic pseudo-random numbers in [0, 1). */
 function lcg(seed: number): () => number {

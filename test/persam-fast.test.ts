@@ -3,22 +3,22 @@
 // decoder prompts; attn_sim within 1e-6.
 
 import { describe, expect, it } from "vitest";
-import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../src/segment/decoder-types.js";
+import { randomDecoderWeights, randomEmbedding } from "../src/segment/models/random-weights.js";
 import {
   type EncodedImage,
   type PerSamResult,
   runPerSam,
   upsampleMask,
   upsampleMaskLiteral,
-} from "../src/segment/persam.js";
-import { adaptPerSamF, fusionRows, runPerSamF } from "../src/segment/persam-f.js";
-import { lowResToOriginal, maskBox, thresholdMask } from "../src/segment/postprocess.js";
-import { preprocessShape } from "../src/segment/preprocess.js";
-import { randomDecoderWeights, randomEmbedding } from "../src/segment/random-weights.js";
-import { computeReferenceTarget } from "../src/segment/reference.js";
-import { ReferenceDecoder } from "../src/segment/reference-decoder.js";
-import { LowResField } from "../src/segment/region-upsample.js";
-import type { Box, Size, Tensor } from "../src/segment/tensor.js";
+} from "../src/segment/persam/persam.js";
+import { adaptPerSamF, fusionRows, runPerSamF } from "../src/segment/persam/persam-f.js";
+import { computeReferenceTarget } from "../src/segment/persam/target-embedding.js";
+import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../src/segment/sam/decoder-types.js";
+import { lowResToOriginal, maskBox, thresholdMask } from "../src/segment/sam/postprocess.js";
+import { preprocessShape } from "../src/segment/sam/preprocess.js";
+import { LowResField } from "../src/segment/sam/region-upsample.js";
+import type { Box, Size, Tensor } from "../src/util/tensor.js";
+import { ReferenceDecoder } from "./support/reference-decoder.js";
 
 const C = 32;
 const N = 256 * 256;

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../src/segment/decoder-types.js";
-import { type EncodedImage, runPerSam } from "../src/segment/persam.js";
-import { adaptPerSamF, runPerSamF } from "../src/segment/persam-f.js";
-import { preprocessShape, transformBox } from "../src/segment/preprocess.js";
-import { randomDecoderWeights, randomEmbedding } from "../src/segment/random-weights.js";
-import { computeReferenceTarget } from "../src/segment/reference.js";
-import { ReferenceDecoder } from "../src/segment/reference-decoder.js";
-import type { Tensor } from "../src/segment/tensor.js";
+import { randomDecoderWeights, randomEmbedding } from "../src/segment/models/random-weights.js";
+import { type EncodedImage, runPerSam } from "../src/segment/persam/persam.js";
+import { adaptPerSamF, runPerSamF } from "../src/segment/persam/persam-f.js";
+import { computeReferenceTarget } from "../src/segment/persam/target-embedding.js";
+import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../src/segment/sam/decoder-types.js";
+import { preprocessShape, transformBox } from "../src/segment/sam/preprocess.js";
+import type { Tensor } from "../src/util/tensor.js";
+import { ReferenceDecoder } from "./support/reference-decoder.js";
 
 const C = 32;
 const CELLS = 4096;

@@ -6,7 +6,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodePng } from "../src/dataset/image-io.js";
 import {
   EVAL_EPSILON,
   evaluatePerSeg,
@@ -15,8 +14,9 @@ import {
   openCvForeground,
   pooledScores,
   REFERENCE_SKIPPED_OBJECTS,
-} from "../src/segment/perseg-eval.js";
-import { haveSharedFixtures, persegMiniDir, persegObjects } from "./helpers/fixtures.js";
+} from "../src/eval/perseg-eval.js";
+import { encodePng } from "../src/image/image-io.js";
+import { haveSharedFixtures, persegMiniDir, persegObjects } from "./support/fixtures.js";
 
 describe("metrics", () => {
   it("counts intersection, union and target pixels", () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { densePositionalEncoding, pointEncoding } from "../src/segment/positional-encoding.js";
-import { randomDecoderWeights } from "../src/segment/random-weights.js";
-import { POSITIONAL_EMBEDDING_KEY } from "../src/segment/safetensors.js";
-import type { Tensor } from "../src/segment/tensor.js";
+import { randomDecoderWeights } from "../src/segment/models/random-weights.js";
+import { densePositionalEncoding, pointEncoding } from "../src/segment/sam/positional-encoding.js";
+import { POSITIONAL_EMBEDDING_KEY } from "../src/segment/sam/safetensors.js";
+import type { Tensor } from "../src/util/tensor.js";
 
 // G = [[0.25, 1, 0], [0, 0.5, 2]] (C = 6): row 0 multiplies x, row 1 multiplies y.
 const simpleG: Tensor = { data: new Float32Array([0.25, 1, 0, 0, 0.5, 2]), dims: [2, 3] };

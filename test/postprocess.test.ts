@@ -9,7 +9,7 @@ import {
   maskBox,
   thresholdMask,
   torchBilinearTaps,
-} from "../src/segment/postprocess.js";
+} from "../src/segment/sam/postprocess.js";
 
 function seeded(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExitCode } from "../src/errors.js";
-import { type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
-import { runCli } from "./helpers/cli.js";
-import { hashTree, scene, writeEmptyFile, writeJpeg, writeSceneMask } from "./helpers/photos.js";
+import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
+import { runCli } from "./support/cli.js";
+import { hashTree, scene, writeEmptyFile, writeJpeg, writeSceneMask } from "./support/photos.js";
 
 let root: string;
 let model: TinyModelFiles;

@@ -5,10 +5,10 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TinyModelFiles, writeTinyModel } from "../src/segment/tiny-model.js";
-import { runCli } from "./helpers/cli.js";
-import { type HubServer, startHubServer } from "./helpers/hub-server.js";
-import { scene, writeJpeg, writeSceneMask } from "./helpers/photos.js";
+import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
+import { runCli } from "./support/cli.js";
+import { type HubServer, startHubServer } from "./support/hub-server.js";
+import { scene, writeJpeg, writeSceneMask } from "./support/photos.js";
 
 const TOKEN = "hf_preparepushtoken0000000001";
 let server: HubServer;

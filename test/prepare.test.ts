@@ -7,9 +7,9 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PrepareEvent, type PrepareParams, prepare } from "../src/dataset/prepare.js";
 import { UserError } from "../src/errors.js";
-import { SamModel } from "../src/segment/sam-model.js";
-import { writeTinyModel } from "../src/segment/tiny-model.js";
-import { haveSharedFixtures, persegMiniDir, persegPath } from "./helpers/fixtures.js";
+import { writeTinyModel } from "../src/segment/models/tiny-model.js";
+import { SamModel } from "../src/segment/sam/sam-model.js";
+import { haveSharedFixtures, persegMiniDir, persegPath } from "./support/fixtures.js";
 import {
   hashTree,
   imageInfo,
@@ -27,7 +27,7 @@ import {
   writeRgbaPng,
   writeSceneMask,
   writeTruncatedJpeg,
-} from "./helpers/photos.js";
+} from "./support/photos.js";
 
 let root: string;
 let model: SamModel;

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { loadMaskRed } from "../src/dataset/image-io.js";
+import { loadMaskRed } from "../src/image/image-io.js";
 import {
   normalizeAndPad,
   pilResizeBilinear,
@@ -14,9 +14,9 @@ import {
   samPreprocess,
   transformBox,
   transformPoints,
-} from "../src/segment/preprocess.js";
-import { simdAvailable } from "../src/segment/preprocess-simd.js";
-import { haveSharedFixtures, persegPath } from "./helpers/fixtures.js";
+} from "../src/segment/sam/preprocess.js";
+import { simdAvailable } from "../src/segment/sam/preprocess-simd.js";
+import { haveSharedFixtures, persegPath } from "./support/fixtures.js";
 
 /** Seeded xorshift32 bytes; the Python generator below uses the identical sequence. */
 function noise(width: number, height: number, channels: number, seed: number): Uint8Array {

@@ -16,8 +16,8 @@ import { lossWeightMap } from "../src/dataset/weight-map.js";
 import { isUserError } from "../src/errors.js";
 import { parsePreset } from "../src/export/presets.js";
 import { launchScript, shellOption, shellQuote } from "../src/export/shell-quote.js";
-import { parseModelRegistry } from "../src/segment/model-registry.js";
-import { preprocessShape, transformPoints } from "../src/segment/preprocess.js";
+import { parseModelRegistry } from "../src/segment/models/model-registry.js";
+import { preprocessShape, transformPoints } from "../src/segment/sam/preprocess.js";
 
 const SEED = 0x5eed_2024;
 
@@ -58,7 +58,7 @@ const nastyChar = fc.oneof(
 );
 const nastyString = fc.array(nastyChar, { maxLength: 24 }).map((parts) => parts.join(""));
 
-describe("coordinate transforms (src/segment/preprocess.ts)", () => {
+describe("coordinate transforms (src/segment/sam/preprocess.ts)", () => {
   // Up to a 16384-pixel long side: beyond it the float32 rounding of the 1024 frame (half an ulp,
   // 6.1e-5 near 1024) scaled back exceeds 1e-3 px (1.2e-3 px at 20000).
   const size = fc.integer({ min: 1, max: 16384 });

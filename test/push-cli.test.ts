@@ -13,8 +13,8 @@ import type { CommandContext, GlobalOptions } from "../src/cli/command.js";
 import { type CliIo, Reporter } from "../src/cli/io.js";
 import { pushCommand } from "../src/cli/push-command.js";
 import { ExitCode, isUserError } from "../src/errors.js";
-import type { PushResult } from "../src/export/push.js";
-import { type HubServer, startHubServer } from "./helpers/hub-server.js";
+import type { PushResult } from "../src/hub/dataset-push.js";
+import { type HubServer, startHubServer } from "./support/hub-server.js";
 
 const TOKEN = "hf_clipushsecret00000000001";
 const FILE_TOKEN = "hf_fromthetokenfile000000001";

@@ -14,9 +14,9 @@ import {
   type PushProgress,
   type PushResult,
   pushDataset,
-} from "../src/export/push.js";
-import { HubUserError } from "../src/hub.js";
-import { type HubServer, startHubServer } from "./helpers/hub-server.js";
+} from "../src/hub/dataset-push.js";
+import { HubUserError } from "../src/hub/hub-api.js";
+import { type HubServer, startHubServer } from "./support/hub-server.js";
 
 const TOKEN = "hf_pushsecrettoken0123456789";
 const FAST = { tries: 3, baseDelayMs: 1, maxDelayMs: 5 };

@@ -1,7 +1,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import type { DecoderInputs, DecoderOutputs } from "../src/segment/decoder-types.js";
-import { pointEncoding } from "../src/segment/positional-encoding.js";
-import { randomDecoderWeights, randomEmbedding } from "../src/segment/random-weights.js";
+import { randomDecoderWeights, randomEmbedding } from "../src/segment/models/random-weights.js";
+import type { DecoderInputs, DecoderOutputs } from "../src/segment/sam/decoder-types.js";
+import { pointEncoding } from "../src/segment/sam/positional-encoding.js";
+import { POSITIONAL_EMBEDDING_KEY } from "../src/segment/sam/safetensors.js";
+import type { Tensor } from "../src/util/tensor.js";
 import {
   type AttentionWeights,
   erf,
@@ -10,9 +12,7 @@ import {
   type LinearWeights,
   ReferenceDecoder,
   samAttention,
-} from "../src/segment/reference-decoder.js";
-import { POSITIONAL_EMBEDDING_KEY } from "../src/segment/safetensors.js";
-import type { Tensor } from "../src/segment/tensor.js";
+} from "./support/reference-decoder.js";
 
 const C = 32;
 const PE = "prompt_encoder";

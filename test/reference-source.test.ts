@@ -5,17 +5,21 @@ import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadRgb } from "../src/dataset/image-io.js";
 import { UserError } from "../src/errors.js";
-import { lowResToOriginal, thresholdMask } from "../src/segment/postprocess.js";
-import { predictMasks } from "../src/segment/predict.js";
-import { referenceMaskGrid } from "../src/segment/preprocess.js";
-import { computeReferenceTarget } from "../src/segment/reference.js";
-import { describeReference, maskPathBeside, resolveReference } from "../src/segment/reference-source.js";
-import { SamModel } from "../src/segment/sam-model.js";
-import { PhotoEncoder } from "../src/segment/segment-photos.js";
-import { writeTinyModel } from "../src/segment/tiny-model.js";
-import { H, rectMask, W, writePng, writeSquarePhotos } from "./helpers/square-photos.js";
+import { loadRgb } from "../src/image/image-io.js";
+import { writeTinyModel } from "../src/segment/models/tiny-model.js";
+import {
+  describeReference,
+  maskPathBeside,
+  resolveReference,
+} from "../src/segment/persam/reference-source.js";
+import { PhotoEncoder } from "../src/segment/persam/segment-photos.js";
+import { computeReferenceTarget } from "../src/segment/persam/target-embedding.js";
+import { lowResToOriginal, thresholdMask } from "../src/segment/sam/postprocess.js";
+import { predictMasks } from "../src/segment/sam/predict.js";
+import { referenceMaskGrid } from "../src/segment/sam/preprocess.js";
+import { SamModel } from "../src/segment/sam/sam-model.js";
+import { H, rectMask, W, writePng, writeSquarePhotos } from "./support/square-photos.js";
 
 let dir: string;
 let model: SamModel;

@@ -2,20 +2,20 @@
 // boxes and extrema bit for bit, same sampled values, moments and attn_sim up to float rounding.
 
 import { describe, expect, it } from "vitest";
-import { attnSim, attnSimFromField } from "../src/segment/attn-sim.js";
-import { locationPrior, locationPriorFromExtremes } from "../src/segment/location-prior.js";
+import { randomEmbedding } from "../src/segment/models/random-weights.js";
+import { attnSim, attnSimFromField } from "../src/segment/persam/attn-sim.js";
+import { locationPrior, locationPriorFromExtremes } from "../src/segment/persam/location-prior.js";
+import { similarityField, similarityMap } from "../src/segment/persam/similarity.js";
 import {
   bilinearResize,
   lowResToOriginal,
   maskArea,
   maskBox,
   thresholdMask,
-} from "../src/segment/postprocess.js";
-import { preprocessShape } from "../src/segment/preprocess.js";
-import { randomEmbedding } from "../src/segment/random-weights.js";
-import { bilinearResizeSampled, LowResField } from "../src/segment/region-upsample.js";
-import { similarityField, similarityMap } from "../src/segment/similarity.js";
-import type { Size } from "../src/segment/tensor.js";
+} from "../src/segment/sam/postprocess.js";
+import { preprocessShape } from "../src/segment/sam/preprocess.js";
+import { bilinearResizeSampled, LowResField } from "../src/segment/sam/region-upsample.js";
+import type { Size } from "../src/util/tensor.js";
 
 const N = 256 * 256;
 /** The largest float32 below 1. */

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserError } from "../src/errors.js";
-import { randomDecoderWeights } from "../src/segment/random-weights.js";
+import { randomDecoderWeights } from "../src/segment/models/random-weights.js";
 import {
   decoderByteRange,
   decoderWeightShapes,
@@ -16,8 +16,8 @@ import {
   readSafetensorsHeader,
   TIED_POSITIONAL_EMBEDDING_KEY,
   writeSafetensors,
-} from "../src/segment/safetensors.js";
-import type { Tensor } from "../src/segment/tensor.js";
+} from "../src/segment/sam/safetensors.js";
+import type { Tensor } from "../src/util/tensor.js";
 
 let dir: string;
 beforeAll(async () => {

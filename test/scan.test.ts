@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeJpeg, encodePng } from "../src/dataset/image-io.js";
 import { naturalCompare, scanPhotos } from "../src/dataset/scan.js";
 import { UserError } from "../src/errors.js";
+import { encodeJpeg, encodePng } from "../src/image/image-io.js";
 
 /** A small distinct image: `shade` makes the bytes (and hash) differ. */
 function pixels(shade: number, width = 8, height = 6) {

@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { referenceSpecsFromOptions } from "../src/cli/reference-options.js";
-import { loadRgb, probeImage } from "../src/dataset/image-io.js";
 import { ExitCode } from "../src/errors.js";
-import { writeTinyModel } from "../src/segment/tiny-model.js";
-import { runCli } from "./helpers/cli.js";
-import { H, rectMask, W, writePng, writeSquarePhotos } from "./helpers/square-photos.js";
+import { loadRgb, probeImage } from "../src/image/image-io.js";
+import { writeTinyModel } from "../src/segment/models/tiny-model.js";
+import { runCli } from "./support/cli.js";
+import { H, rectMask, W, writePng, writeSquarePhotos } from "./support/square-photos.js";
 
 let work: string;
 let photos: string;

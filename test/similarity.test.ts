@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../src/errors.js";
-import { computeReferenceTarget } from "../src/segment/reference.js";
-import { cosineSimilarityGrid, gridPeakInImage, similarityMap } from "../src/segment/similarity.js";
-import type { Tensor } from "../src/segment/tensor.js";
+import { cosineSimilarityGrid, gridPeakInImage, similarityMap } from "../src/segment/persam/similarity.js";
+import { computeReferenceTarget } from "../src/segment/persam/target-embedding.js";
+import type { Tensor } from "../src/util/tensor.js";
 
 const CELLS = 4096;
 

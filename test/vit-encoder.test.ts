@@ -6,8 +6,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { SamEncoder } from "../src/segment/encoder-session.js";
-import { readModel } from "../src/segment/onnx/proto-reader.js";
 import {
   buildVitBlockTestGraph,
   buildVitEncoderGraph,
@@ -16,8 +14,10 @@ import {
   resolveVitConfig,
   type VitConfig,
   vitParameterCount,
-} from "../src/segment/onnx/vit-encoder.js";
-import { createSession, fromOrt, ortFloat32 } from "../src/segment/ort.js";
+} from "../bench/models/vit-encoder.js";
+import { readModel } from "../src/segment/onnx/proto-reader.js";
+import { SamEncoder } from "../src/segment/sam/encoder-session.js";
+import { createSession, fromOrt, ortFloat32 } from "../src/segment/sam/ort.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vit-encoder-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,10 +1,10 @@
 // Case `decoder`: one pass of our ONNX prompt-encoder + mask-decoder graph at SAM's width 256 with
 // random weights, for the three kinds of pass PerSAM makes. Target: ≤ 40 ms median with 2 threads.
 
-import { SamDecoder } from "../../src/segment/decoder-session.js";
-import type { DecoderInputs } from "../../src/segment/decoder-types.js";
-import { randomDecoderWeights, randomEmbedding } from "../../src/segment/random-weights.js";
-import { GRID_TOKENS, LOW_RES_SIDE } from "../../src/segment/sam-constants.js";
+import { randomDecoderWeights, randomEmbedding } from "../../src/segment/models/random-weights.js";
+import { SamDecoder } from "../../src/segment/sam/decoder-session.js";
+import type { DecoderInputs } from "../../src/segment/sam/decoder-types.js";
+import { GRID_TOKENS, LOW_RES_SIDE } from "../../src/segment/sam/sam-constants.js";
 import { type BenchCase, type Measurement, round, runsOf, timeIt, warmupOf } from "../harness.js";
 import { summarize } from "../stats.js";
 import { uniformArray } from "../synthetic.js";

@@ -7,17 +7,17 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type ReadModel, readModel } from "../../src/segment/onnx/proto-reader.js";
+import type { SessionOptions } from "../../src/segment/sam/ort.js";
+import { type EncoderTiming, type EncoderTimingArgs, timeEncoder } from "../encoder-child.js";
+import { type BenchCase, type BenchContext, type Measurement, round, runsOf, warmupOf } from "../harness.js";
 import {
   ENCODER_VARIANTS,
   type EncoderVariantName,
   encoderVariant,
   outputDifference,
-} from "../../src/segment/onnx/encoder-variants.js";
-import { type ReadModel, readModel } from "../../src/segment/onnx/proto-reader.js";
-import { ensureVitEncoderModel, type VitPreset } from "../../src/segment/onnx/vit-encoder.js";
-import type { SessionOptions } from "../../src/segment/ort.js";
-import { type EncoderTiming, type EncoderTimingArgs, timeEncoder } from "../encoder-child.js";
-import { type BenchCase, type BenchContext, type Measurement, round, runsOf, warmupOf } from "../harness.js";
+} from "../models/encoder-variants.js";
+import { ensureVitEncoderModel, type VitPreset } from "../models/vit-encoder.js";
 import { childMain, mib, runChild } from "../rss.js";
 import { summarize } from "../stats.js";
 

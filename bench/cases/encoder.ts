@@ -7,17 +7,17 @@
 // arena, memory pattern, threads, execution mode, spinning) one change at a time against
 // onnxruntime's defaults, and 4 attention chunks instead of 12.
 
-import type { SamEncoderOptions } from "../../src/segment/encoder-session.js";
-import { DEFAULT_ATTENTION_CHUNKS } from "../../src/segment/encoder-session.js";
-import { countFlops, cpuPeakFlops } from "../../src/segment/onnx/flops.js";
+import type { SamEncoderOptions } from "../../src/segment/sam/encoder-session.js";
+import { DEFAULT_ATTENTION_CHUNKS } from "../../src/segment/sam/encoder-session.js";
+import { type EncoderTiming, type EncoderTimingArgs, timeEncoder } from "../encoder-child.js";
+import { countFlops, cpuPeakFlops } from "../flops.js";
+import { type BenchCase, type BenchContext, type Measurement, round, runsOf, warmupOf } from "../harness.js";
 import {
   buildVitEncoderShapeOnly,
   ensureVitEncoderModel,
   type VitPreset,
   vitParameterCount,
-} from "../../src/segment/onnx/vit-encoder.js";
-import { type EncoderTiming, type EncoderTimingArgs, timeEncoder } from "../encoder-child.js";
-import { type BenchCase, type BenchContext, type Measurement, round, runsOf, warmupOf } from "../harness.js";
+} from "../models/vit-encoder.js";
 import { childMain, mib, runChild } from "../rss.js";
 import { summarize } from "../stats.js";
 
@@ -42,7 +42,7 @@ interface Variant {
 }
 
 /**
- * persam-db's defaults (src/segment/ort.ts, encoder-session.ts): level all, arena on, memory
+ * persam-db's defaults (src/segment/sam/ort.ts, encoder-session.ts): level all, arena on, memory
  * pattern off, attention in DEFAULT_ATTENTION_CHUNKS pieces.
  */
 const DEFAULTS = (threads: number): SessionOptions => ({ threads, graphOptimization: "all" });

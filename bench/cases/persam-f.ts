@@ -4,10 +4,10 @@
 // (the binned training fed row by row, and, for comparison, with the 12 MP maps built first).
 // Target: ≤ 1 s for the adaptation of a 12 MP reference.
 
-import { SamDecoder } from "../../src/segment/decoder-session.js";
-import { adaptPerSamF } from "../../src/segment/persam-f.js";
-import { trainFusionWeights } from "../../src/segment/persam-f-trainer.js";
-import { randomDecoderWeights, randomEmbedding } from "../../src/segment/random-weights.js";
+import { randomDecoderWeights, randomEmbedding } from "../../src/segment/models/random-weights.js";
+import { adaptPerSamF } from "../../src/segment/persam/persam-f.js";
+import { trainFusionWeights } from "../../src/segment/persam/persam-f-trainer.js";
+import { SamDecoder } from "../../src/segment/sam/decoder-session.js";
 import { type BenchCase, type Measurement, round, runsOf, timeIt, warmupOf } from "../harness.js";
 import { summarize } from "../stats.js";
 import { PHOTO_12MP, syntheticFusionInputs, syntheticGrid } from "../synthetic.js";

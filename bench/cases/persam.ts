@@ -3,14 +3,14 @@
 // decoder passes at width 256, and the full-resolution masks; each also with literalFullResolution
 // (the H × W maps built in full) and with the decoder's answers replayed (the TypeScript work alone).
 
-import { SamDecoder } from "../../src/segment/decoder-session.js";
-import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../../src/segment/decoder-types.js";
-import type { EncodedImage } from "../../src/segment/persam.js";
-import { type PerSamResult, runPerSam } from "../../src/segment/persam.js";
-import { runPerSamF } from "../../src/segment/persam-f.js";
-import { preprocessShape } from "../../src/segment/preprocess.js";
-import { randomDecoderWeights, randomEmbedding } from "../../src/segment/random-weights.js";
-import { computeReferenceTarget } from "../../src/segment/reference.js";
+import { randomDecoderWeights, randomEmbedding } from "../../src/segment/models/random-weights.js";
+import type { EncodedImage } from "../../src/segment/persam/persam.js";
+import { type PerSamResult, runPerSam } from "../../src/segment/persam/persam.js";
+import { runPerSamF } from "../../src/segment/persam/persam-f.js";
+import { computeReferenceTarget } from "../../src/segment/persam/target-embedding.js";
+import { SamDecoder } from "../../src/segment/sam/decoder-session.js";
+import type { DecoderInputs, DecoderOutputs, MaskDecoder } from "../../src/segment/sam/decoder-types.js";
+import { preprocessShape } from "../../src/segment/sam/preprocess.js";
 import { type BenchCase, type Measurement, runsOf, stageMedians, timeIt, warmupOf } from "../harness.js";
 import { PHOTO_12MP, syntheticGrid } from "../synthetic.js";
 

@@ -2,15 +2,15 @@
 // logits → original size, threshold, mask box and area; and the similarity-map pipeline PerSAM runs
 // before the decoder (cosine grid → 12 MP map → location prior → attn_sim).
 
-import { attnSim, attnSimFromField } from "../../src/segment/attn-sim.js";
-import { locationPrior, locationPriorFromExtremes } from "../../src/segment/location-prior.js";
-import { lowResToOriginal, maskArea, maskBox, thresholdMask } from "../../src/segment/postprocess.js";
-import { preprocessShape } from "../../src/segment/preprocess.js";
-import { randomEmbedding } from "../../src/segment/random-weights.js";
-import { computeReferenceTarget } from "../../src/segment/reference.js";
-import { LowResField } from "../../src/segment/region-upsample.js";
-import { similarityField, similarityMap } from "../../src/segment/similarity.js";
-import type { Size } from "../../src/segment/tensor.js";
+import { randomEmbedding } from "../../src/segment/models/random-weights.js";
+import { attnSim, attnSimFromField } from "../../src/segment/persam/attn-sim.js";
+import { locationPrior, locationPriorFromExtremes } from "../../src/segment/persam/location-prior.js";
+import { similarityField, similarityMap } from "../../src/segment/persam/similarity.js";
+import { computeReferenceTarget } from "../../src/segment/persam/target-embedding.js";
+import { lowResToOriginal, maskArea, maskBox, thresholdMask } from "../../src/segment/sam/postprocess.js";
+import { preprocessShape } from "../../src/segment/sam/preprocess.js";
+import { LowResField } from "../../src/segment/sam/region-upsample.js";
+import type { Size } from "../../src/util/tensor.js";
 import { type BenchCase, type Measurement, runsOf, timeIt, warmupOf } from "../harness.js";
 import { PHOTO_12MP, syntheticGrid, syntheticLowResLogits } from "../synthetic.js";
 

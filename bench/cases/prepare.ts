@@ -12,18 +12,14 @@
 import { existsSync } from "node:fs";
 import { copyFile, link, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { encodeJpeg } from "../../src/dataset/image-io.js";
 import { prepare } from "../../src/dataset/prepare.js";
-import {
-  ensureVitEncoderModel,
-  type VitPreset,
-  vitFourierMatrix,
-} from "../../src/segment/onnx/vit-encoder.js";
-import { randomDecoderWeights } from "../../src/segment/random-weights.js";
-import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../../src/segment/safetensors.js";
-import { SamModel } from "../../src/segment/sam-model.js";
-import { TEST_MODEL_METADATA_KEY } from "../../src/segment/tiny-model.js";
+import { encodeJpeg } from "../../src/image/image-io.js";
+import { randomDecoderWeights } from "../../src/segment/models/random-weights.js";
+import { TEST_MODEL_METADATA_KEY } from "../../src/segment/models/tiny-model.js";
+import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../../src/segment/sam/safetensors.js";
+import { SamModel } from "../../src/segment/sam/sam-model.js";
 import { type BenchCase, type BenchContext, type Measurement, round, stageMedians } from "../harness.js";
+import { ensureVitEncoderModel, type VitPreset, vitFourierMatrix } from "../models/vit-encoder.js";
 import { childMain, mib, runChild } from "../rss.js";
 import { summarize } from "../stats.js";
 import { PHOTO_12MP, syntheticPhoto } from "../synthetic.js";

@@ -5,14 +5,14 @@
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { encodeJpeg, loadRgb, type RgbImage } from "../../src/dataset/image-io.js";
+import { encodeJpeg, loadRgb, type RgbImage } from "../../src/image/image-io.js";
 import {
   normalizeAndPad,
   pilResizeBilinear,
   pilResizeBilinearScalar,
   preprocessShape,
   samPreprocess,
-} from "../../src/segment/preprocess.js";
+} from "../../src/segment/sam/preprocess.js";
 import { type BenchCase, type BenchContext, type Measurement, runsOf, timeIt, warmupOf } from "../harness.js";
 import { PHOTO_12MP, syntheticPhoto } from "../synthetic.js";
 

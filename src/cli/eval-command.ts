@@ -3,8 +3,8 @@
 
 import { resolve } from "node:path";
 import { ExitCode } from "../errors.js";
-import { evaluatePerSeg, listPersegObjects, type PerSegEvaluation } from "../segment/perseg-eval.js";
-import type { SamModel } from "../segment/sam-model.js";
+import { evaluatePerSeg, listPersegObjects, type PerSegEvaluation } from "../eval/perseg-eval.js";
+import type { SamModel } from "../segment/sam/sam-model.js";
 import { defineCommand } from "./command.js";
 import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
 import { asList } from "./parse.js";

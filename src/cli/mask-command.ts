@@ -2,12 +2,12 @@
 // model work, and the way a user draws a reference mask with one click.
 
 import { extname, resolve } from "node:path";
-import { writeFileAtomic } from "../dataset/atomic-write.js";
-import { encodePng, loadRgb } from "../dataset/image-io.js";
 import { UserError } from "../errors.js";
-import { maskToGrey } from "../segment/postprocess.js";
-import { predictMasks } from "../segment/predict.js";
-import type { Click } from "../segment/prompt.js";
+import { encodePng, loadRgb } from "../image/image-io.js";
+import { maskToGrey } from "../segment/sam/postprocess.js";
+import { predictMasks } from "../segment/sam/predict.js";
+import type { Click } from "../segment/sam/prompt.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { defineCommand } from "./command.js";
 import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
 import { asList, parseBox, parsePoint } from "./parse.js";

@@ -5,10 +5,10 @@ import { join, resolve } from "node:path";
 import type { Argv } from "yargs";
 import { hubConfig, persamCacheDir } from "../config.js";
 import { UserError } from "../errors.js";
-import { DEFAULT_MODEL_ID } from "../segment/model-registry.js";
-import { resolveModelFiles } from "../segment/model-store.js";
-import { SamModel } from "../segment/sam-model.js";
-import { isTestModelFile } from "../segment/tiny-model.js";
+import { DEFAULT_MODEL_ID } from "../segment/models/model-registry.js";
+import { resolveModelFiles } from "../segment/models/model-store.js";
+import { isTestModelFile } from "../segment/models/tiny-model.js";
+import { SamModel } from "../segment/sam/sam-model.js";
 import type { CliIo, Reporter } from "./io.js";
 import { byteProgress } from "./progress.js";
 

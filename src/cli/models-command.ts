@@ -1,5 +1,5 @@
 // `persam-db models list|pull|verify|path`: the registry models and their state in the Hugging Face
-// cache. The work is done by src/segment/model-store.ts; this module parses, calls and prints.
+// cache. The work is done by src/segment/models/model-store.ts; this module parses, calls and prints.
 
 import type { Argv } from "yargs";
 import { hubConfig, persamCacheDir } from "../config.js";
@@ -10,14 +10,14 @@ import {
   MODEL_VARIANTS,
   type ModelRegistry,
   type ModelVariant,
-} from "../segment/model-registry.js";
+} from "../segment/models/model-registry.js";
 import {
   type DownloadProgress,
   type ModelCacheStatus,
   type ModelFiles,
   modelCacheStatus,
   resolveModelFiles,
-} from "../segment/model-store.js";
+} from "../segment/models/model-store.js";
 import { defineCommand, type GlobalOptions } from "./command.js";
 import { byteProgress, formatBytes } from "./progress.js";
 

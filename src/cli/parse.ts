@@ -2,7 +2,7 @@
 // name the option and the value.
 
 import { UserError } from "../errors.js";
-import type { Box, Point } from "../segment/tensor.js";
+import type { Box, Point } from "../util/tensor.js";
 
 function numbers(option: string, value: string, count: number, example: string): number[] {
   const parts = value.split(",").map((p) => p.trim());

@@ -12,7 +12,7 @@ import {
 } from "../dataset/prepare.js";
 import { terminalSafe } from "../dataset/report.js";
 import { UserError } from "../errors.js";
-import type { SamModel } from "../segment/sam-model.js";
+import type { SamModel } from "../segment/sam/sam-model.js";
 import { defineCommand } from "./command.js";
 import { type ModelOptions, openCliModel, resolveCliModelFiles, withModelOptions } from "./model-options.js";
 import { Progress } from "./progress.js";

@@ -1,6 +1,6 @@
 // Progress for long work: a redrawn bar on a terminal, plain lines otherwise, nothing with --json.
 
-import type { DownloadProgress } from "../segment/model-store.js";
+import type { DownloadProgress } from "../segment/models/model-store.js";
 import type { Reporter } from "./io.js";
 
 /** Escape sequence that returns to the start of the line and clears it. */

@@ -1,5 +1,5 @@
 // `persam-db push OUT --repo ns/name`: publish an output folder as a Hugging Face dataset. The work
-// is done by src/export/push.ts; this module resolves the token and endpoint, parses, calls and
+// is done by src/hub/dataset-push.ts; this module resolves the token and endpoint, parses, calls and
 // prints. The token is never printed.
 
 import { resolve } from "node:path";
@@ -7,7 +7,7 @@ import type { Argv } from "yargs";
 import { hubConfig, redact } from "../config.js";
 import { terminalSafe } from "../dataset/report.js";
 import { ExitCode, UserError } from "../errors.js";
-import { type PushProgress, type PushResult, pushDataset } from "../export/push.js";
+import { type PushProgress, type PushResult, pushDataset } from "../hub/dataset-push.js";
 import { type CommandContext, defineCommand, type GlobalOptions } from "./command.js";
 import type { Reporter } from "./io.js";
 import { formatBytes, Progress } from "./progress.js";

@@ -6,9 +6,9 @@ import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { Argv } from "yargs";
 import { UserError } from "../errors.js";
-import type { FusionTrainerOptions } from "../segment/persam-f.js";
-import type { ReferenceMode, ReferenceSpec } from "../segment/reference-source.js";
-import type { Box, Point } from "../segment/tensor.js";
+import type { FusionTrainerOptions } from "../segment/persam/persam-f.js";
+import type { ReferenceMode, ReferenceSpec } from "../segment/persam/reference-source.js";
+import type { Box, Point } from "../util/tensor.js";
 import { asList, parseBox, parsePoint } from "./parse.js";
 
 /** Parsed mode options. */

@@ -3,15 +3,15 @@
 
 import { mkdir, rm } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
-import { writeFileAtomic } from "../dataset/atomic-write.js";
-import { encodePng } from "../dataset/image-io.js";
 import { EMBEDDINGS_DIR, STATE_DIR } from "../dataset/prepare-state.js";
 import { isRoutineSkip, type ScannedPhoto, scanPhotos } from "../dataset/scan.js";
 import { ExitCode, UserError } from "../errors.js";
-import { EmbeddingCache } from "../segment/embedding-cache.js";
-import { maskToGrey } from "../segment/postprocess.js";
-import { describeReference, resolveReference } from "../segment/reference-source.js";
-import { PhotoEncoder, type PhotoOutcome, segmentPhotos } from "../segment/segment-photos.js";
+import { encodePng } from "../image/image-io.js";
+import { describeReference, resolveReference } from "../segment/persam/reference-source.js";
+import { PhotoEncoder, type PhotoOutcome, segmentPhotos } from "../segment/persam/segment-photos.js";
+import { EmbeddingCache } from "../segment/sam/embedding-cache.js";
+import { maskToGrey } from "../segment/sam/postprocess.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { defineCommand } from "./command.js";
 import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
 import { Progress } from "./progress.js";

@@ -2,7 +2,7 @@
 // through the feathered alpha of weight-map.ts (pure TypeScript, no sharp).
 
 import { UserError } from "../errors.js";
-import type { RgbImage } from "./image-io.js";
+import type { RgbImage } from "../image/image-io.js";
 import { DEFAULT_FEATHER, featherAlpha } from "./weight-map.js";
 
 /**

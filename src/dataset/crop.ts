@@ -1,8 +1,8 @@
 // Subject-aware crop rectangles and the pure-TypeScript crop/resize of images and mask planes that
 // keeps training images, masks and weight maps pixel-aligned.
 
-import type { Box } from "../segment/tensor.js";
-import { type RgbImage, resizeRegion } from "./image-io.js";
+import { type RgbImage, resizeRegion } from "../image/image-io.js";
+import type { Box } from "../util/tensor.js";
 
 /** How the training crop is chosen: around the subject, the photo's centre, or not at all. */
 export type CropMode = "subject" | "center" | "none";

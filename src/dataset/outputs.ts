@@ -3,10 +3,10 @@
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { writeFileAtomic } from "./atomic-write.js";
+import { encodePng, encodePngWithAlpha, type RgbImage } from "../image/image-io.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { type Background, DEFAULT_BACKGROUND, suppressBackground } from "./background.js";
 import { type CropRect, cropAndResize, outputSize } from "./crop.js";
-import { encodePng, encodePngWithAlpha, type RgbImage } from "./image-io.js";
 import { type MetadataRow, metadataRow } from "./metadata.js";
 import { type FileRecord, recordOf } from "./prepare-state.js";
 import type { ReportOutputs } from "./report.js";

@@ -6,8 +6,8 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "./atomic-write.js";
-import { hashFile } from "./hash-file.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import { hashFile } from "../util/hash-file.js";
 
 /** Folder of the state inside the output folder. */
 export const STATE_DIR = ".persam";

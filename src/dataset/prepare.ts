@@ -19,26 +19,26 @@ import {
   type PreparedDataset,
   type Preset,
 } from "../export/presets.js";
+import { encodeJpeg, loadMaskRed, loadRgb, type RgbImage, resizeRgb } from "../image/image-io.js";
+import { decodeMaskPng, encodeMaskPng } from "../image/mask-png.js";
+import { isTestModelFile } from "../segment/models/tiny-model.js";
+import type { FusionTrainerOptions } from "../segment/persam/persam-f.js";
+import type { ReferenceMode, ReferenceSpec, ResolvedReference } from "../segment/persam/reference-source.js";
+import { resolveReference } from "../segment/persam/reference-source.js";
+import { PhotoEncoder, segmentPhotos } from "../segment/persam/segment-photos.js";
 import {
   EmbeddingCache,
   type EmbeddingKey,
   embeddingKeyId,
   encoderFingerprint,
-} from "../segment/embedding-cache.js";
-import type { FusionTrainerOptions } from "../segment/persam-f.js";
-import { maskBox } from "../segment/postprocess.js";
-import type { ReferenceMode, ReferenceSpec, ResolvedReference } from "../segment/reference-source.js";
-import { resolveReference } from "../segment/reference-source.js";
-import type { EncodedPhoto, SamModel } from "../segment/sam-model.js";
-import { PhotoEncoder, segmentPhotos } from "../segment/segment-photos.js";
-import type { Box } from "../segment/tensor.js";
-import { isTestModelFile } from "../segment/tiny-model.js";
-import { removeStaleTempFiles, writeFileAtomic } from "./atomic-write.js";
+} from "../segment/sam/embedding-cache.js";
+import { maskBox } from "../segment/sam/postprocess.js";
+import type { EncodedPhoto, SamModel } from "../segment/sam/sam-model.js";
+import { removeStaleTempFiles, writeFileAtomic } from "../util/atomic-write.js";
+import type { Box } from "../util/tensor.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "./background.js";
 import { DEFAULT_TOKEN, caption as makeCaption } from "./captions.js";
 import { type CropMode, type CropRect, outputSize, resizeMask, subjectCrop } from "./crop.js";
-import { encodeJpeg, loadMaskRed, loadRgb, type RgbImage, resizeRgb } from "./image-io.js";
-import { decodeMaskPng, encodeMaskPng } from "./mask-png.js";
 import { type MetadataRow, toJsonl } from "./metadata.js";
 import { OUTPUT_FOLDERS, writePhotoOutputs } from "./outputs.js";
 import {

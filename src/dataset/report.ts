@@ -1,7 +1,7 @@
 // The per-photo diagnostics of `prepare`: the PrepareReport data (written as report.json), a
 // self-contained report.html with SVG overlays, and a short text table for the terminal.
 
-import type { Box } from "../segment/tensor.js";
+import type { Box } from "../util/tensor.js";
 import type { CropRect } from "./crop.js";
 
 /** A prior point in original photo pixels: label 1 = positive (+), 0 = negative (−). */

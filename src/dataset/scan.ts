@@ -4,8 +4,8 @@
 import { lstat, readdir, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { isUserError, UserError } from "../errors.js";
-import { hashFile } from "./hash-file.js";
-import { DEFAULT_MAX_PIXELS, probeImage } from "./image-io.js";
+import { DEFAULT_MAX_PIXELS, probeImage } from "../image/image-io.js";
+import { hashFile } from "../util/hash-file.js";
 import { terminalSafe } from "./report.js";
 
 /** A photo found by {@link scanPhotos}. */

@@ -4,8 +4,8 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { writeFileAtomic } from "../dataset/atomic-write.js";
 import { UserError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 
 /** Folder and file names inside a `prepare` output folder (design §5). */
 export const DATASET_LAYOUT = {

@@ -10,14 +10,14 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeJpeg, encodePng } from "../../src/dataset/image-io.js";
 import {
   type PhotoReport,
   type PrepareReport,
   type ReportThumbnail,
   renderReportHtml,
 } from "../../src/dataset/report.js";
-import { CHROMIUM_PATH, chromiumAvailable, launchChromium } from "../helpers/chromium.js";
+import { encodeJpeg, encodePng } from "../../src/image/image-io.js";
+import { CHROMIUM_PATH, chromiumAvailable, launchChromium } from "../support/chromium.js";
 
 const HOSTILE = `"><script>window.pwned=1</script><img src=x onerror="window.pwned=2"> it's 'odd' 猫🐈 Ünïcödé.heic`;
 const HOSTILE_OTHER = `<svg onload="window.pwned=3">notes "draft".txt`;

@@ -18,7 +18,7 @@
 // op without a rule, a region without a Q·Kᵀ MatMul, external weights or shapes that cannot be
 // inferred leave the model untouched, with a note saying why.
 //
-// Shapes are inferred statically (flops.ts) with every symbolic input dimension taken as 1, and the
+// Shapes are inferred statically (shape-inference.ts) with every symbolic input dimension taken as 1, and the
 // Reshapes inside a rewritten region get constant target shapes: the rewritten model is for one
 // image at a time, which is how SamEncoder feeds it (its input is checked as [1, 3, 1024, 1024]).
 //
@@ -27,7 +27,6 @@
 // small int64 initializers they use are appended as one more `ModelProto.graph` piece (protobuf
 // merges repeated occurrences of a message field, as vit-encoder.ts relies on too).
 
-import { inferShapes } from "./flops.js";
 import {
   type AttributeProtoData,
   DataType,
@@ -37,6 +36,7 @@ import {
   writeTensor,
 } from "./proto.js";
 import { fieldSpans, type ReadNode, readModel } from "./proto-reader.js";
+import { inferShapes } from "./shape-inference.js";
 
 /** Options of {@link chunkAttention}. */
 export interface AttentionChunkingOptions {

@@ -1,6 +1,6 @@
 // A small typed DSL for writing ONNX graphs by hand: values, initializers, nodes, unique names.
 
-import type { Tensor } from "../tensor.js";
+import type { Tensor } from "../../util/tensor.js";
 import {
   type AttributeProtoData,
   DataType,

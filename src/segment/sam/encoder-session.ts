@@ -1,0 +1,243 @@
+// SAM's image encoder as an onnxruntime session: a stock export (e.g. Transformers.js
+// vision_encoder.onnx) taking pixel_values [1,3,1024,1024] and giving image_embeddings [1,C,64,64]
+// (and, in those exports, image_positional_embeddings). Names and element types are read from the
+// session, never assumed, and every mismatch is reported by name.
+
+import { access, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { firstLine, UserError } from "../../errors.js";
+import type { Tensor } from "../../util/tensor.js";
+import { type ChunkFileReply, chunkAttentionFileInWorker } from "../onnx/attention-chunking-file.js";
+import {
+  createSession,
+  fromOrt,
+  ioTypes,
+  type OrtSession,
+  ortFloat16,
+  ortFloat32,
+  type SessionOptions,
+} from "./ort.js";
+import { ENCODER_SIDE, GRID_SIDE } from "./sam-constants.js";
+
+/** What one encoder run gives. */
+export interface EncoderOutput {
+  /** `[1, C, 64, 64]` image embedding. */
+  readonly embedding: Tensor;
+  /** `[1, C, 64, 64]` dense positional encoding, when the export provides it (checkpoint check). */
+  readonly positional?: Tensor | undefined;
+}
+
+/** Options of {@link SamEncoder.create}. */
+export interface SamEncoderOptions extends SessionOptions {
+  /** Path of the encoder `.onnx` file (external data files are found beside it). */
+  readonly path: string;
+  /**
+   * Compute each large attention (SAM's global-attention blocks: a `[12, 4096, 4096]` fp32 score
+   * tensor, 768 MiB) in this many pieces along its batch × heads axis, by a load-time rewrite of the
+   * graph (onnx/attention-chunking.ts). The output is the same to the bit (each piece runs the same
+   * fused kernels on the same numbers); only one piece's scores exist at a time, which takes the
+   * SlimSAM-77-size encoder from 2.8 GiB to 0.7 GiB peak RSS and saves the page faults of the first
+   * encode (bench/README.md, case `encoder`). A graph without the pattern, or one onnxruntime
+   * refuses after the rewrite, is loaded unchanged (see {@link SamEncoder.loadNotes}). 1 = off.
+   * @default 12 (one SAM head per piece)
+   */
+  readonly attentionChunks?: number | undefined;
+}
+
+/** Default of {@link SamEncoderOptions.attentionChunks}. */
+export const DEFAULT_ATTENTION_CHUNKS = 12;
+
+const EMBEDDING_NAMES = ["image_embeddings", "embeddings", "image_embedding"];
+const POSITIONAL_NAMES = ["image_positional_embeddings"];
+
+/** A loaded SAM image encoder. Create with {@link SamEncoder.create}; call {@link dispose} when done. */
+export class SamEncoder {
+  private constructor(
+    private readonly session: OrtSession,
+    /** Name of the pixel input. */
+    readonly inputName: string,
+    /** Element type the pixel input expects. */
+    readonly inputType: "float32" | "float16",
+    private readonly embeddingName: string,
+    private readonly positionalName: string | undefined,
+    /** Embedding width C (256 for every real SAM). */
+    readonly embedDim: number,
+    /** Path the encoder was loaded from. */
+    readonly path: string,
+    /** What the load-time attention rewrite did, or why it left the graph alone. */
+    readonly loadNotes: readonly string[],
+    /**
+     * Large attentions (a score tensor of 64 MiB or more) computed whole, because the rewrite did
+     * not recognise them, failed, or was refused: each costs its full score tensor in memory (768
+     * MiB for SAM's [12, 4096, 4096]). -1 when the graph could not be examined; 0 when every large
+     * attention is chunked, when there is none, or when chunking was turned off.
+     */
+    readonly attentionsKeptWhole: number,
+  ) {}
+
+  /**
+   * Load an encoder and check its interface.
+   * @throws UserError when the file is missing or not a SAM image encoder (names the mismatch).
+   */
+  static async create(options: SamEncoderOptions): Promise<SamEncoder> {
+    let session: OrtSession;
+    let loadNotes: string[] = [];
+    let keptWhole = 0;
+    try {
+      const opened = await openChunked(options);
+      loadNotes = opened.notes;
+      keptWhole = opened.keptWhole;
+      session = opened.session ?? (await createSession(options.path, options));
+    } catch (error) {
+      throw new UserError(`cannot load the image encoder ${options.path}: ${firstLine(error)}`, {
+        hint: "pass a SAM image-encoder .onnx file (e.g. Transformers.js onnx/vision_encoder.onnx) or use --model",
+        cause: error,
+      });
+    }
+    const inputs = ioTypes(session, "inputs");
+    const outputs = ioTypes(session, "outputs");
+    const problems: string[] = [];
+    if (inputs.size !== 1)
+      problems.push(`expected 1 input but found ${inputs.size} (${[...inputs.keys()].join(", ")})`);
+    const [inputName, input] = [...inputs.entries()][0] ?? ["", { type: "missing", dims: [] }];
+    if (input.type !== "float32" && input.type !== "float16") {
+      problems.push(`input '${inputName}' has element type ${input.type}, expected float32 or float16`);
+    }
+    checkDims(problems, `input '${inputName}'`, input.dims, [1, 3, ENCODER_SIDE, ENCODER_SIDE]);
+    const embeddingName =
+      EMBEDDING_NAMES.find((n) => outputs.has(n)) ??
+      (outputs.size === 1 ? [...outputs.keys()][0] : undefined);
+    let embedDim = 0;
+    if (embeddingName === undefined) {
+      problems.push(
+        `no image-embedding output: expected one of ${EMBEDDING_NAMES.join(", ")} but found ${[...outputs.keys()].join(", ")}`,
+      );
+    } else {
+      const dims = outputs.get(embeddingName)!.dims;
+      const c = dims[1];
+      embedDim = typeof c === "number" ? c : 0;
+      checkDims(problems, `output '${embeddingName}'`, dims, [1, embedDim || "C", GRID_SIDE, GRID_SIDE]);
+    }
+    if (problems.length > 0) {
+      await session.release();
+      throw new UserError(`${options.path} is not a SAM image encoder: ${problems.join("; ")}`, {
+        hint: "use a stock SAM/SlimSAM vision_encoder.onnx ([1,3,1024,1024] → [1,256,64,64])",
+      });
+    }
+    const positionalName = POSITIONAL_NAMES.find((n) => outputs.has(n));
+    return new SamEncoder(
+      session,
+      inputName,
+      input.type as "float32" | "float16",
+      embeddingName!,
+      positionalName,
+      embedDim,
+      options.path,
+      loadNotes,
+      keptWhole,
+    );
+  }
+
+  /** Run the encoder on preprocessed pixels `[1,3,1024,1024]` (see preprocess.ts). */
+  async encode(pixelValues: Tensor): Promise<EncoderOutput> {
+    const feeds = {
+      [this.inputName]:
+        this.inputType === "float16"
+          ? ortFloat16(pixelValues.data, pixelValues.dims)
+          : ortFloat32(pixelValues.data, pixelValues.dims),
+    };
+    const fetches = this.positionalName ? [this.embeddingName, this.positionalName] : [this.embeddingName];
+    const result = await this.session.run(feeds, fetches);
+    const embedding = fromOrt(result[this.embeddingName]!);
+    if (embedding.dims[1] !== this.embedDim && this.embedDim !== 0) {
+      throw new Error(`encoder returned [${embedding.dims.join(",")}], expected C=${this.embedDim}`);
+    }
+    const positional = this.positionalName ? fromOrt(result[this.positionalName]!) : undefined;
+    return { embedding: { data: new Float32Array(embedding.data), dims: embedding.dims }, positional };
+  }
+
+  /** True when the encoder also returns the dense positional encoding (for the checkpoint check). */
+  get hasPositional(): boolean {
+    return this.positionalName !== undefined;
+  }
+
+  /** Release the native session. */
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/**
+ * Open the encoder with its large attentions chunked ({@link SamEncoderOptions.attentionChunks}),
+ * or return no session (and why) so the caller opens the file as it is. The rewritten model goes
+ * to a temporary file that onnxruntime reads as it reads any model; the rewrite runs in a worker
+ * thread (onnx/attention-chunking-file.ts) so that no JS copy of the weights outlives it. A model
+ * with external data is left to onnxruntime.
+ */
+async function openChunked(
+  options: SamEncoderOptions,
+): Promise<{ session: OrtSession | undefined; notes: string[]; keptWhole: number }> {
+  const chunks = options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS;
+  if (chunks <= 1) return { session: undefined, notes: ["attention chunking off"], keptWhole: 0 };
+  await access(options.path); // a missing file is reported as such, not as a failed rewrite
+  let dir: string;
+  try {
+    dir = await mkdtemp(join(tmpdir(), "persam-db-encoder-"));
+  } catch (error) {
+    return {
+      session: undefined,
+      notes: [`no temporary folder (${firstLine(error)}); loaded unchanged`],
+      keptWhole: -1,
+    };
+  }
+  const output = join(dir, basename(options.path));
+  try {
+    let reply: ChunkFileReply;
+    try {
+      reply = await chunkAttentionFileInWorker({ input: options.path, output, chunks });
+    } catch (error) {
+      // A bug in the rewrite must not cost the user the encoder: load the file as it is.
+      return {
+        session: undefined,
+        notes: [`attention chunking failed (${firstLine(error)}); loaded unchanged`],
+        keptWhole: -1,
+      };
+    }
+    if (reply.rewritten === 0) return { session: undefined, notes: [...reply.notes], keptWhole: reply.large };
+    try {
+      return {
+        session: await createSession(output, options),
+        notes: [...reply.notes],
+        keptWhole: reply.large - reply.rewritten,
+      };
+    } catch (error) {
+      return {
+        session: undefined,
+        notes: [
+          `onnxruntime refused the chunked graph (${firstLine(error)}); loaded unchanged`,
+          ...reply.notes,
+        ],
+        keptWhole: reply.large,
+      };
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function checkDims(
+  problems: string[],
+  what: string,
+  actual: readonly (number | string)[],
+  expected: readonly (number | string)[],
+): void {
+  const ok =
+    actual.length === expected.length &&
+    expected.every((e, i) => {
+      const a = actual[i];
+      // Symbolic (dynamic) axes are accepted; fixed ones must match.
+      return typeof a !== "number" || typeof e !== "number" || a === e;
+    });
+  if (!ok) problems.push(`${what} has shape [${actual.join(",")}], expected [${expected.join(",")}]`);
+}

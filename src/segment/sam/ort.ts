@@ -1,0 +1,187 @@
+// The one module that imports onnxruntime-node: session creation with our defaults, and float32
+// tensor conversion. Everything else talks to ONNX Runtime through here.
+
+import * as ort from "onnxruntime-node";
+import type { Tensor } from "../../util/tensor.js";
+
+export type OrtSession = ort.InferenceSession;
+export type OrtTensor = ort.Tensor;
+
+/** Session options persam-db exposes. */
+export interface SessionOptions {
+  /**
+   * Intra-op threads for this session.
+   * @default 0 (onnxruntime's choice: one per physical core)
+   */
+  threads?: number;
+  /**
+   * Graph optimisation level.
+   * @default "all"
+   */
+  graphOptimization?: "disabled" | "basic" | "extended" | "all";
+  /**
+   * onnxruntime's CPU memory arena (`enableCpuMemArena`): freed activation buffers are kept for
+   * reuse instead of being returned to the system. See bench/README.md "encoder" for its effect on
+   * peak RSS and time.
+   * @default true (onnxruntime's default)
+   */
+  cpuMemArena?: boolean;
+  /**
+   * onnxruntime's memory pattern (`enableMemPattern`): after the first run, one block is planned
+   * and allocated for all activations of a run. Off by default here: with the CPU arena on, the
+   * planned block comes on top of the arena's chunks from the first run, which doubles a SAM image
+   * encoder's peak RSS (SlimSAM-77 size: 5.4 → 2.8 GiB after two encodes) for no measured speed-up
+   * (bench/README.md, case `encoder`).
+   * @default false (onnxruntime's own default is true)
+   */
+  memPattern?: boolean;
+  /**
+   * `"parallel"` runs independent graph branches at once on `interOpThreads` threads.
+   * @default "sequential"
+   */
+  executionMode?: "sequential" | "parallel";
+  /**
+   * Inter-op threads (only used with `executionMode: "parallel"`).
+   * @default 1
+   */
+  interOpThreads?: number;
+  /**
+   * Whether idle intra-op threads spin (busy-wait) for the next piece of work
+   * (`session.intra_op.allow_spinning`). Spinning lowers latency on an idle machine and burns CPU
+   * that other processes could use on a busy one.
+   * @default true (onnxruntime's default)
+   */
+  allowSpinning?: boolean;
+  /**
+   * Whether onnxruntime pre-packs constant weights into its GEMM kernels' layout at load
+   * (`session.disable_prepacking` = "1" when false). The packed copies come on top of the weights
+   * as loaded: for the ViT-B-size encoder (363 MB of weights) pre-packing costs ~190 MiB of RSS
+   * (after load 695 → 473 MiB, peak of one encode 1620 → 1425 MiB without it; 50-photo `prepare`
+   * 1892 → 1741 MiB), with no measurable change in encode CPU time at 2 threads (8 encodes each,
+   * load ~3: 7.3–9.1 s with it, 8.6–9.0 s without). Not the default, for two reasons: the
+   * unpacked GEMM rounds differently (SlimSAM-77-size embedding: max abs diff 2.9e-6, 93 % of the
+   * values differ in the last bits; each setting alone is deterministic), and without it RSS crept
+   * up ~6 MiB per encode over 8 encodes (1425 → 1472 MiB; with it, flat at 1620). For the 27 MB
+   * SlimSAM-77-size encoder it makes no difference to RSS (bench/README.md, "attention in chunks").
+   * @default true (onnxruntime's default)
+   */
+  prepackWeights?: boolean;
+}
+
+/** Create a CPU session from a model file path or the bytes of a model. */
+export async function createSession(
+  model: string | Uint8Array,
+  options: SessionOptions = {},
+): Promise<OrtSession> {
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: options.graphOptimization ?? "all",
+    intraOpNumThreads: options.threads ?? 0,
+    interOpNumThreads: options.interOpThreads ?? 1,
+    executionMode: options.executionMode ?? "sequential",
+  };
+  // Apart from the memory pattern, only what the caller sets is passed: onnxruntime's defaults stay.
+  if (options.cpuMemArena !== undefined) sessionOptions.enableCpuMemArena = options.cpuMemArena;
+  sessionOptions.enableMemPattern = options.memPattern ?? false;
+  const session: Record<string, unknown> = {};
+  if (options.allowSpinning !== undefined) {
+    session.intra_op = { allow_spinning: options.allowSpinning ? "1" : "0" };
+  }
+  if (options.prepackWeights === false) session.disable_prepacking = "1";
+  if (Object.keys(session).length > 0) sessionOptions.extra = { session };
+  if (typeof model === "string") return ort.InferenceSession.create(model, sessionOptions);
+  return ort.InferenceSession.create(model, sessionOptions);
+}
+
+/** A float32 onnxruntime tensor viewing our tensor's data (no copy). */
+export function toOrtFloat32(t: Tensor): OrtTensor {
+  return new ort.Tensor("float32", t.data, [...t.dims]);
+}
+
+/** A float32 onnxruntime tensor from raw data and dims. */
+export function ortFloat32(data: Float32Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor("float32", data, [...dims]);
+}
+
+/** A float16 onnxruntime tensor from float32 data (for fp16 encoder inputs). */
+export function ortFloat16(data: Float32Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor("float16", float32ToFloat16Bits(data), [...dims]);
+}
+
+/** Read an output tensor as float32 (float16 outputs are widened). */
+export function fromOrt(t: OrtTensor): Tensor {
+  if (t.type === "float32") return { data: t.data as Float32Array, dims: [...t.dims] };
+  if (t.type === "float16") return { data: float16BitsToFloat32(t.data as Uint16Array), dims: [...t.dims] };
+  throw new Error(`Expected a float32 or float16 output but received ${t.type}`);
+}
+
+/** Element types of a session's inputs or outputs, by name (from the session metadata). */
+export function ioTypes(
+  session: OrtSession,
+  which: "inputs" | "outputs",
+): Map<string, { type: string; dims: readonly (number | string)[] }> {
+  const meta = which === "inputs" ? session.inputMetadata : session.outputMetadata;
+  const out = new Map<string, { type: string; dims: readonly (number | string)[] }>();
+  for (const m of meta) {
+    if (m.isTensor) out.set(m.name, { type: m.type, dims: m.shape });
+    else out.set(m.name, { type: "non-tensor", dims: [] });
+  }
+  return out;
+}
+
+/** IEEE half-precision bits from float32 values (round to nearest even). */
+export function float32ToFloat16Bits(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  for (let i = 0; i < src.length; i++) {
+    f32[0] = src[i]!;
+    const x = u32[0]!;
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    const e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let half = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const halfway = 1 << (shift - 1);
+      if (rem > halfway || (rem === halfway && half & 1)) half += 1;
+      out[i] = sign | half;
+      continue;
+    }
+    let half = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half += 1;
+    out[i] = sign | half;
+  }
+  return out;
+}
+
+/** float32 values from IEEE half-precision bits. */
+export function float16BitsToFloat32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i]!;
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >>> 10) & 0x1f;
+    const mant = h & 0x3ff;
+    if (exp === 0) out[i] = sign * mant * 2 ** -24;
+    else if (exp === 0x1f) out[i] = mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+    else out[i] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}

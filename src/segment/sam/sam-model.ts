@@ -1,0 +1,145 @@
+// A loaded SAM: the stock image encoder plus our decoder graph built from the same checkpoint's
+// weights, and the one place where a photo becomes an embedding.
+
+import { createHash } from "node:crypto";
+import { UserError } from "../../errors.js";
+import type { RgbImage } from "../../image/image-io.js";
+import type { Size, Tensor } from "../../util/tensor.js";
+import { checkCheckpointMatch } from "../models/model-store.js";
+import { isTestModelFile } from "../models/tiny-model.js";
+import { SamDecoder } from "./decoder-session.js";
+import type { DecoderWeights } from "./decoder-types.js";
+import type { EncoderOutput } from "./encoder-session.js";
+import { createImageEncoder, type ImageEncoder } from "./encoder-thread.js";
+import { samPreprocess } from "./preprocess.js";
+import { loadDecoderWeights } from "./safetensors.js";
+
+/** Model files on disk and how to describe them. */
+export interface SamModelFiles {
+  readonly encoderPath: string;
+  readonly decoderPath: string;
+  /** Registry id or "local files". */
+  readonly label: string;
+}
+
+/** A photo as SAM sees it. */
+export interface EncodedPhoto {
+  /** `[1, C, 64, 64]`. */
+  readonly embedding: Tensor;
+  /** Photo size `[H, W]`. */
+  readonly originalSize: Size;
+  /** Resized size inside the 1024 frame `[h_in, w_in]`. */
+  readonly inputSize: Size;
+}
+
+/** Options of {@link SamModel.load}. */
+export interface SamModelOptions {
+  readonly files: SamModelFiles;
+  /**
+   * Intra-op threads per session.
+   * @default 0 (onnxruntime decides)
+   */
+  readonly threads?: number;
+  /** Folder for the built decoder graph, keyed by the weights' hash. */
+  readonly graphCacheDir?: string | undefined;
+  /**
+   * Run the image encoder in a worker thread (encoder-thread.ts), so that this thread keeps working
+   * while a photo is encoded (what lets `prepare --jobs 2` overlap one photo's other work with the
+   * next photo's encode). The same session and the same numbers either way. Off by default: on the
+   * 2-core benchmark machine it made `prepare` no faster (the encoder already keeps both cores
+   * busy) and raised the 50-photo ViT-B-size peak RSS by ~60 MiB through glibc's per-thread malloc
+   * arenas (1679 MiB instead with MALLOC_ARENA_MAX=1; bench/README.md, "Record: session 3"). From
+   * TypeScript sources (the tests) the encoder always runs on this thread.
+   * @default false
+   */
+  readonly encoderThread?: boolean | undefined;
+}
+
+/** Encoder + decoder of one checkpoint. */
+export class SamModel {
+  private checkedCheckpoint = false;
+
+  private constructor(
+    readonly files: SamModelFiles,
+    readonly encoder: ImageEncoder,
+    readonly decoder: SamDecoder,
+    private readonly decoderWeights: DecoderWeights,
+    /** True for the random-weight test model (tiny-model.ts): results are meaningless. */
+    readonly isTestModel: boolean,
+  ) {}
+
+  /**
+   * Load both halves and check they fit together (same width C).
+   * @throws UserError for unreadable files or a mismatched pair.
+   */
+  static async load(options: SamModelOptions): Promise<SamModel> {
+    const threads = options.threads ?? 0;
+    const weights = await loadDecoderWeights(options.files.decoderPath);
+    const encoder = await createImageEncoder(
+      { path: options.files.encoderPath, threads },
+      options.encoderThread ?? false,
+    );
+    const decoder = await SamDecoder.create({
+      weights,
+      threads,
+      cacheKey: weightsHash(weights),
+      ...(options.graphCacheDir ? { cacheDir: options.graphCacheDir } : {}),
+    }).catch(async (error: unknown) => {
+      await encoder.dispose();
+      throw error;
+    });
+    const model = new SamModel(
+      options.files,
+      encoder,
+      decoder,
+      weights,
+      await isTestModelFile(options.files.decoderPath),
+    );
+    if (encoder.embedDim !== 0 && encoder.embedDim !== decoder.embedDim) {
+      await model.dispose();
+      throw new UserError(
+        `the encoder ${options.files.encoderPath} gives ${encoder.embedDim}-channel embeddings but the decoder weights ${options.files.decoderPath} expect ${decoder.embedDim}`,
+        { hint: "use the encoder and decoder of the same checkpoint (see 'persam-db models list')" },
+      );
+    }
+    return model;
+  }
+
+  /** Preprocess and encode one decoded photo (RGB8). */
+  async encode(image: RgbImage): Promise<EncodedPhoto> {
+    if (image.channels !== 3)
+      throw new Error(`Expected an RGB image but received ${image.channels} channels`);
+    const { pixelValues, inputSize, originalSize } = samPreprocess(image.data, image.width, image.height);
+    const out = await this.encoder.encode(pixelValues);
+    this.checkCheckpoint(out);
+    return { embedding: out.embedding, originalSize, inputSize };
+  }
+
+  /** Release both sessions. */
+  async dispose(): Promise<void> {
+    await this.encoder.dispose();
+    await this.decoder.dispose();
+  }
+
+  private checkCheckpoint(out: EncoderOutput): void {
+    if (this.checkedCheckpoint || !out.positional) return;
+    checkCheckpointMatch({
+      encoderPositional: out.positional,
+      decoderWeights: this.decoderWeights,
+      encoderPath: this.files.encoderPath,
+      decoderPath: this.files.decoderPath,
+    });
+    this.checkedCheckpoint = true;
+  }
+}
+
+/** A stable key for decoder weights: sha256 over names, shapes and values. */
+export function weightsHash(weights: DecoderWeights): string {
+  const hash = createHash("sha256");
+  for (const name of [...weights.keys()].sort()) {
+    const t = weights.get(name)!;
+    hash.update(`${name}:${t.dims.join("x")};`);
+    hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  return hash.digest("hex").slice(0, 16);
+}
