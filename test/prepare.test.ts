@@ -5,7 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type PrepareEvent, type PrepareParams, prepare } from "../src/dataset/prepare.js";
+import {
+  type PrepareEvent,
+  type PrepareParams,
+  planPrepare,
+  prepare,
+  runPrepare,
+} from "../src/dataset/prepare.js";
 import { UserError } from "../src/errors.js";
 import { writeTinyModel } from "../src/segment/models/tiny-model.js";
 import { SamModel } from "../src/segment/sam/sam-model.js";
@@ -257,30 +263,33 @@ describe("prepare: resume", () => {
     expect(forced.counts).toMatchObject({ encoded: 4, segmented: 4 });
   });
 
-  it("opens a lazy model only when something needs segmenting (not for unchanged or outputs-only runs)", async () => {
+  it("plans the model only when something needs segmenting (not for unchanged or outputs-only runs)", async () => {
     const dir = await sceneFolder("lazy-model", 2);
     let loads = 0;
-    const lazyModel = {
-      files: model.files,
-      load: async () => {
-        loads++;
-        return model;
-      },
+    const planned = async (extra: Partial<PrepareParams> = {}) => {
+      const plan = await planPrepare({
+        inputDir: dir,
+        modelFiles: model.files,
+        className: "ball",
+        keepDoubtful: true,
+        resolution: 64,
+        ...extra,
+      });
+      if (plan.needsModel) loads++;
+      return runPrepare({ plan, model: plan.needsModel ? model : undefined });
     };
-    const lazy = (extra: Partial<PrepareParams> = {}) =>
-      prepare({ inputDir: dir, lazyModel, className: "ball", keepDoubtful: true, resolution: 64, ...extra });
-    const first = await lazy();
+    const first = await planned();
     expect(first.counts).toMatchObject({ segmented: 2 });
     expect(loads).toBe(1);
-    const unchanged = await lazy();
+    const unchanged = await planned();
     expect(unchanged.counts).toMatchObject({ unchanged: 2, segmented: 0 });
-    const outputsOnly = await lazy({ resolution: 96 });
+    const outputsOnly = await planned({ resolution: 96 });
     expect(outputsOnly.counts).toMatchObject({ outputsWritten: 2, segmented: 0 });
     expect(loads).toBe(1);
     // The report still names the model and whether it is the test model, without loading it.
     const report = JSON.parse(await readFile(join(`${dir}.persam`, "report.json"), "utf8"));
     expect(report.settings).toMatchObject({ model: "tiny-test", testModel: true });
-    await lazy({ force: true });
+    await planned({ force: true });
     expect(loads).toBe(2);
   });
 

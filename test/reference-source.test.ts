@@ -13,8 +13,8 @@ import {
   maskPathBeside,
   resolveReference,
 } from "../src/segment/persam/reference-source.js";
-import { PhotoEncoder } from "../src/segment/persam/segment-photos.js";
 import { computeReferenceTarget } from "../src/segment/persam/target-embedding.js";
+import { PhotoEncoder } from "../src/segment/sam/photo-encoder.js";
 import { lowResToOriginal, thresholdMask } from "../src/segment/sam/postprocess.js";
 import { predictMasks } from "../src/segment/sam/predict.js";
 import { referenceMaskGrid } from "../src/segment/sam/preprocess.js";

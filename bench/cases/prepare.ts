@@ -12,7 +12,7 @@
 import { existsSync } from "node:fs";
 import { copyFile, link, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { prepare } from "../../src/dataset/prepare.js";
+import { planPrepare, runPrepare } from "../../src/dataset/prepare.js";
 import { encodeJpeg } from "../../src/image/image-io.js";
 import { randomDecoderWeights } from "../../src/segment/models/random-weights.js";
 import { TEST_MODEL_METADATA_KEY } from "../../src/segment/models/tiny-model.js";
@@ -104,27 +104,13 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
   const files = { encoderPath: args.encoderPath, decoderPath: args.decoderPath, label: "benchmark model" };
   let model: SamModel | undefined;
   let loadMs = 0;
-  const lazyModel = {
-    files,
-    load: async (): Promise<SamModel> => {
-      const t0 = performance.now();
-      model = await SamModel.load({
-        files,
-        threads: args.threads,
-        graphCacheDir: args.graphCacheDir,
-        encoderThread: args.encoderThread,
-      });
-      loadMs = performance.now() - t0;
-      return model;
-    },
-  };
   try {
     const t1 = performance.now();
     const cpu0 = process.cpuUsage();
-    const result = await prepare({
+    const plan = await planPrepare({
       inputDir: args.inputDir,
       outDir: args.outDir,
-      lazyModel,
+      modelFiles: files,
       className: "object",
       configsDir: args.configsDir,
       keepDoubtful: true,
@@ -136,6 +122,17 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
         }
       },
     });
+    if (plan.needsModel) {
+      const t0 = performance.now();
+      model = await SamModel.load({
+        files,
+        threads: args.threads,
+        graphCacheDir: args.graphCacheDir,
+        encoderThread: args.encoderThread,
+      });
+      loadMs = performance.now() - t0;
+    }
+    const result = await runPrepare({ plan, model });
     const prepareMs = performance.now() - t1 - loadMs;
     const cpu = process.cpuUsage(cpu0);
     const stages = await reportStageMedians(args.outDir);

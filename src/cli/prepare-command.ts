@@ -4,10 +4,11 @@
 import { resolve } from "node:path";
 import {
   defaultOutDir,
+  dryRunResult,
   modelKeyOf,
   type PrepareEvent,
-  type PrepareParams,
-  prepare,
+  planPrepare,
+  runPrepare,
   type TrainerChoice,
 } from "../dataset/prepare.js";
 import { terminalSafe } from "../dataset/report.js";
@@ -174,8 +175,13 @@ export const prepareCommand = defineCommand<PrepareOptions>({
     const aspect = parseAspect(options.aspect);
 
     let model: SamModel | undefined;
-    let lazyModel: PrepareParams["lazyModel"];
+    let modelFiles: SamModel["files"] | undefined;
     let modelKey: string | undefined;
+    const modelOptions = {
+      ...options,
+      ...(options.encoder !== undefined ? { encoder: resolve(io.cwd, options.encoder) } : {}),
+      ...(options.decoder !== undefined ? { decoder: resolve(io.cwd, options.decoder) } : {}),
+    };
     if (options.dryRun) {
       // A dry run loads and downloads nothing; local files are still identified by size and date.
       if (options.encoder !== undefined && options.decoder !== undefined) {
@@ -186,21 +192,9 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         }).catch(() => undefined);
       }
     } else {
-      // Files now (a missing model is reported before any work), sessions only if prepare needs
+      // Files now (a missing model is reported before any work); sessions only if the plan needs
       // them: an unchanged rerun never opens the encoder.
-      const modelOptions = {
-        ...options,
-        ...(options.encoder !== undefined ? { encoder: resolve(io.cwd, options.encoder) } : {}),
-        ...(options.decoder !== undefined ? { decoder: resolve(io.cwd, options.decoder) } : {}),
-      };
-      const files = await resolveCliModelFiles(modelOptions, io, reporter);
-      lazyModel = {
-        files,
-        load: async () => {
-          model = await openCliModel(files, modelOptions, io, reporter);
-          return model;
-        },
-      };
+      modelFiles = await resolveCliModelFiles(modelOptions, io, reporter);
     }
 
     let progress: Progress | undefined;
@@ -224,10 +218,10 @@ export const prepareCommand = defineCommand<PrepareOptions>({
     };
 
     try {
-      const result = await prepare({
+      const plan = await planPrepare({
         inputDir,
         outDir,
-        lazyModel,
+        modelFiles,
         modelKey,
         references,
         mode: options.mode,
@@ -253,6 +247,9 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         signal: io.signal,
         onEvent,
       });
+      if (plan.needsModel && !plan.dryRun)
+        model = await openCliModel(modelFiles!, modelOptions, io, reporter);
+      const result = plan.dryRun ? dryRunResult(plan) : await runPrepare({ plan, model });
       progress?.finish();
       context.setExitCode(result.exitCode);
       // Publish only a finished set with something in it; a dry run pushes nothing either.

@@ -1,17 +1,8 @@
 // `persam-db segment DIR [reference options] -o OUT`: PerSAM / PerSAM-F on every photo of a folder,
 // one mask PNG (0/255) and one diagnostics JSON per photo. The dataset-free core of `prepare`.
 
-import { mkdir, rm } from "node:fs/promises";
-import { join, relative, resolve } from "node:path";
-import { EMBEDDINGS_DIR, STATE_DIR } from "../dataset/prepare-state.js";
-import { isRoutineSkip, type ScannedPhoto, scanPhotos } from "../dataset/scan.js";
-import { ExitCode, UserError } from "../errors.js";
-import { encodePng } from "../image/image-io.js";
-import { describeReference, resolveReference } from "../segment/persam/reference-source.js";
-import { PhotoEncoder, type PhotoOutcome, segmentPhotos } from "../segment/persam/segment-photos.js";
-import { EmbeddingCache } from "../segment/sam/embedding-cache.js";
-import { maskToGrey } from "../segment/sam/postprocess.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
+import { resolve } from "node:path";
+import { scanSegmentFolder, segmentFolder } from "../dataset/segment-folder.js";
 import { defineCommand } from "./command.js";
 import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
 import { Progress } from "./progress.js";
@@ -60,124 +51,44 @@ export const segmentCommand = defineCommand<SegmentOptions>({
       ) as never,
   handler: async (options, context) => {
     const reporter = context.reporter(options);
-    const dir = resolve(context.io.cwd, options.dir);
-    const output = resolve(context.io.cwd, options.output);
-    if (output === dir) {
-      throw new UserError(`The output folder ${output} is the photo folder`, {
-        hint: "masks are written as <stem>.png and would overwrite PNG photos; choose another -o folder",
-      });
-    }
     const trainer = trainerFromOptions(options);
-    const scan = await scanPhotos({ dir, recursive: options.recursive, outputDir: output });
-    if (scan.photos.length === 0) {
-      throw new UserError(`No photos found in ${dir}`, {
-        hint: options.recursive
-          ? "add JPEG, PNG or WebP photos"
-          : "add photos, or use --recursive for subfolders",
-      });
-    }
-    const notable = scan.skipped.filter((s) => !isRoutineSkip(s));
-    for (const s of notable) reporter.warn(s.reason);
-    for (const d of scan.duplicates) reporter.warn(`${d.relPath}: same bytes as ${d.duplicateOf}, skipped`);
-    const specs = await referenceSpecsFromOptions(options, { cwd: context.io.cwd, photosDir: dir });
+    const folder = await scanSegmentFolder({
+      dir: resolve(context.io.cwd, options.dir),
+      output: resolve(context.io.cwd, options.output),
+      recursive: options.recursive,
+    });
+    for (const line of folder.warnings) reporter.warn(line);
+    const specs = await referenceSpecsFromOptions(options, { cwd: context.io.cwd, photosDir: folder.dir });
 
     const model = await loadCliModel(options, context.io, reporter);
     try {
-      // OUT/.persam holds the run's state (embeddings, reference masks, summary); scans skip it.
-      const state = join(output, STATE_DIR);
-      const embeddings = join(output, EMBEDDINGS_DIR);
-      // EmbeddingCache writes into an existing folder.
-      await mkdir(embeddings, { recursive: true });
-      const encoder = new PhotoEncoder({ model, cache: new EmbeddingCache(embeddings) });
-      const byPath = new Map(scan.photos.map((p) => [p.path, p]));
-      const name = (path: string): string => byPath.get(path)?.relPath ?? relative(context.io.cwd, path);
-
-      reporter.info(
-        specs.length > 0
-          ? `reference: ${specs.map((s) => name(s.photo)).join(", ")}`
-          : "reference: looking for <stem>.mask.png beside the photos, else choosing one automatically",
-      );
-      const reference = await resolveReference({
+      const progress = new Progress(reporter, "segment", folder.scan.photos.length);
+      const result = await segmentFolder({
+        folder,
         model,
-        encoder,
         references: specs,
-        photos: scan.photos.map((p) => ({ path: p.path, sha256: p.sha256, maskPath: p.maskPath })),
         mode: options.mode,
         trainer,
+        cwd: context.io.cwd,
         signal: context.io.signal,
-      });
-      const referenceFiles: string[] = [];
-      for (const [i, r] of reference.references.entries()) {
-        const file = join(state, `reference-${i + 1}.png`);
-        await writeFileAtomic(file, await maskPng(r.mask, r.width, r.height));
-        referenceFiles.push(file);
-        reporter.info(
-          `reference ${i + 1}: ${name(r.photo)} (${r.source}${r.maskPath ? ` ${r.maskPath}` : ""}), ` +
-            `${((100 * r.maskArea) / (r.width * r.height)).toFixed(1)}% of the photo, ${r.gridCells} feature cells`,
-        );
-      }
-      if (reference.persamF) {
-        reporter.info(
-          `PerSAM-F fusion weights λ = [${reference.persamF.lambdas.map((l) => l.toFixed(4)).join(", ")}]`,
-        );
-      }
-
-      const progress = new Progress(reporter, "segment", scan.photos.length);
-      const summaries: Record<string, unknown>[] = [];
-      const result = await segmentPhotos({
-        model,
-        encoder,
-        photos: scan.photos.map((p) => ({ path: p.path, sha256: p.sha256 })),
-        reference,
-        keepMasks: false,
-        signal: context.io.signal,
-        onPhoto: async (outcome, index) => {
-          const photo = scan.photos[index]!;
-          const summary = photoSummary(outcome, photo, reference.mode, model.files.label);
-          if (outcome.status === "ok") {
-            await writeFileAtomic(
-              join(output, `${photo.stem}.png`),
-              await maskPng(outcome.mask!, outcome.width, outcome.height),
-            );
-          } else {
-            await rm(join(output, `${photo.stem}.png`), { force: true });
-            reporter.warn(`${photo.relPath}: ${outcome.reason}`);
+        onEvent: (event) => {
+          if (event.type === "reference") {
+            reporter.info(event.line);
+            return;
           }
-          await writeFileAtomic(join(output, `${photo.stem}.json`), `${JSON.stringify(summary, null, 2)}\n`);
-          summaries.push(summary);
-          progress.tick(photo.relPath);
+          if (event.outcome.status === "failed")
+            reporter.warn(`${event.photo.relPath}: ${event.outcome.reason}`);
+          progress.tick(event.photo.relPath);
         },
       });
       progress.finish();
+      reporter.emitJson(result.document);
 
+      const { scan, output } = folder;
       const { ok, failed, doubtful } = result.counts;
-      const partial = failed > 0 || doubtful > 0 || notable.length > 0 || scan.duplicates.length > 0;
-      const exitCode = partial ? ExitCode.partial : ExitCode.ok;
-      const document = {
-        command: "segment",
-        dir,
-        output,
-        model: model.files.label,
-        testModel: model.isTestModel,
-        mode: reference.mode,
-        reference: { ...describeReference(reference), maskFiles: referenceFiles },
-        photos: summaries,
-        skipped: notable.map((s) => ({ path: s.relPath, kind: s.kind, reason: s.reason })),
-        duplicates: scan.duplicates.map((d) => ({ path: d.relPath, duplicateOf: d.duplicateOf })),
-        counts: {
-          photos: scan.photos.length,
-          ok,
-          failed,
-          doubtful,
-          skipped: notable.length + scan.duplicates.length,
-        },
-        exitCode,
-      };
-      await writeFileAtomic(join(state, "segment.json"), `${JSON.stringify(document, null, 2)}\n`);
-      reporter.emitJson(document);
-
+      const skipped = folder.notable.length + scan.duplicates.length;
       const width = Math.max(5, ...scan.photos.map((p) => p.stem.length));
-      for (const outcome of result.photos) {
+      for (const outcome of result.outcomes) {
         const stem = scan.photos[outcome.index]!.stem.padEnd(width);
         reporter.result(
           outcome.status === "ok"
@@ -189,57 +100,11 @@ export const segmentCommand = defineCommand<SegmentOptions>({
       reporter.result(
         `${ok} of ${scan.photos.length} photos segmented into ${output}` +
           `${failed ? `, ${failed} failed` : ""}${doubtful ? `, ${doubtful} doubtful (check them)` : ""}` +
-          `${notable.length + scan.duplicates.length ? `, ${notable.length + scan.duplicates.length} files skipped` : ""}`,
+          `${skipped ? `, ${skipped} files skipped` : ""}`,
       );
-      context.setExitCode(exitCode);
+      context.setExitCode(result.exitCode);
     } finally {
       await model.dispose();
     }
   },
 });
-
-/** The per-photo JSON written beside the mask. */
-function photoSummary(
-  outcome: PhotoOutcome,
-  photo: ScannedPhoto,
-  mode: string,
-  model: string,
-): Record<string, unknown> {
-  const base = {
-    photo: photo.relPath,
-    path: photo.path,
-    stem: photo.stem,
-    sha256: photo.sha256,
-    mode,
-    model,
-  };
-  if (outcome.status === "failed") return { ...base, status: "failed", reason: outcome.reason };
-  return {
-    ...base,
-    status: "ok",
-    mask: `${photo.stem}.png`,
-    size: { width: outcome.width, height: outcome.height },
-    prior: {
-      positive: [...outcome.prior.positive],
-      ...(outcome.prior.negative ? { negative: [...outcome.prior.negative] } : {}),
-    },
-    steps: outcome.steps.map((s) => ({ ...s, ...(s.box ? { box: [...s.box] } : {}) })),
-    iouScore: outcome.iouScore,
-    area: outcome.area,
-    areaFraction: outcome.areaFraction,
-    similarity: outcome.similarity,
-    confidence: outcome.confidence,
-    doubtful: outcome.doubtful,
-    flags: outcome.flags,
-    cachedEmbedding: outcome.cachedEmbedding,
-    timings: roundTimings(outcome.timings),
-  };
-}
-
-function roundTimings(timings: Readonly<Record<string, number>>): Record<string, number> {
-  return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10]));
-}
-
-async function maskPng(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
-  return encodePng({ data: maskToGrey(mask), width, height, channels: 1 });
-}

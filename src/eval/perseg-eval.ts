@@ -13,7 +13,8 @@ import {
   type ReferenceMode,
   resolveReference,
 } from "../segment/persam/reference-source.js";
-import { PhotoEncoder, segmentPhotos } from "../segment/persam/segment-photos.js";
+import { segmentPhoto } from "../segment/persam/segment-photos.js";
+import { PhotoEncoder } from "../segment/sam/photo-encoder.js";
 import { maskToGrey } from "../segment/sam/postprocess.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
@@ -353,41 +354,38 @@ export async function evaluatePerSeg(params: EvaluatePerSegParams): Promise<PerS
       });
       reference = describeReference(resolved);
       if (source.saveDir) await mkdir(join(source.saveDir, object.name), { recursive: true });
-      const tests = object.tests;
-      await segmentPhotos({
-        model: source.model,
-        encoder: encoder!,
-        photos: tests.map((t) => t.image),
-        reference: resolved,
-        mode,
-        options: source.options,
-        keepMasks: false,
-        signal: params.signal,
-        onPhoto: async (outcome, index) => {
-          const test = tests[index]!;
-          if (outcome.status === "failed") {
-            failedPhotos++;
-            await score(test.name, test.annotation, undefined, { failed: outcome.reason });
-            return;
-          }
-          const mask = outcome.mask!;
-          if (source.saveDir) {
-            await writeFileAtomic(
-              join(source.saveDir, object.name, `${test.name}.png`),
-              await encodePng({
-                data: maskToGrey(mask),
-                width: outcome.width,
-                height: outcome.height,
-                channels: 1,
-              }),
-            );
-          }
-          await score(test.name, test.annotation, mask, { confidence: outcome.confidence.confidence }, [
-            outcome.width,
-            outcome.height,
-          ]);
-        },
-      });
+      for (const [index, test] of object.tests.entries()) {
+        params.signal?.throwIfAborted();
+        const outcome = await segmentPhoto({
+          encoder: encoder!,
+          photo: { path: test.image },
+          reference: resolved,
+          mode,
+          options: source.options,
+          index,
+        });
+        if (outcome.status === "failed") {
+          failedPhotos++;
+          await score(test.name, test.annotation, undefined, { failed: outcome.reason });
+          continue;
+        }
+        const mask = outcome.mask!;
+        if (source.saveDir) {
+          await writeFileAtomic(
+            join(source.saveDir, object.name, `${test.name}.png`),
+            await encodePng({
+              data: maskToGrey(mask),
+              width: outcome.width,
+              height: outcome.height,
+              channels: 1,
+            }),
+          );
+        }
+        await score(test.name, test.annotation, mask, { confidence: outcome.confidence.confidence }, [
+          outcome.width,
+          outcome.height,
+        ]);
+      }
     }
     const { iou, accuracy } = pooledScores(photos);
     results.push({ name: object.name, iou, accuracy, photos, ...(reference ? { reference } : {}) });

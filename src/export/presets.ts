@@ -1,6 +1,6 @@
 // Training presets (configs/*.json, zod-checked) and the prepared-dataset contract that every trainer exporter reads.
 
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -122,8 +122,7 @@ export async function writeTextFileAtomic(params: {
   content: string;
   mode?: number;
 }): Promise<void> {
-  await mkdir(dirname(params.path), { recursive: true });
-  await writeFileAtomic(params.path, params.content, { mode: params.mode ?? 0o644 });
+  await writeFileAtomic(params.path, params.content, { mode: params.mode ?? 0o644, mkdir: true });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // flushed, then renamed over the final name, so a reader never sees half a file (design §5).
 
 import { randomBytes } from "node:crypto";
-import { open, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 
@@ -19,6 +19,11 @@ export interface WriteFileAtomicOptions {
    * @default 0o644
    */
   mode?: number;
+  /**
+   * Create the file's folder (and its parents) first.
+   * @default false
+   */
+  mkdir?: boolean;
 }
 
 /**
@@ -34,6 +39,7 @@ export async function writeFileAtomic(
   options: WriteFileAtomicOptions = {},
 ): Promise<void> {
   const { fsync = true, mode = 0o644 } = options;
+  if (options.mkdir) await mkdir(dirname(path), { recursive: true });
   // Dot-prefixed so folder scans and globs skip it; pid + random bytes so concurrent writers never
   // share a temporary name.
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);

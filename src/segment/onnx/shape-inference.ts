@@ -91,20 +91,6 @@ const COMPARE = new Set([
   "Xor",
   "Not",
 ]);
-const PER_ELEMENT: Readonly<Record<string, number>> = {
-  Softmax: 5,
-  LogSoftmax: 6,
-  LayerNormalization: 7,
-  BatchNormalization: 2,
-  InstanceNormalization: 7,
-  GroupNormalization: 7,
-  Where: 0,
-  Equal: 0,
-  Not: 0,
-  And: 0,
-  Or: 0,
-  Xor: 0,
-};
 
 /** Values are tracked for small tensors only (shape arithmetic); floats above this stay unknown. */
 const MAX_TRACKED = 4096;

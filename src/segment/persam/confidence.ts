@@ -2,6 +2,7 @@
 // photo looks like the target at its best cell, the decoder's own IoU guess, and the mask's shape.
 // Our heuristic (not in the paper): it ranks photos and flags doubtful ones for the report.
 
+import { clamp01 } from "../../util/numbers.js";
 import { grown } from "../../util/tensor.js";
 
 /** Below this confidence a photo is reported as doubtful. */
@@ -208,8 +209,4 @@ function findRoot(parent: Int32Array, r: number): number {
     r = up;
   }
   return r;
-}
-
-function clamp01(x: number): number {
-  return x < 0 || Number.isNaN(x) ? 0 : Math.min(x, 1);
 }

@@ -7,8 +7,10 @@ import { access } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { isUserError, UserError } from "../../errors.js";
 import { loadMaskRed, type MaskKind, PERSEG_FOREGROUND } from "../../image/image-io.js";
+import type { DecodedPhoto } from "../../image/photo-loader.js";
 import type { Box, Point } from "../../util/tensor.js";
 import type { EmbeddingCache } from "../sam/embedding-cache.js";
+import { type EncodedPhotoFile, PhotoEncoder, type PhotoInput } from "../sam/photo-encoder.js";
 import { predictMasks } from "../sam/predict.js";
 import { referenceMaskGrid } from "../sam/preprocess.js";
 import type { Click } from "../sam/prompt.js";
@@ -19,7 +21,6 @@ import {
   chooseAutoReference,
 } from "./auto-reference.js";
 import { adaptPerSamF, type FusionTrainerOptions, type PerSamFAdaptation } from "./persam-f.js";
-import { type EncodedPhotoFile, PhotoEncoder, type PhotoInput } from "./segment-photos.js";
 import { computeReferenceTarget, type ReferenceTarget } from "./target-embedding.js";
 
 /** PerSAM (training-free, §7) or PerSAM-F (two trained fusion weights, §8). */
@@ -102,6 +103,11 @@ export interface ResolvedReference {
   readonly auto?: AutoReferenceReport;
   /** Present in mode persam-f. */
   readonly persamF?: PerSamFReport;
+  /**
+   * The last photo this step had to decode (to encode it), handed on so that the caller's next step
+   * need not decode it again; absent when every embedding was cached or given pixels.
+   */
+  readonly lastDecoded?: DecodedPhoto;
   /** Milliseconds: encoding, mask drawing / auto choice, PerSAM-F training, total. */
   readonly timings: {
     readonly encodeMs: number;
@@ -159,9 +165,13 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
   const encoder = params.encoder ?? new PhotoEncoder({ model: params.model, cache: params.cache });
   const decoder = encoder.model.decoder;
   const clock = { encodeMs: 0, maskMs: 0, adaptMs: 0 };
+  // At most one decoded photo is kept (the last), whatever the number of photos encoded here.
+  let lastDecoded: DecodedPhoto | undefined;
   const encode = async (path: string, sha256?: string): Promise<EncodedPhotoFile> => {
     const t = performance.now();
-    const file = await encoder.encode(path, sha256);
+    lastDecoded = undefined;
+    const { decoded, ...file } = await encoder.encode({ path, sha256 });
+    if (decoded !== undefined) lastDecoded = { path, image: decoded };
     clock.encodeMs += performance.now() - t;
     return file;
   };
@@ -278,6 +288,7 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
     target,
     ...(auto ? { auto } : {}),
     ...(persamF ? { persamF } : {}),
+    ...(lastDecoded ? { lastDecoded } : {}),
     timings: { ...clock, totalMs: performance.now() - started },
   };
 

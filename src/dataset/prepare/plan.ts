@@ -1,0 +1,313 @@
+// Stage 3 of `prepare`: what this run will do with each photo, decided from the state of the last run
+// and the settings hashes of each stage (segmentation, outputs, exports), before any model is opened.
+
+import { resolve } from "node:path";
+import {
+  fileRecordOf,
+  filesIntact,
+  type PrepareState,
+  readState,
+  type SegmentationRecord,
+  settingsHash,
+} from "../prepare-state.js";
+import type { ScannedPhoto } from "../scan.js";
+import { type InputScan, scanInput } from "./scan-stage.js";
+import { modelKeyOf, resolveFolders, resolveJobs, resolveSettings, type Settings } from "./settings.js";
+import type { PhotoAction, PlanEntry, PrepareEvent, PrepareParams, PrepareResult } from "./types.js";
+
+/** The settings hashes that decide what a rerun redoes. */
+export interface StageKeys {
+  /** What the reference is resolved from (user references, masks beside photos, the photo set). */
+  readonly referenceInput: string;
+  readonly outputs: string;
+  readonly exports: string;
+  /** The model's identity, when known. */
+  readonly model: string | undefined;
+}
+
+/** A planned run: everything decided before the model is opened. Run it with `runPrepare`. */
+export interface PreparePlan {
+  readonly params: PrepareParams;
+  readonly inputDir: string;
+  readonly outDir: string;
+  readonly dryRun: boolean;
+  readonly force: boolean;
+  readonly jobs: number;
+  readonly settings: Settings;
+  readonly input: InputScan;
+  /** The state the last run left (empty when there was none or it was unreadable). */
+  readonly previous: PrepareState;
+  readonly keys: StageKeys;
+  /** The last run's reference, when its input is unchanged (and not `force`). */
+  readonly referenceIdentity: string | undefined;
+  readonly entries: readonly PlanEntry[];
+  /**
+   * True when the run needs the encoder or decoder: a new or changed reference, or a photo to
+   * segment. Outputs and unchanged photos need neither.
+   */
+  readonly needsModel: boolean;
+  /** Lines already reported through `onEvent` as warnings. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Plan a run: check the settings and folders, scan the photos, read the last run's state and decide
+ * each photo's action. Writes nothing.
+ * @throws UserError for a missing folder, no photos, bad settings.
+ */
+export async function planPrepare(params: PrepareParams): Promise<PreparePlan> {
+  const emit = (event: PrepareEvent): void => params.onEvent?.(event);
+  const warnings: string[] = [];
+  const warn = (message: string): void => {
+    warnings.push(message);
+    emit({ type: "warning", message });
+  };
+  const dryRun = params.dryRun ?? false;
+  const force = params.force ?? false;
+
+  const folders = await resolveFolders(params);
+  if (folders.notice) warn(folders.notice);
+  const { inputDir, outDir } = folders;
+  const settings = await resolveSettings(params, inputDir);
+  if (!dryRun && params.modelFiles === undefined) {
+    throw new Error("prepare needs the model's files unless dryRun is set");
+  }
+  const jobs = resolveJobs(params.jobs);
+
+  const input = await scanInput({
+    inputDir,
+    outDir,
+    displayDir: params.inputDir,
+    recursive: params.recursive ?? false,
+    maxPixels: params.maxPixels,
+  });
+  for (const p of input.problems) warn(p);
+  emit({ type: "scan", photos: input.scan.photos.length, problems: input.problems });
+
+  const read = await readState(outDir);
+  if (read.problem) warn(read.problem);
+  const previous = read.state;
+  const modelKey = params.modelFiles ? await modelKeyOf(params.modelFiles) : params.modelKey;
+  const keys: StageKeys = {
+    referenceInput: await referenceInputKey(params, settings, input),
+    outputs: outputsKey(settings),
+    exports: settingsHash({
+      trainer: settings.trainer,
+      presets: settings.presets,
+      token: settings.token,
+      className: settings.className,
+    }),
+    model: modelKey,
+  };
+  const referenceIdentity =
+    !force && previous.reference?.inputKey === keys.referenceInput ? previous.reference.identity : undefined;
+  // --force plans against an empty state: every photo is segmented again.
+  const planState: PrepareState = force ? { ...previous, photos: {}, reference: undefined } : previous;
+  const entries = await planPhotos({
+    input,
+    state: planState,
+    outDir,
+    segmentationKey: segmentationKey(keys, settings, params, previous, referenceIdentity),
+    outputsKey: keys.outputs,
+    keepDoubtful: settings.keepDoubtful,
+  });
+  return {
+    params,
+    inputDir,
+    outDir,
+    dryRun,
+    force,
+    jobs,
+    settings,
+    input,
+    previous,
+    keys,
+    referenceIdentity,
+    entries,
+    needsModel: referenceIdentity === undefined || entries.some((e) => e.action === "segment"),
+    warnings,
+  };
+}
+
+/**
+ * The segmentation settings hash for a reference identity: model, mode, reference and PerSAM-F's
+ * trainer. Without a model identity (a dry run), the last run's key stands in.
+ */
+export function segmentationKey(
+  keys: StageKeys,
+  settings: Settings,
+  params: PrepareParams,
+  previous: PrepareState,
+  referenceIdentity: string | undefined,
+): string | undefined {
+  if (referenceIdentity === undefined) return undefined;
+  if (keys.model === undefined) return previous.settings.segmentation || undefined;
+  return settingsHash({
+    model: keys.model,
+    mode: settings.mode,
+    reference: referenceIdentity,
+    fusion: settings.mode === "persam-f" ? (params.fusionTrainer ?? {}) : undefined,
+  });
+}
+
+/** Parameters of {@link planPhotos}. */
+export interface PlanPhotosParams {
+  readonly input: InputScan;
+  readonly state: PrepareState;
+  readonly outDir: string;
+  /** Undefined while the reference is unknown: every photo is then segmented. */
+  readonly segmentationKey: string | undefined;
+  readonly outputsKey: string;
+  readonly keepDoubtful: boolean;
+}
+
+/** Each photo's action, in scan order, checking the files the last run recorded. */
+export async function planPhotos(params: PlanPhotosParams): Promise<PlanEntry[]> {
+  const entries: PlanEntry[] = [];
+  for (const photo of params.input.scan.photos) {
+    const failed = params.input.failed.get(photo.stem);
+    if (failed !== undefined) {
+      entries.push({ stem: photo.stem, file: photo.relPath, action: "fail", reason: failed });
+      continue;
+    }
+    entries.push({ stem: photo.stem, file: photo.relPath, ...(await planPhoto(photo, params)) });
+  }
+  return entries;
+}
+
+async function planPhoto(
+  photo: ScannedPhoto,
+  p: PlanPhotosParams,
+): Promise<{ action: PhotoAction; reason: string }> {
+  const ps = p.state.photos[photo.stem];
+  if (!ps?.segmentation) return { action: "segment", reason: "new photo" };
+  if (ps.sha256 !== photo.sha256) return { action: "segment", reason: "photo changed" };
+  if (p.segmentationKey === undefined) return { action: "segment", reason: "reference input changed" };
+  if (ps.segmentation.key !== p.segmentationKey) {
+    return { action: "segment", reason: "segmentation settings changed" };
+  }
+  if (!(await filesIntact(p.outDir, { [ps.segmentation.maskFile]: ps.segmentation.mask }))) {
+    return { action: "segment", reason: "stored mask missing" };
+  }
+  if (!isKept(ps.segmentation, p.keepDoubtful)) {
+    return { action: "exclude", reason: doubtfulReason(ps.segmentation) };
+  }
+  if (!ps.outputs) return { action: "outputs", reason: "no outputs yet" };
+  if (ps.outputs.key !== p.outputsKey) return { action: "outputs", reason: "output settings changed" };
+  if (!(await filesIntact(p.outDir, ps.outputs.files))) {
+    return { action: "outputs", reason: "output files missing or edited" };
+  }
+  return { action: "skip", reason: "finished, nothing changed" };
+}
+
+/** A photo is in the training set unless its mask is doubtful and doubtful masks are left out. */
+export function isKept(seg: SegmentationRecord, keepDoubtful: boolean): boolean {
+  return !seg.doubtful || keepDoubtful;
+}
+
+/** Why a mask is doubtful, in one phrase. */
+export function doubtfulReason(seg: SegmentationRecord): string {
+  const reasons = seg.flags.filter((f) => f !== "reference");
+  return `doubtful mask (confidence ${seg.confidence.toFixed(2)}${reasons.length > 0 ? `: ${reasons.join(", ")}` : ""})`;
+}
+
+function outputsKey(settings: Settings): string {
+  return settingsHash({
+    resolution: settings.resolution,
+    crop: settings.crop,
+    aspect: settings.aspect,
+    margin: settings.margin,
+    background: settings.background,
+    bgWeight: settings.bgWeight,
+    feather: settings.feather,
+    caption: settings.caption,
+  });
+}
+
+/**
+ * What the reference is resolved from: the user's references (by content where they are files), the
+ * masks beside photos, or, for the automatic choice, the whole photo set.
+ */
+async function referenceInputKey(
+  params: PrepareParams,
+  settings: Settings,
+  input: InputScan,
+): Promise<string> {
+  const userRefs = params.references ?? [];
+  // A reference photo is usually one of the scanned photos: take the hash the scan computed.
+  const scanned = new Map(input.scan.photos.map((p) => [p.path, p.sha256]));
+  const sha256File = async (path: string): Promise<string | undefined> =>
+    scanned.get(resolve(path)) ?? (await fileRecordOf(path))?.sha256;
+  const { good } = input;
+  return settingsHash({
+    mode: settings.mode,
+    user: await Promise.all(
+      userRefs.map(async (r) => ({
+        photo: (await sha256File(r.photo)) ?? r.photo,
+        mask: r.maskPath === undefined ? undefined : ((await sha256File(r.maskPath)) ?? r.maskPath),
+        clicks: r.clicks?.map((c) => [c.point[0], c.point[1], c.label]),
+        box: r.box,
+      })),
+    ),
+    beside:
+      userRefs.length > 0
+        ? []
+        : await Promise.all(
+            good
+              .filter((p) => p.maskPath !== undefined)
+              .map(async (p) => ({ photo: p.sha256, mask: await sha256File(p.maskPath!) })),
+          ),
+    // The automatic choice depends on the whole photo set.
+    auto:
+      userRefs.length === 0 && !good.some((p) => p.maskPath !== undefined)
+        ? good.map((p) => p.sha256).sort()
+        : undefined,
+  });
+}
+
+/** Counts of a plan by action (`kept`: photos whose outputs stay or are rewritten). */
+export function countPlan(entries: readonly PlanEntry[]): Record<PhotoAction | "kept", number> {
+  const c = { skip: 0, outputs: 0, segment: 0, exclude: 0, fail: 0, kept: 0 };
+  for (const e of entries) {
+    c[e.action]++;
+    if (e.action === "skip" || e.action === "outputs") c.kept++;
+  }
+  return c;
+}
+
+/** What a dry run reports: the plan, nothing written. */
+export function dryRunResult(plan: PreparePlan): PrepareResult {
+  const { entries, input } = plan;
+  plan.params.onEvent?.({ type: "plan", entries });
+  const counts = countPlan(entries);
+  return {
+    inputDir: plan.inputDir,
+    outDir: plan.outDir,
+    dryRun: true,
+    plan: entries,
+    photos: entries.map((e) => ({
+      stem: e.stem,
+      file: e.file,
+      status: e.action === "fail" ? "failed" : e.action === "exclude" ? "excluded" : "ok",
+      action: e.action,
+      reason: e.reason,
+      flags: [],
+    })),
+    warnings: plan.warnings,
+    counts: {
+      found: input.scan.photos.length,
+      kept: counts.kept,
+      doubtfulKept: 0,
+      excluded: counts.exclude,
+      failed: counts.fail,
+      skippedFiles: input.notableSkips.length,
+      duplicates: input.scan.duplicates.length,
+      segmented: counts.segment,
+      outputsWritten: counts.outputs,
+      unchanged: counts.skip,
+      encoded: 0,
+    },
+    exitCode: input.problems.length > 0 || counts.exclude > 0 ? 2 : 0,
+    files: [],
+  };
+}

@@ -1,0 +1,318 @@
+// The second half of `prepare`: a plan carried out stage after stage — reference, each photo, stale
+// files, exports, report — with the state saved after every change so that an interrupted run
+// resumes. Nothing here calls back into the caller; the caller opens the model when the plan says so.
+
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import pLimit from "p-limit";
+import { PhotoLoader } from "../../image/photo-loader.js";
+import { isTestModelFile } from "../../segment/models/tiny-model.js";
+import { EmbeddingCache, type EmbeddingKey, embeddingKeyId } from "../../segment/sam/embedding-cache.js";
+import { PhotoEncoder } from "../../segment/sam/photo-encoder.js";
+import type { EncodedPhoto, SamModel } from "../../segment/sam/sam-model.js";
+import { removeStaleTempFiles } from "../../util/atomic-write.js";
+import type { MetadataRow } from "../metadata.js";
+import { EMBEDDINGS_DIR, emptyState, StateStore } from "../prepare-state.js";
+import type { PhotoReport } from "../report.js";
+import { summaryTable } from "../report.js";
+import { writeExports, writeMetadata } from "./exports-stage.js";
+import {
+  failedPhoto,
+  handedOn,
+  type PhotoStageContext,
+  type PhotoStageOutput,
+  photoStateFiles,
+  processPhoto,
+  removeFiles,
+} from "./photo-stage.js";
+import { type PreparePlan, planPhotos, segmentationKey } from "./plan.js";
+import { type RunReference, referenceText, resolveRunReference } from "./reference-stage.js";
+import { buildReport, writeReport } from "./report-stage.js";
+import type { PhotoResult, PrepareEvent, PrepareResult } from "./types.js";
+
+/**
+ * Embeddings `prepare` keeps in memory (4 MiB each). The per-photo stage uses each photo's embedding
+ * once, so a larger memory only holds garbage; what the reference stage encoded (every photo, for
+ * the automatic choice) is read back from the run's embedding cache on disk instead, never encoded
+ * again.
+ */
+const PREPARE_MEMORY_EMBEDDINGS = 2;
+
+/**
+ * An embedding cache that reports encoder runs and, for --force, never answers from disk with an
+ * embedding of an earlier run (those written by this run are answered: they are what the encoder
+ * gives now, and the per-photo stage reads the reference stage's embeddings back from here).
+ */
+class RunCache extends EmbeddingCache {
+  private readonly written = new Set<string>();
+  constructor(
+    dir: string,
+    private readonly bypass: boolean,
+    private readonly onPut: (key: EmbeddingKey) => void,
+  ) {
+    super(dir);
+  }
+  override async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
+    return this.bypass && !this.written.has(embeddingKeyId(key)) ? undefined : super.get(key);
+  }
+  override async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
+    this.onPut(key);
+    await mkdir(this.dir, { recursive: true });
+    await super.put(key, photo);
+    this.written.add(embeddingKeyId(key));
+  }
+}
+
+/** Parameters of {@link runPrepare}. */
+export interface RunPrepareParams {
+  readonly plan: PreparePlan;
+  /** The loaded SAM, for the model files the plan was made for. Required when `plan.needsModel`. */
+  readonly model?: SamModel | undefined;
+}
+
+/**
+ * Carry out a plan (see `planPrepare`). Inputs are opened read-only; every file is written under a
+ * temporary name and renamed; the state is saved after every change.
+ * @throws UserError for an unusable reference; AbortError when the plan's signal aborts (every file
+ *   written so far is complete; rerun to finish).
+ */
+export async function runPrepare(params: RunPrepareParams): Promise<PrepareResult> {
+  const started = performance.now();
+  const { plan, model } = params;
+  if (plan.dryRun) throw new Error("runPrepare: a dry-run plan is reported, not run");
+  if (plan.needsModel && model === undefined) throw new Error("runPrepare: the plan needs the model");
+  const { outDir, settings, input, previous, keys } = plan;
+  const { signal } = plan.params;
+  const emit = (event: PrepareEvent): void => plan.params.onEvent?.(event);
+  const warnings = [...plan.warnings];
+  const warn = (message: string): void => {
+    warnings.push(message);
+    emit({ type: "warning", message });
+  };
+  const store = new StateStore(
+    outDir,
+    plan.force ? { ...emptyState(), exportFiles: previous.exportFiles } : previous,
+  );
+  const state = store.state;
+  await removeStaleTempFiles(outDir);
+
+  // ---- reference ---------------------------------------------------------------------------
+  let encoded = 0;
+  const loader = new PhotoLoader({
+    ...(plan.params.maxPixels === undefined ? {} : { maxPixels: plan.params.maxPixels }),
+    onDecode: (path) => emit({ type: "decode", path }),
+  });
+  const encoder =
+    model === undefined
+      ? undefined
+      : new PhotoEncoder({
+          model,
+          cache: new RunCache(join(outDir, EMBEDDINGS_DIR), plan.force, (key) => {
+            encoded++;
+            emit({ type: "encode", photoSha256: key.photoSha256 });
+          }),
+          memoryEntries: PREPARE_MEMORY_EMBEDDINGS,
+          loader,
+        });
+  let entries = plan.entries;
+  let referenceIdentity = plan.referenceIdentity;
+  let reference: RunReference | undefined;
+  let referenceReport = state.reference?.report as RunReference["report"] | undefined;
+  if (plan.needsModel) {
+    reference = await resolveRunReference({ plan, encoder: encoder!, signal });
+    referenceReport = reference.report;
+    emit({ type: "reference", reused: false, description: referenceText(referenceReport) });
+    const identity = reference.identity;
+    if (identity !== referenceIdentity) {
+      referenceIdentity = identity;
+      entries = await planPhotos({
+        input,
+        state,
+        outDir,
+        segmentationKey: segmentationKey(keys, settings, plan.params, state, identity),
+        outputsKey: keys.outputs,
+        keepDoubtful: settings.keepDoubtful,
+      });
+    }
+    await store.update((s) => {
+      s.reference = { inputKey: keys.referenceInput, identity, report: { ...referenceReport } };
+    });
+  } else if (referenceReport) {
+    emit({ type: "reference", reused: true, description: referenceText(referenceReport) });
+  }
+  const segKey = segmentationKey(keys, settings, plan.params, state, referenceIdentity);
+  emit({ type: "plan", entries });
+  await store.update((s) => {
+    s.settings = { segmentation: segKey ?? "", outputs: keys.outputs, exports: keys.exports };
+  });
+
+  // ---- per photo ---------------------------------------------------------------------------
+  const results = new Map<string, PhotoResult>();
+  const reports = new Map<string, PhotoReport>();
+  let done = 0;
+  const total = entries.length;
+  const counters = { segmented: 0, outputs: 0, unchanged: 0 };
+  const byStem = new Map(input.scan.photos.map((p) => [p.stem, p]));
+  const finish = (output: Omit<PhotoStageOutput, "warnings">): void => {
+    const { result, report, work } = output;
+    results.set(result.stem, result);
+    reports.set(result.stem, report);
+    if (work.segmented) counters.segmented++;
+    if (work.outputs) counters.outputs++;
+    if (work.unchanged) counters.unchanged++;
+    done++;
+    emit({ type: "photo", result, done, total });
+  };
+  for (const e of entries) {
+    if (e.action === "fail") finish(failedPhoto(byStem.get(e.stem)!, e.reason));
+  }
+  const work = entries.filter((e) => e.action !== "fail");
+  // The photo handed on by the reference stage goes first (its pixels are not kept waiting).
+  let handed = reference?.lastDecoded;
+  const first = work.findIndex((e) => e.action !== "skip" && byStem.get(e.stem)!.path === handed?.path);
+  if (first >= 0) work.unshift(...work.splice(first, 1));
+  else handed = undefined;
+
+  const ctx: PhotoStageContext = {
+    outDir,
+    settings,
+    store,
+    loader,
+    encoder,
+    reference,
+    segmentationKey: segKey,
+    outputsKey: keys.outputs,
+    signal,
+  };
+  const one = async (entry: (typeof work)[number]): Promise<void> => {
+    signal?.throwIfAborted();
+    const photo = byStem.get(entry.stem)!;
+    emit({ type: "photo-start", stem: entry.stem, action: entry.action });
+    const decoded = handedOn(handed, photo);
+    if (decoded) handed = undefined;
+    const output = await processPhoto(ctx, { entry, photo, decoded });
+    for (const w of output.warnings) warn(w);
+    finish(output);
+  };
+  const limit = pLimit(plan.jobs);
+  const settled = await Promise.allSettled(work.map((entry) => limit(() => one(entry))));
+  await store.flush();
+  const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failure) {
+    const abort = settled.find(
+      (s): s is PromiseRejectedResult =>
+        s.status === "rejected" && (s.reason as Error)?.name === "AbortError",
+    );
+    throw (abort ?? failure).reason;
+  }
+  signal?.throwIfAborted();
+
+  // ---- stale photos: gone from the folder, or now a duplicate / bad ------------------------
+  const current = new Set(input.good.map((p) => p.stem));
+  for (const stem of Object.keys(state.photos)) {
+    if (current.has(stem) && !input.failed.has(stem)) continue;
+    await removeFiles(outDir, photoStateFiles(stem));
+    await store.update((s) => {
+      delete s.photos[stem];
+    });
+  }
+
+  // ---- metadata, exports, card -------------------------------------------------------------
+  const ordered = input.scan.photos
+    .map((p) => results.get(p.stem))
+    .filter((r): r is PhotoResult => r !== undefined);
+  const keptStems = ordered.filter((r) => r.status === "ok" || r.status === "doubtful").map((r) => r.stem);
+  const rows = keptStems.map((stem) => state.photos[stem]!.outputs!.row as unknown as MetadataRow);
+  const files: string[] = [await writeMetadata(outDir, rows)];
+
+  const modelFiles = plan.params.modelFiles!;
+  const refText = referenceReport ? referenceText(referenceReport) : undefined;
+  const exportFiles: string[] = [];
+  if (keptStems.length > 0) {
+    exportFiles.push(
+      ...(await writeExports(
+        outDir,
+        {
+          token: settings.token,
+          className: settings.className,
+          instancePrompt: settings.caption,
+          resolution: settings.resolution,
+          model: modelFiles.label,
+          mode: settings.mode,
+          reference: refText ?? "unknown",
+          stems: keptStems,
+          settings: {
+            crop: settings.crop,
+            aspect: settings.aspect,
+            background: settings.background,
+            bgWeight: settings.bgWeight,
+            feather: settings.feather,
+          },
+        },
+        settings,
+      )),
+    );
+  } else {
+    warn(
+      `no photo is in the training set (${ordered.filter((r) => r.status === "excluded").length} doubtful, ${ordered.filter((r) => r.status === "failed").length} failed): no trainer files written; see report.html, or rerun with --keep-doubtful`,
+    );
+  }
+  emit({ type: "exports", files: exportFiles });
+  files.push(...exportFiles);
+  // Export files of the previous run that this run did not write (another --trainer, no photos).
+  await removeFiles(
+    outDir,
+    previous.exportFiles.filter((f) => !exportFiles.includes(f)),
+  );
+  await store.update((s) => {
+    s.exportFiles = exportFiles;
+  });
+
+  // ---- report ------------------------------------------------------------------------------
+  const report = buildReport({
+    tool: plan.params.tool ?? "persam-db",
+    input: plan.params.inputDir,
+    output: plan.params.outDir ?? outDir,
+    settings,
+    modelLabel: modelFiles.label,
+    testModel: model?.isTestModel ?? (await isTestModelFile(modelFiles.decoderPath)),
+    reference: referenceReport,
+    referenceText: refText ?? null,
+    scan: input,
+    photos: input.scan.photos
+      .map((p) => reports.get(p.stem))
+      .filter((r): r is PhotoReport => r !== undefined),
+    totalMs: performance.now() - started,
+  });
+  files.push(...(await writeReport(outDir, report, state)));
+  await store.flush();
+
+  const count = (s: PhotoResult["status"]): number => ordered.filter((r) => r.status === s).length;
+  const excluded = count("excluded");
+  const failed = count("failed");
+  return {
+    inputDir: plan.inputDir,
+    outDir,
+    dryRun: false,
+    plan: entries,
+    photos: ordered,
+    warnings,
+    counts: {
+      found: input.scan.photos.length,
+      kept: keptStems.length,
+      doubtfulKept: count("doubtful"),
+      excluded,
+      failed,
+      skippedFiles: input.notableSkips.length,
+      duplicates: input.scan.duplicates.length,
+      segmented: counters.segmented,
+      outputsWritten: counters.outputs,
+      unchanged: counters.unchanged,
+      encoded,
+    },
+    exitCode: input.problems.length > 0 || excluded > 0 || failed > 0 || keptStems.length === 0 ? 2 : 0,
+    report,
+    summary: summaryTable(report),
+    files,
+  };
+}
