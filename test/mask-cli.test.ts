@@ -5,12 +5,9 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { vitFourierMatrix, writeVitEncoderModel } from "../bench/models/vit-encoder.js";
 import { randomDecoderWeights } from "../src/segment/models/random-weights.js";
-import {
-  TEST_MODEL_METADATA_KEY,
-  type TinyModelFiles,
-  writeTinyModel,
-} from "../src/segment/models/tiny-model.js";
+import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
 import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../src/segment/sam/safetensors.js";
+import { TEST_MODEL_METADATA_KEY } from "../src/segment/sam/test-weights.js";
 import { runCli } from "./support/cli.js";
 import { haveSharedFixtures, persegPath } from "./support/fixtures.js";
 

@@ -17,13 +17,13 @@ import {
   parseModelRegistry,
 } from "../src/segment/models/model-registry.js";
 import {
-  checkCheckpointMatch,
   type DownloadProgress,
   extractedDecoderPaths,
   modelCacheStatus,
   type ResolveModelFilesParams,
   resolveModelFiles,
 } from "../src/segment/models/model-store.js";
+import { checkCheckpointMatch } from "../src/segment/sam/checkpoint-check.js";
 import { pointEncoding } from "../src/segment/sam/positional-encoding.js";
 import { POSITIONAL_EMBEDDING_KEY, readSafetensors } from "../src/segment/sam/safetensors.js";
 import type { Tensor } from "../src/util/tensor.js";

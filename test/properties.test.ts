@@ -11,13 +11,14 @@ import { afterAll, describe, expect, it } from "vitest";
 import { caption } from "../src/dataset/captions.js";
 import { contains, subjectCrop } from "../src/dataset/crop.js";
 import { metadataRow, toJsonl } from "../src/dataset/metadata.js";
-import { escapeHtml, terminalSafe } from "../src/dataset/report.js";
+import { escapeHtml } from "../src/dataset/report.js";
 import { lossWeightMap } from "../src/dataset/weight-map.js";
 import { isUserError } from "../src/errors.js";
 import { parsePreset } from "../src/export/presets.js";
 import { launchScript, shellOption, shellQuote } from "../src/export/shell-quote.js";
 import { parseModelRegistry } from "../src/segment/models/model-registry.js";
 import { preprocessShape, transformPoints } from "../src/segment/sam/preprocess.js";
+import { terminalSafe } from "../src/util/terminal-text.js";
 
 const SEED = 0x5eed_2024;
 

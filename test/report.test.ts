@@ -5,8 +5,8 @@ import {
   type PrepareReport,
   renderReportHtml,
   summaryTable,
-  terminalSafe,
 } from "../src/dataset/report.js";
+import { terminalSafe } from "../src/util/terminal-text.js";
 
 const hostile = `"><script>alert('x')</script> & <img src=x onerror=alert(1)> 猫🐈.jpg`;
 

@@ -2,8 +2,8 @@
 // exits the process (bin.ts does), so tests call `main(argv, io)` in-process.
 
 import yargs, { type Argv } from "yargs";
-import { terminalSafe } from "../dataset/report.js";
 import { ExitCode, isUserError } from "../errors.js";
+import { terminalSafe } from "../util/terminal-text.js";
 import type { CommandContext, CommandDefinition, GlobalOptions } from "./command.js";
 import { commands } from "./commands.js";
 import { type CliIo, processIo, Reporter } from "./io.js";

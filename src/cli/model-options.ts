@@ -7,8 +7,8 @@ import { hubConfig, persamCacheDir } from "../config.js";
 import { UserError } from "../errors.js";
 import { DEFAULT_MODEL_ID } from "../segment/models/model-registry.js";
 import { resolveModelFiles } from "../segment/models/model-store.js";
-import { isTestModelFile } from "../segment/models/tiny-model.js";
 import { SamModel } from "../segment/sam/sam-model.js";
+import { isTestModelFile } from "../segment/sam/test-weights.js";
 import type { CliIo, Reporter } from "./io.js";
 import { byteProgress } from "./progress.js";
 

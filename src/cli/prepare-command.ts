@@ -11,9 +11,9 @@ import {
   runPrepare,
   type TrainerChoice,
 } from "../dataset/prepare.js";
-import { terminalSafe } from "../dataset/report.js";
 import { UserError } from "../errors.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
+import { terminalSafe } from "../util/terminal-text.js";
 import { defineCommand } from "./command.js";
 import { type ModelOptions, openCliModel, resolveCliModelFiles, withModelOptions } from "./model-options.js";
 import { Progress } from "./progress.js";

@@ -5,9 +5,9 @@
 import { resolve } from "node:path";
 import type { Argv } from "yargs";
 import { hubConfig, redact } from "../config.js";
-import { terminalSafe } from "../dataset/report.js";
 import { ExitCode, UserError } from "../errors.js";
 import { type PushProgress, type PushResult, pushDataset } from "../hub/dataset-push.js";
+import { terminalSafe } from "../util/terminal-text.js";
 import { type CommandContext, defineCommand, type GlobalOptions } from "./command.js";
 import type { Reporter } from "./io.js";
 import { formatBytes, Progress } from "./progress.js";

@@ -2,6 +2,7 @@
 // self-contained report.html with SVG overlays, and a short text table for the terminal.
 
 import type { Box } from "../util/tensor.js";
+import { terminalSafe } from "../util/terminal-text.js";
 import type { CropRect } from "./crop.js";
 
 /** A prior point in original photo pixels: label 1 = positive (+), 0 = negative (−). */
@@ -366,15 +367,6 @@ function countStatuses(report: PrepareReport): {
   const c = { total: report.photos.length, ok: 0, doubtful: 0, skipped: 0 };
   for (const p of report.photos) c[p.status]++;
   return c;
-}
-
-/**
- * Make text safe for a terminal and for line-based logs: control characters (ANSI escapes and line
- * breaks included), U+2028/U+2029 and bidirectional overrides become `?`, so a hostile file name
- * cannot move the cursor, split the line or reorder it.
- */
-export function terminalSafe(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, "?");
 }
 
 function padCell(text: string, width: number): string {

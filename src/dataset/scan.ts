@@ -6,7 +6,7 @@ import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { isUserError, UserError } from "../errors.js";
 import { DEFAULT_MAX_PIXELS, probeImage } from "../image/image-io.js";
 import { hashFile } from "../util/hash-file.js";
-import { terminalSafe } from "./report.js";
+import { terminalSafe } from "../util/terminal-text.js";
 
 /** A photo found by {@link scanPhotos}. */
 export interface ScannedPhoto {

@@ -5,12 +5,10 @@
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readSafetensorsHeader, writeSafetensors } from "../sam/safetensors.js";
+import { writeSafetensors } from "../sam/safetensors.js";
+import { TEST_MODEL_METADATA_KEY } from "../sam/test-weights.js";
 import { randomDecoderWeights } from "./random-weights.js";
 import { buildTinyEncoderGraph } from "./tiny-encoder.js";
-
-/** safetensors metadata key that marks our random test weights. */
-export const TEST_MODEL_METADATA_KEY = "persam_db_test_model";
 
 /** Parameters of {@link writeTinyModel}. */
 export interface TinyModelParams {
@@ -51,10 +49,4 @@ export async function writeTinyModel(params: TinyModelParams): Promise<TinyModel
     seed: String(seed),
   });
   return { encoderPath, decoderPath, embedDim };
-}
-
-/** True when a decoder safetensors file carries the test-model marker. */
-export async function isTestModelFile(decoderPath: string): Promise<boolean> {
-  const header = await readSafetensorsHeader(decoderPath);
-  return header.metadata?.[TEST_MODEL_METADATA_KEY] !== undefined;
 }

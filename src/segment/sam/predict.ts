@@ -2,10 +2,10 @@
 // photo's size, as SAM's predictor returns them (persam-spec §3.6, §4).
 
 import { argmax, type Box, type Tensor } from "../../util/tensor.js";
-import { upsampleMaskRegion } from "../persam/persam.js";
 import { selectOutputs } from "./decoder-session.js";
 import type { MaskDecoder } from "./decoder-types.js";
 import { promptPoints, type SamPrompt } from "./prompt.js";
+import { LowResField } from "./region-upsample.js";
 import { LOW_RES_SIDE } from "./sam-constants.js";
 import type { EncodedPhoto } from "./sam-model.js";
 
@@ -59,9 +59,9 @@ export async function predictMasks(params: PredictParams): Promise<Prediction> {
   const plane = LOW_RES_SIDE * LOW_RES_SIDE;
   const masks = selected.indices.map((token, i) => {
     const lowRes = out.lowResMasks.data.slice(token * plane, (token + 1) * plane);
-    // upsampleMaskRegion: thresholdMask(lowResToOriginal(·)) with maskArea and maskBox, bit for bit,
-    // without the 12 MP float plane or a rescan of the mask.
-    const { mask, area, box } = upsampleMaskRegion(lowRes, image);
+    // thresholdMask(lowResToOriginal(·)) with maskArea and maskBox, bit for bit, without the 12 MP
+    // float plane or a rescan of the mask (region-upsample.ts).
+    const { mask, area, box } = new LowResField(lowRes, image.inputSize, image.originalSize).threshold();
     return { mask, area, box, score: selected.scores[i]!, lowRes, token };
   });
   return { masks, best: argmax(selected.scores) };

@@ -5,14 +5,14 @@ import { createHash } from "node:crypto";
 import { UserError } from "../../errors.js";
 import type { RgbImage } from "../../image/image-io.js";
 import type { Size, Tensor } from "../../util/tensor.js";
-import { checkCheckpointMatch } from "../models/model-store.js";
-import { isTestModelFile } from "../models/tiny-model.js";
+import { checkCheckpointMatch } from "./checkpoint-check.js";
 import { SamDecoder } from "./decoder-session.js";
 import type { DecoderWeights } from "./decoder-types.js";
 import type { EncoderOutput } from "./encoder-session.js";
 import { createImageEncoder, type ImageEncoder } from "./encoder-thread.js";
 import { samPreprocess } from "./preprocess.js";
 import { loadDecoderWeights } from "./safetensors.js";
+import { isTestModelFile } from "./test-weights.js";
 
 /** Model files on disk and how to describe them. */
 export interface SamModelFiles {
