@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     pool: "forks",
+    globalSetup: ["test/support/global-setup.ts"],
     include: ["test/**/*.test.ts"],
     // The browser test needs Chromium; .ci/run installs it and runs vitest.browser.config.ts.
     exclude: ["test/browser/**", "**/node_modules/**"],

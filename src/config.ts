@@ -4,6 +4,8 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { UserError } from "./errors.js";
+import { parseByteSize } from "./util/numbers.js";
 
 /** The default Hub endpoint. */
 export const DEFAULT_HUB_ENDPOINT = "https://huggingface.co";
@@ -108,4 +110,21 @@ export function redact(text: string, token: string | undefined): string {
   let out = text;
   if (token !== undefined && token.length > 0) out = out.split(token).join("hf_***");
   return out.replace(/\bhf_[A-Za-z0-9]{8,}\b/g, "hf_***");
+}
+
+/**
+ * The size limit of the embedding cache from `PERSAM_DB_EMBEDDING_CACHE` (`2G`, `500M`, `0` turns it
+ * off), or undefined when unset.
+ * @throws UserError naming the variable when its value is not a size
+ */
+export function embeddingCacheBytes(env: Env = process.env): number | undefined {
+  const value = get(env, "PERSAM_DB_EMBEDDING_CACHE");
+  if (value === undefined) return undefined;
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) {
+    throw new UserError(`PERSAM_DB_EMBEDDING_CACHE=${value} is not a size`, {
+      hint: "give bytes with an optional unit, e.g. 2G or 500M (0 turns the cache off)",
+    });
+  }
+  return bytes;
 }

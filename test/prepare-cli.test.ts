@@ -107,4 +107,48 @@ describe("persam-db prepare", () => {
     expect(run.code).toBe(ExitCode.userError);
     expect(run.stderr).toContain("Expected W:H (for example 1:1 or 3:4) for --aspect but received 'wide'");
   });
+
+  it("prepare after segment on the same photos runs no encoder: embeddings are shared by every command", async () => {
+    const photos = join(root, "shared-embeddings");
+    await mkdir(photos);
+    for (let i = 0; i < 2; i++) {
+      await writeJpeg(join(photos, `toy-${i + 1}.jpg`), scene({ at: [0.45, 0.5], seed: 40 + i }));
+    }
+    await writeSceneMask(join(photos, "toy-1.mask.png"), { at: [0.45, 0.5] });
+    const cache = await mkdtemp(join(root, "cache-"));
+    const env = { ...process.env, HF_HUB_OFFLINE: "1", PERSAM_DB_CACHE: cache };
+    const segmented = await runCli(
+      ["segment", photos, "-o", join(root, "shared-masks"), ...modelArgs(), "--json"],
+      {
+        env,
+      },
+    );
+    expect(segmented.code, segmented.stderr).not.toBe(ExitCode.bug);
+    const prepared = await runCli(
+      ["prepare", photos, ...modelArgs(), "--resolution", "64", "--keep-doubtful", "--json"],
+      { env },
+    );
+    expect(prepared.code, prepared.stderr).toBe(ExitCode.ok);
+    expect(JSON.parse(prepared.stdout).counts).toMatchObject({ segmented: 2, encoded: 0 });
+
+    // With the cache turned off, prepare encodes again.
+    const off = await runCli(
+      [
+        "prepare",
+        photos,
+        "-o",
+        join(root, "no-cache"),
+        ...modelArgs(),
+        "--resolution",
+        "64",
+        "--keep-doubtful",
+      ].concat(["--embedding-cache", "0", "--json"]),
+      { env },
+    );
+    expect(JSON.parse(off.stdout).counts).toMatchObject({ segmented: 2, encoded: 2 });
+    const info = await runCli(["cache", "info", "--json"], { env });
+    expect(JSON.parse(info.stdout).embeddings).toMatchObject({ entries: 2 });
+    const cleared = await runCli(["cache", "clear"], { env });
+    expect(cleared.stdout).toMatch(/cleared .*: 2 embeddings/);
+  });
 });

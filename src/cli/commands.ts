@@ -1,5 +1,6 @@
 // The list of CLI commands, in the order --help shows them.
 
+import { cacheCommand } from "./cache-command.js";
 import type { CommandDefinition } from "./command.js";
 import { doctorCommand } from "./doctor-command.js";
 import { evalCommand } from "./eval-command.js";
@@ -16,5 +17,6 @@ export const commands: readonly CommandDefinition<never>[] = [
   maskCommand as CommandDefinition<never>,
   pushCommand as CommandDefinition<never>,
   modelsCommand as CommandDefinition<never>,
+  cacheCommand as CommandDefinition<never>,
   doctorCommand as CommandDefinition<never>,
 ];

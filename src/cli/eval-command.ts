@@ -6,7 +6,7 @@ import { ExitCode } from "../errors.js";
 import { evaluatePerSeg, listPersegObjects, type PerSegEvaluation } from "../eval/perseg-eval.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { defineCommand } from "./command.js";
-import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
+import { cliEmbeddingCache, loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
 import { asList } from "./parse.js";
 import { Progress } from "./progress.js";
 import { type ModeOptions, trainerFromOptions, withModeOptions } from "./reference-options.js";
@@ -107,6 +107,7 @@ export const evalCommand = defineCommand<EvalOptions>({
               ? { saveDir: resolve(context.io.cwd, options.saveMasks) }
               : {}),
           },
+          embeddingCache: cliEmbeddingCache(options, context.io, reporter),
           onPhoto,
           signal: context.io.signal,
         });

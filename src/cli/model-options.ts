@@ -3,12 +3,14 @@
 
 import { join, resolve } from "node:path";
 import type { Argv } from "yargs";
-import { hubConfig, persamCacheDir } from "../config.js";
+import { embeddingCacheBytes, hubConfig, persamCacheDir } from "../config.js";
 import { UserError } from "../errors.js";
 import { DEFAULT_MODEL_ID } from "../segment/models/model-registry.js";
 import { resolveModelFiles } from "../segment/models/model-store.js";
+import { EmbeddingCache, embeddingCacheDir } from "../segment/sam/embedding-cache.js";
 import { SamModel } from "../segment/sam/sam-model.js";
 import { isTestModelFile } from "../segment/sam/test-weights.js";
+import { parseByteSize } from "../util/numbers.js";
 import type { CliIo, Reporter } from "./io.js";
 import { byteProgress } from "./progress.js";
 
@@ -19,6 +21,7 @@ export interface ModelOptions {
   decoder?: string | undefined;
   variant: string;
   threads: number;
+  embeddingCache?: string | undefined;
 }
 
 /** Declare the model options on a command. */
@@ -43,7 +46,34 @@ export function withModelOptions<T>(yargs: Argv<T>): Argv<T & ModelOptions> {
       type: "number",
       default: 0,
       describe: "onnxruntime threads per session (0 = one per core)",
+    })
+    .option("embedding-cache", {
+      type: "string",
+      describe:
+        "Size limit of the photo-embedding cache shared by all commands, e.g. 2G or 500M; 0 turns it off (default 2G, or PERSAM_DB_EMBEDDING_CACHE)",
     }) as unknown as Argv<T & ModelOptions>;
+}
+
+/**
+ * The user's photo-embedding cache, sized by --embedding-cache, else PERSAM_DB_EMBEDDING_CACHE,
+ * else the default; its warnings go to the reporter.
+ * @throws UserError for a size that cannot be read
+ */
+export function cliEmbeddingCache(options: ModelOptions, io: CliIo, reporter: Reporter): EmbeddingCache {
+  let maxBytes = embeddingCacheBytes(io.env);
+  if (options.embeddingCache !== undefined) {
+    maxBytes = parseByteSize(options.embeddingCache);
+    if (maxBytes === undefined) {
+      throw new UserError(`--embedding-cache ${options.embeddingCache} is not a size`, {
+        hint: "give bytes with an optional unit, e.g. 2G or 500M (0 turns the cache off)",
+      });
+    }
+  }
+  return new EmbeddingCache({
+    dir: embeddingCacheDir(persamCacheDir(io.env)),
+    ...(maxBytes === undefined ? {} : { maxBytes }),
+    onWarning: (message) => reporter.warn(message),
+  });
 }
 
 /** Resolve the model files (downloading into the HF cache if needed) and load them. */

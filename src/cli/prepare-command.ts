@@ -15,7 +15,13 @@ import { UserError } from "../errors.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { terminalSafe } from "../util/terminal-text.js";
 import { defineCommand } from "./command.js";
-import { type ModelOptions, openCliModel, resolveCliModelFiles, withModelOptions } from "./model-options.js";
+import {
+  cliEmbeddingCache,
+  type ModelOptions,
+  openCliModel,
+  resolveCliModelFiles,
+  withModelOptions,
+} from "./model-options.js";
 import { Progress } from "./progress.js";
 import { printPushResult, runPush } from "./push-command.js";
 import {
@@ -219,6 +225,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
 
     try {
       const plan = await planPrepare({
+        embeddingCache: cliEmbeddingCache(options, io, reporter),
         inputDir,
         outDir,
         modelFiles,

@@ -4,7 +4,7 @@
 import { resolve } from "node:path";
 import { scanSegmentFolder, segmentFolder } from "../dataset/segment-folder.js";
 import { defineCommand } from "./command.js";
-import { loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
+import { cliEmbeddingCache, loadCliModel, type ModelOptions, withModelOptions } from "./model-options.js";
 import { Progress } from "./progress.js";
 import {
   type ReferenceOptions,
@@ -69,6 +69,7 @@ export const segmentCommand = defineCommand<SegmentOptions>({
         references: specs,
         mode: options.mode,
         trainer,
+        embeddingCache: cliEmbeddingCache(options, context.io, reporter),
         cwd: context.io.cwd,
         signal: context.io.signal,
         onEvent: (event) => {

@@ -14,13 +14,13 @@ import {
   resolveReference,
 } from "../segment/persam/reference-source.js";
 import { type PhotoOutcome, segmentPhoto } from "../segment/persam/segment-photos.js";
-import { EmbeddingCache } from "../segment/sam/embedding-cache.js";
+import { defaultEmbeddingCache, type EmbeddingStore } from "../segment/sam/embedding-cache.js";
 import { PhotoEncoder } from "../segment/sam/photo-encoder.js";
 import { maskToGrey } from "../segment/sam/postprocess.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { roundTimings } from "../util/numbers.js";
-import { EMBEDDINGS_DIR, STATE_DIR } from "./prepare-state.js";
+import { STATE_DIR } from "./prepare-state.js";
 import { isRoutineSkip, type ScannedPhoto, type ScanResult, type SkippedFile, scanPhotos } from "./scan.js";
 
 /** A scanned folder ready to segment. */
@@ -80,6 +80,8 @@ export interface SegmentFolderParams {
   /** @default "persam" */
   readonly mode?: ReferenceMode | undefined;
   readonly trainer?: FusionTrainerOptions | undefined;
+  /** Where embeddings are cached. @default the user's cache (`defaultEmbeddingCache`) */
+  readonly embeddingCache?: EmbeddingStore | undefined;
   /** How photos are named in messages. @default their path relative to the folder */
   readonly cwd?: string | undefined;
   readonly signal?: AbortSignal | undefined;
@@ -104,10 +106,8 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
   const { scan, output } = folder;
   const emit = (event: SegmentFolderEvent): void => params.onEvent?.(event);
   const state = join(output, STATE_DIR);
-  const embeddings = join(output, EMBEDDINGS_DIR);
-  // EmbeddingCache writes into an existing folder.
-  await mkdir(embeddings, { recursive: true });
-  const encoder = new PhotoEncoder({ model, cache: new EmbeddingCache(embeddings) });
+  await mkdir(state, { recursive: true });
+  const encoder = new PhotoEncoder({ model, cache: params.embeddingCache ?? defaultEmbeddingCache() });
   const byPath = new Map(scan.photos.map((p) => [p.path, p]));
   const name = (path: string): string =>
     byPath.get(path)?.relPath ?? relative(params.cwd ?? folder.dir, path);

@@ -14,6 +14,7 @@ import {
   resolveReference,
 } from "../segment/persam/reference-source.js";
 import { segmentPhoto } from "../segment/persam/segment-photos.js";
+import { defaultEmbeddingCache, type EmbeddingStore } from "../segment/sam/embedding-cache.js";
 import { PhotoEncoder } from "../segment/sam/photo-encoder.js";
 import { maskToGrey } from "../segment/sam/postprocess.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
@@ -238,6 +239,8 @@ export type PredictionSource =
 /** Parameters of {@link evaluatePerSeg}. */
 export interface EvaluatePerSegParams extends ListPersegObjectsParams {
   readonly predictions: PredictionSource;
+  /** Where embeddings are cached. @default the user's cache (`defaultEmbeddingCache`) */
+  readonly embeddingCache?: EmbeddingStore | undefined;
   /** Called after each test photo. */
   readonly onPhoto?: ((object: string, photo: PhotoEvaluation) => void) | undefined;
   readonly signal?: AbortSignal | undefined;
@@ -300,7 +303,13 @@ export async function evaluatePerSeg(params: EvaluatePerSegParams): Promise<PerS
   const results: ObjectEvaluation[] = [];
   let failedPhotos = 0;
   const encoder =
-    source.kind === "model" ? new PhotoEncoder({ model: source.model, memoryEntries: 0 }) : undefined;
+    source.kind === "model"
+      ? new PhotoEncoder({
+          model: source.model,
+          memoryEntries: 0,
+          cache: params.embeddingCache ?? defaultEmbeddingCache(),
+        })
+      : undefined;
 
   for (const object of objects) {
     params.signal?.throwIfAborted();

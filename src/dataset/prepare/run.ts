@@ -2,17 +2,20 @@
 // files, exports, report — with the state saved after every change so that an interrupted run
 // resumes. Nothing here calls back into the caller; the caller opens the model when the plan says so.
 
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import pLimit from "p-limit";
 import { PhotoLoader } from "../../image/photo-loader.js";
-import { EmbeddingCache, type EmbeddingKey, embeddingKeyId } from "../../segment/sam/embedding-cache.js";
+import {
+  defaultEmbeddingCache,
+  type EmbeddingKey,
+  type EmbeddingStore,
+  embeddingKeyId,
+} from "../../segment/sam/embedding-cache.js";
 import { PhotoEncoder } from "../../segment/sam/photo-encoder.js";
 import type { EncodedPhoto, SamModel } from "../../segment/sam/sam-model.js";
 import { isTestModelFile } from "../../segment/sam/test-weights.js";
 import { removeStaleTempFiles } from "../../util/atomic-write.js";
 import type { MetadataRow } from "../metadata.js";
-import { EMBEDDINGS_DIR, emptyState, StateStore } from "../prepare-state.js";
+import { emptyState, StateStore } from "../prepare-state.js";
 import type { PhotoReport } from "../report.js";
 import { summaryTable } from "../report.js";
 import { writeExports, writeMetadata } from "./exports-stage.js";
@@ -39,26 +42,23 @@ import type { PhotoResult, PrepareEvent, PrepareResult } from "./types.js";
 const PREPARE_MEMORY_EMBEDDINGS = 2;
 
 /**
- * An embedding cache that reports encoder runs and, for --force, never answers from disk with an
- * embedding of an earlier run (those written by this run are answered: they are what the encoder
+ * The run's view of the embedding cache: it counts encoder runs and, for --force, never answers with
+ * an embedding of an earlier run (those written by this run are answered: they are what the encoder
  * gives now, and the per-photo stage reads the reference stage's embeddings back from here).
  */
-class RunCache extends EmbeddingCache {
+class RunCache implements EmbeddingStore {
   private readonly written = new Set<string>();
   constructor(
-    dir: string,
+    private readonly store: EmbeddingStore,
     private readonly bypass: boolean,
     private readonly onPut: (key: EmbeddingKey) => void,
-  ) {
-    super(dir);
+  ) {}
+  async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
+    return this.bypass && !this.written.has(embeddingKeyId(key)) ? undefined : this.store.get(key);
   }
-  override async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
-    return this.bypass && !this.written.has(embeddingKeyId(key)) ? undefined : super.get(key);
-  }
-  override async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
+  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
     this.onPut(key);
-    await mkdir(this.dir, { recursive: true });
-    await super.put(key, photo);
+    await this.store.put(key, photo);
     this.written.add(embeddingKeyId(key));
   }
 }
@@ -107,10 +107,14 @@ export async function runPrepare(params: RunPrepareParams): Promise<PrepareResul
       ? undefined
       : new PhotoEncoder({
           model,
-          cache: new RunCache(join(outDir, EMBEDDINGS_DIR), plan.force, (key) => {
-            encoded++;
-            emit({ type: "encode", photoSha256: key.photoSha256 });
-          }),
+          cache: new RunCache(
+            plan.params.embeddingCache ?? defaultEmbeddingCache(warn),
+            plan.force,
+            (key) => {
+              encoded++;
+              emit({ type: "encode", photoSha256: key.photoSha256 });
+            },
+          ),
           memoryEntries: PREPARE_MEMORY_EMBEDDINGS,
           loader,
         });

@@ -3,6 +3,7 @@
 
 import type { FusionTrainerOptions } from "../../segment/persam/persam-f.js";
 import type { ReferenceMode, ReferenceSpec } from "../../segment/persam/reference-source.js";
+import type { EmbeddingStore } from "../../segment/sam/embedding-cache.js";
 import type { SamModel } from "../../segment/sam/sam-model.js";
 import type { Background } from "../background.js";
 import type { CropMode } from "../crop.js";
@@ -123,6 +124,11 @@ export interface PrepareParams {
   readonly jobs?: number | undefined;
   /** Scan subfolders. @default false */
   readonly recursive?: boolean | undefined;
+  /**
+   * Where photo embeddings are cached across runs and commands.
+   * @default the user's cache (`defaultEmbeddingCache`)
+   */
+  readonly embeddingCache?: EmbeddingStore | undefined;
   /** Pixel limit per photo. @default DEFAULT_MAX_PIXELS */
   readonly maxPixels?: number | undefined;
   /** Tool name for the report. @default "persam-db" */

@@ -1,12 +1,23 @@
-// Photo embeddings cached on disk by content: the encoder is the slow step, so a rerun (or a
-// changed crop setting) never encodes a photo twice. One raw float32 file + a JSON sidecar each.
+// Photo embeddings cached on disk by content, in the user's cache and shared by every command: the
+// encoder is the slow step, so the same photo is never encoded twice by `segment`, `prepare`, `eval`
+// or a rerun. Bounded in size, least recently used first out (util/content-cache.ts).
 
 import { createHash } from "node:crypto";
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { writeFileAtomic } from "../../util/atomic-write.js";
+import { embeddingCacheBytes, persamCacheDir } from "../../config.js";
+import { ContentCache } from "../../util/content-cache.js";
 import { numel, type Size } from "../../util/tensor.js";
 import type { EncodedPhoto } from "./sam-model.js";
+
+/**
+ * The format of cached embeddings. Raise it when the photo → embedding path changes (decoding,
+ * resize, normalisation): older entries are then stale and recomputed.
+ */
+const EMBEDDING_FORMAT = "embedding-1";
+
+/** Default size limit of the embedding cache: 2 GiB, about 500 SAM embeddings. */
+export const DEFAULT_EMBEDDING_CACHE_BYTES = 2 * 1024 ** 3;
 
 /** What identifies an embedding: the photo's bytes and the encoder that made it. */
 export interface EmbeddingKey {
@@ -16,57 +27,100 @@ export interface EmbeddingKey {
   readonly encoder: string;
 }
 
-interface Sidecar {
-  version: 1;
+/** Where embeddings are looked up and kept (the disk cache, or a wrapper of it). */
+export interface EmbeddingStore {
+  get(key: EmbeddingKey): Promise<EncodedPhoto | undefined>;
+  put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void>;
+}
+
+interface Meta {
   dims: number[];
   originalSize: [number, number];
   inputSize: [number, number];
-  encoder: string;
 }
 
-/** A folder of cached embeddings. */
-export class EmbeddingCache {
-  constructor(readonly dir: string) {}
+/** Options of {@link EmbeddingCache}. */
+export interface EmbeddingCacheOptions {
+  /** The cache folder, e.g. `<persam-db cache>/embeddings`. */
+  readonly dir: string;
+  /** Size limit in bytes; 0 turns the cache off. @default DEFAULT_EMBEDDING_CACHE_BYTES */
+  readonly maxBytes?: number;
+  /** Told once per damaged entry or failed write (the work goes on without the cache). */
+  readonly onWarning?: ((message: string) => void) | undefined;
+}
 
-  /** The cached embedding, or undefined when absent or unreadable (then it is recomputed). */
-  async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
-    const base = this.base(key);
-    try {
-      const sidecar = JSON.parse(await readFile(`${base}.json`, "utf8")) as Sidecar;
-      if (sidecar.version !== 1 || sidecar.encoder !== key.encoder) return undefined;
-      const bytes = await readFile(`${base}.f32`);
-      if (bytes.byteLength !== numel(sidecar.dims) * 4) return undefined;
-      const data = new Float32Array(bytes.byteLength / 4);
-      new Uint8Array(data.buffer).set(bytes);
-      return {
-        embedding: { data, dims: sidecar.dims },
-        originalSize: sidecar.originalSize as Size,
-        inputSize: sidecar.inputSize as Size,
-      };
-    } catch {
-      return undefined;
-    }
+/** A folder of cached embeddings (one raw float32 file per entry, checked on every read). */
+export class EmbeddingCache implements EmbeddingStore {
+  private readonly cache: ContentCache;
+
+  constructor(options: EmbeddingCacheOptions) {
+    this.cache = new ContentCache({
+      dir: options.dir,
+      version: EMBEDDING_FORMAT,
+      maxBytes: options.maxBytes ?? DEFAULT_EMBEDDING_CACHE_BYTES,
+      onWarning: options.onWarning,
+    });
   }
 
-  /** Store an embedding (data first, sidecar last, each written atomically). */
+  get dir(): string {
+    return this.cache.dir;
+  }
+
+  /** The cached embedding, or undefined when absent (a damaged entry is removed and recomputed). */
+  async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
+    const entry = await this.cache.get<Meta>(embeddingKeyText(key));
+    if (!entry) return undefined;
+    const { dims, originalSize, inputSize } = entry.meta;
+    const bytes = await readFile(entry.files["embedding.f32"]!).catch(() => undefined);
+    if (!bytes || bytes.byteLength !== numel(dims) * 4) return undefined;
+    const data = new Float32Array(bytes.byteLength / 4);
+    new Uint8Array(data.buffer).set(bytes);
+    return { embedding: { data, dims }, originalSize: originalSize as Size, inputSize: inputSize as Size };
+  }
+
+  /** Store an embedding; a failed write is reported once and otherwise ignored. */
   async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
-    const base = this.base(key);
-    await mkdir(this.dir, { recursive: true });
     const { data } = photo.embedding;
-    await writeFileAtomic(`${base}.f32`, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    const sidecar: Sidecar = {
-      version: 1,
+    const meta: Meta = {
       dims: [...photo.embedding.dims],
       originalSize: [photo.originalSize[0], photo.originalSize[1]],
       inputSize: [photo.inputSize[0], photo.inputSize[1]],
-      encoder: key.encoder,
     };
-    await writeFileAtomic(`${base}.json`, JSON.stringify(sidecar));
+    await this.cache.put(
+      embeddingKeyText(key),
+      { "embedding.f32": new Uint8Array(data.buffer, data.byteOffset, data.byteLength) },
+      meta,
+    );
   }
 
-  private base(key: EmbeddingKey): string {
-    return join(this.dir, embeddingKeyId(key));
+  /** Entries and bytes in the cache. */
+  async usage(): Promise<{ entries: number; bytes: number }> {
+    const list = await this.cache.list();
+    return { entries: list.length, bytes: list.reduce((s, e) => s + e.bytes, 0) };
   }
+
+  /** Remove every cached embedding. */
+  async clear(): Promise<void> {
+    await this.cache.clear();
+  }
+}
+
+/** The embedding cache folder inside persam-db's cache folder. */
+export function embeddingCacheDir(persamCacheDir: string): string {
+  return join(persamCacheDir, "embeddings");
+}
+
+/**
+ * The user's embedding cache as this process's environment sets it (`PERSAM_DB_CACHE`,
+ * `PERSAM_DB_EMBEDDING_CACHE`; see config.ts).
+ */
+export function defaultEmbeddingCache(onWarning?: (message: string) => void): EmbeddingCache {
+  const maxBytes = embeddingCacheBytes();
+  return new EmbeddingCache({
+    dir: embeddingCacheDir(persamCacheDir()),
+    ...(maxBytes === undefined ? {} : { maxBytes }),
+    onWarning,
+  });
 }
 
 /**
@@ -78,7 +132,11 @@ export async function encoderFingerprint(path: string, label: string): Promise<s
   return `${label}|${path}|${s.size}|${Math.round(s.mtimeMs)}`;
 }
 
-/** The file name (without extension) of a key's embedding: a hash of encoder and photo. */
+function embeddingKeyText(key: EmbeddingKey): string {
+  return `${key.encoder}\n${key.photoSha256}`;
+}
+
+/** A short identity of a key, for sets of keys seen in one run. */
 export function embeddingKeyId(key: EmbeddingKey): string {
-  return createHash("sha256").update(`${key.encoder}\n${key.photoSha256}`).digest("hex").slice(0, 32);
+  return createHash("sha256").update(embeddingKeyText(key)).digest("hex").slice(0, 32);
 }

@@ -6,14 +6,14 @@ import { UserError } from "../../errors.js";
 import type { RgbImage } from "../../image/image-io.js";
 import { PhotoLoader } from "../../image/photo-loader.js";
 import { hashFile } from "../../util/hash-file.js";
-import { type EmbeddingCache, encoderFingerprint } from "./embedding-cache.js";
+import { type EmbeddingStore, encoderFingerprint } from "./embedding-cache.js";
 import type { EncodedPhoto, SamModel } from "./sam-model.js";
 
 /** Parameters of {@link PhotoEncoder}. */
 export interface PhotoEncoderParams {
   readonly model: SamModel;
   /** On-disk embedding cache; without it every new PhotoEncoder encodes again. */
-  readonly cache?: EmbeddingCache | undefined;
+  readonly cache?: EmbeddingStore | undefined;
   /**
    * Embeddings kept in memory (most recently used), so that the reference step and the
    * segmentation step share them. One ViT embedding is 4 MiB.
