@@ -17,6 +17,8 @@ import {
  *   for a bias C; Conv = 2·(output elements)·(C_in/group·k_h·k_w) + output elements when biased;
  *   ConvTranspose = 2·(input elements)·(C_out/group·k_h·k_w) + output elements when biased.
  *   MatMulInteger/ConvInteger count the same (integer MACs, reported under their own op type).
+ *   Einsum of k ≥ 2 operands = 2·(k−1)·(product of the sizes of all its labels), a contraction done
+ *   as one multiply-add per label combination and operand pair; of one operand = its elements.
  * - Element-wise arithmetic (Add, Sub, Mul, Div, Pow, Sqrt, Erf, Exp, Tanh, Relu, …): 1 per output
  *   element; Erf/Exp/Tanh are one "operation" although each costs several instructions.
  * - Softmax: 5 per element (max, subtract, exp, sum, divide). LayerNormalization: 7 per element
@@ -57,7 +59,15 @@ export interface CountFlopsOptions {
 
 type Shape = readonly number[];
 
-const MAC_OPS = new Set(["MatMul", "Gemm", "Conv", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
+const MAC_OPS = new Set([
+  "MatMul",
+  "Gemm",
+  "Conv",
+  "ConvTranspose",
+  "MatMulInteger",
+  "ConvInteger",
+  "Einsum",
+]);
 const ZERO_COST = new Set([
   "Identity",
   "Reshape",
@@ -239,7 +249,9 @@ function elemBinary(op: string, a: number, b: number, isInt: boolean): number {
       return Math.max(a, b);
     case "Min":
       return Math.min(a, b);
-    case "Mod":
+    case "Mod": // fmod = 0: the remainder has the divisor's sign (as Python's %)
+      return a - b * Math.floor(a / b);
+    case "FMod": // Mod with fmod = 1: the dividend's sign (as C's fmod)
       return a % b;
     case "Equal":
       return a === b ? 1 : 0;
@@ -341,6 +353,7 @@ class Inference {
       const shape = broadcast(shapes as Shape[]);
       if (!shape) return false;
       const type = COMPARE.has(op) ? 9 : op === "Where" ? this.type(n.inputs[1]) : t0;
+      const valueOp = op === "Mod" && attrInt(n, "fmod", 0) === 1 ? "FMod" : op;
       let values: number[] | undefined;
       const vs = n.inputs.map((x) => this.val(x));
       if (numel(shape) <= MAX_TRACKED && vs.every((v) => v !== undefined)) {
@@ -349,7 +362,8 @@ class Inference {
         for (let k = 0; k < values.length; k++) {
           const at = vs.map((v, j) => v![broadcastIndex(k, shape, ss[j]!)]!);
           if (op === "Where") values[k] = at[0] ? at[1]! : at[2]!;
-          else values[k] = at.slice(1).reduce((a, b) => elemBinary(op, a, b, INT_TYPES.has(type)), at[0]!);
+          else
+            values[k] = at.slice(1).reduce((a, b) => elemBinary(valueOp, a, b, INT_TYPES.has(type)), at[0]!);
           if (op === "Mean") values[k] = values[k]! / at.length;
         }
       }
@@ -364,6 +378,13 @@ class Inference {
         const shape = matmulShape(s0, s1);
         if (!shape) return false;
         this.set(out, shape, op === "MatMul" ? t0 : 6);
+        return true;
+      }
+      case "Einsum": {
+        const shapes = n.inputs.map((x) => this.shape(x));
+        const e = einsum(n.attributes.get("equation")?.s, shapes);
+        if (!e) return false;
+        this.set(out, e.shape, t0);
         return true;
       }
       case "Gemm": {
@@ -544,7 +565,7 @@ class Inference {
           ranges[ax] = [st, en, step];
         });
         const v = this.val(i0);
-        const values = v && s0.length === 1 ? sliceValues(v, ranges[0]!, shape[0]!) : undefined;
+        const values = v ? sliceValues(v, s0, ranges, shape) : undefined;
         this.set(out, shape, t0, values);
         return true;
       }
@@ -729,13 +750,70 @@ function transposeValues(v: readonly number[], s: Shape, perm: readonly number[]
   return out;
 }
 
+/**
+ * An Einsum's output shape and the size of each label, or undefined for an equation this does not
+ * read (ellipsis broadcasting) or that does not fit the input shapes. Without `->`, the output is
+ * the labels used once, in alphabetical order.
+ */
+function einsum(
+  equation: string | undefined,
+  shapes: readonly (Shape | undefined)[],
+): { shape: number[]; sizes: Map<string, number> } | undefined {
+  if (equation === undefined || equation.includes(".") || shapes.some((x) => !x)) return undefined;
+  const [lhs, rhs] = equation.replace(/\s+/g, "").split("->") as [string, string | undefined];
+  const terms = lhs.split(",");
+  if (terms.length !== shapes.length) return undefined;
+  const sizes = new Map<string, number>();
+  const uses = new Map<string, number>();
+  for (let t = 0; t < terms.length; t++) {
+    const term = terms[t]!;
+    const shape = shapes[t]!;
+    if (term.length !== shape.length) return undefined;
+    for (let k = 0; k < term.length; k++) {
+      const label = term[k]!;
+      const known = sizes.get(label);
+      if (known !== undefined && known !== shape[k]) return undefined;
+      sizes.set(label, shape[k]!);
+      uses.set(label, (uses.get(label) ?? 0) + 1);
+    }
+  }
+  const outLabels =
+    rhs ??
+    [...uses]
+      .filter(([, count]) => count === 1)
+      .map(([label]) => label)
+      .sort()
+      .join("");
+  const shape: number[] = [];
+  for (const label of outLabels) {
+    const d = sizes.get(label);
+    if (d === undefined) return undefined;
+    shape.push(d);
+  }
+  return { shape, sizes };
+}
+
+/** The values of a Slice: per axis of `s` (row-major), `[start, end, step]` gives the kept indices. */
 function sliceValues(
   v: readonly number[],
-  range: readonly [number, number, number],
-  count: number,
+  s: Shape,
+  ranges: readonly (readonly [number, number, number])[],
+  outShape: Shape,
 ): number[] {
-  const [start, , step] = range;
-  return Array.from({ length: count }, (_, k) => v[start + k * step]!);
+  const strides = s.map((_, k) => numel(s.slice(k + 1)));
+  const out = new Array<number>(numel(outShape));
+  for (let k = 0; k < out.length; k++) {
+    let rem = k;
+    let src = 0;
+    for (let j = outShape.length - 1; j >= 0; j--) {
+      const c = rem % outShape[j]!;
+      rem = Math.floor(rem / outShape[j]!);
+      const [start, , step] = ranges[j]!;
+      src += (start + c * step) * strides[j]!;
+    }
+    out[k] = v[src]!;
+  }
+  return out;
 }
 
 /** FLOPs of one node, given inferred shapes (see the counting rules at the top of this file). */
@@ -778,6 +856,15 @@ function nodeFlops(n: ReadNode, inf: Inference): number {
     case "GlobalAveragePool":
     case "GlobalMaxPool":
       return numel(inf.shape(n.inputs[0])!);
+    case "Einsum": {
+      const operands = n.inputs.filter((x) => x !== "");
+      if (operands.length < 2) return numel(inf.shape(operands[0])!);
+      const e = einsum(
+        n.attributes.get("equation")?.s,
+        operands.map((x) => inf.shape(x)),
+      )!;
+      return 2 * (operands.length - 1) * numel([...e.sizes.values()]);
+    }
     default:
       break;
   }
