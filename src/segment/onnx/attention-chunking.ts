@@ -36,7 +36,7 @@ import {
   writeNode,
   writeTensor,
 } from "./proto.js";
-import { fieldSpans, type ReadNode, readModel } from "./proto-reader.js";
+import { externalDataFiles, fieldSpans, type ReadNode, readModel } from "./proto-reader.js";
 
 /** Options of {@link chunkAttention}. */
 export interface AttentionChunkingOptions {
@@ -150,8 +150,11 @@ export function chunkAttention(
     return unchanged([`not rewritten: the model could not be parsed (${String(error)})`]);
   }
   const g = model.graph;
-  if ([...g.initializers.values()].some((t) => t.external)) {
-    return unchanged(["not rewritten: the model keeps weights in external data files"]);
+  const externalFiles = externalDataFiles(model);
+  if (externalFiles.length > 0) {
+    return unchanged([
+      `not rewritten: the model keeps weights in external data files (${externalFiles.join(", ")})`,
+    ]);
   }
   const opset = model.opsets.get("") ?? model.opsets.get("ai.onnx") ?? 0;
   if (opset < 13) return unchanged([`not rewritten: opset ${opset} < 13`]);
