@@ -545,12 +545,13 @@ function copyNodeFieldsExceptIo(node: Uint8Array, w: ProtoWriter): void {
   }
 }
 
-/** Name (field 8) of a serialised TensorProto. */
+/** Name (field 8) of a serialised TensorProto: the last occurrence, as protobuf (and readModel) reads it. */
 function tensorName(buf: Uint8Array, start: number, end: number): string {
+  let name = "";
   for (const f of fieldSpans(buf, start, end)) {
-    if (f.field === 8 && f.wire === 2) return textDecoder.decode(buf.subarray(f.payloadStart, f.end));
+    if (f.field === 8 && f.wire === 2) name = textDecoder.decode(buf.subarray(f.payloadStart, f.end));
   }
-  return "";
+  return name;
 }
 
 /**
