@@ -7,6 +7,7 @@ import { type ReadModel, type ReadNode, readModel } from "../src/segment/onnx/pr
 import {
   attrInt,
   attrInts,
+  einsum,
   type Inference,
   numel,
   type ShapeInferenceOptions,
@@ -19,6 +20,8 @@ import {
  *   for a bias C; Conv = 2·(output elements)·(C_in/group·k_h·k_w) + output elements when biased;
  *   ConvTranspose = 2·(input elements)·(C_out/group·k_h·k_w) + output elements when biased.
  *   MatMulInteger/ConvInteger count the same (integer MACs, reported under their own op type).
+ *   Einsum of k ≥ 2 operands = 2·(k−1)·(product of the sizes of all its labels), a contraction done
+ *   as one multiply-add per label combination and operand pair; of one operand = its elements.
  * - Element-wise arithmetic (Add, Sub, Mul, Div, Pow, Sqrt, Erf, Exp, Tanh, Relu, …): 1 per output
  *   element; Erf/Exp/Tanh are one "operation" although each costs several instructions.
  * - Softmax: 5 per element (max, subtract, exp, sum, divide). LayerNormalization: 7 per element
@@ -53,7 +56,15 @@ export interface FlopReport {
 /** Options of {@link countFlops}: those of shape inference. */
 export type CountFlopsOptions = ShapeInferenceOptions;
 
-const MAC_OPS = new Set(["MatMul", "Gemm", "Conv", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
+const MAC_OPS = new Set([
+  "MatMul",
+  "Gemm",
+  "Conv",
+  "ConvTranspose",
+  "MatMulInteger",
+  "ConvInteger",
+  "Einsum",
+]);
 const ZERO_COST = new Set([
   "Identity",
   "Reshape",
@@ -138,6 +149,15 @@ function nodeFlops(n: ReadNode, inf: Inference): number {
     case "GlobalAveragePool":
     case "GlobalMaxPool":
       return numel(inf.shape(n.inputs[0])!);
+    case "Einsum": {
+      const operands = n.inputs.filter((x) => x !== "");
+      if (operands.length < 2) return numel(inf.shape(operands[0])!);
+      const e = einsum(
+        n.attributes.get("equation")?.s,
+        operands.map((x) => inf.shape(x)),
+      )!;
+      return 2 * (operands.length - 1) * numel([...e.sizes.values()]);
+    }
     default:
       break;
   }

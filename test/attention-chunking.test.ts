@@ -1,7 +1,8 @@
-// The load-time attention rewrite (onnx/attention-chunking.ts): on our generator's attention and
-// on a differently exported one (3-D batch × heads scores, the rel-pos sum materialised, Casts
-// around the softmax, as HF transformers' SamVisionAttention exports) it gives the same outputs to
-// the bit; it leaves graphs without the pattern untouched; SamEncoder uses it by default.
+// The load-time attention rewrite (onnx/attention-chunking.ts): on our generator's attention, on a
+// differently exported one (3-D batch × heads scores, the rel-pos sum materialised, Casts around the
+// softmax, as HF transformers' SamVisionAttention exports) and on a torch.onnx.export graph of SAM's
+// ViT attention it gives the same outputs to the bit; it leaves graphs without the pattern
+// untouched; SamEncoder uses it by default.
 
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -162,6 +163,36 @@ describe("chunkAttention", () => {
     const r = chunkAttention(g.toModel(), { chunks: 2, minScoreBytes: 0 });
     expect(r.rewritten).toBe(0);
     expect(r.notes.join(" ")).toMatch(/no Q·Kᵀ MatMul|used outside/);
+  });
+});
+
+describe("chunkAttention on a torch.onnx.export graph (SAM's ViT attention in miniature)", () => {
+  // make-fixtures.py: 8×8 tokens, 4 heads; block 0 attends in 3×3 windows (36 = 4 windows × 4 heads
+  // along the batch × heads axis), block 1 globally (4), both with decomposed rel-pos bias (Einsum).
+  const fixture = join(import.meta.dirname, "fixtures", "onnx", "torch-attention.onnx");
+  const feeds = { pixel_values: { data: seeded(3 * 32 * 32, 21, 2), dims: [1, 3, 32, 32] } };
+
+  it("examines the exported graph and rewrites both attentions with the same output to the bit", async () => {
+    const bytes = readFileSync(fixture);
+    const expected = await run(bytes, feeds);
+    for (const chunks of [2, 4]) {
+      const r = chunkAttention(bytes, { chunks, minScoreBytes: 0 });
+      expect(r.notes).toEqual([
+        `rewrote 2 attention(s) into ≤ ${chunks} chunks along the batch × heads axis`,
+      ]);
+      expect([r.rewritten, r.large]).toEqual([2, 2]);
+      expect(opTypes(r.bytes).filter((t) => t === "Softmax")).toHaveLength(2 * chunks);
+      expect(maxAbsDiff(await run(r.bytes, feeds), expected)).toBe(0);
+    }
+  });
+
+  it("names the external data files of a model it leaves alone", () => {
+    const bytes = readFileSync(join(import.meta.dirname, "fixtures", "onnx", "everything.onnx"));
+    const r = chunkAttention(bytes, { chunks: 2, minScoreBytes: 0 });
+    expect(r.large).toBe(-1);
+    expect(r.notes).toEqual([
+      "not rewritten: the model keeps weights in external data files (everything-weights-a.bin, everything-weights-b.bin)",
+    ]);
   });
 });
 

@@ -101,6 +101,51 @@ describe("countFlops on hand-countable graphs", () => {
     expect(inferShapes(bytes, { symbolicDim: 4 }).get("y")).toEqual([4, 10]);
   });
 
+  it("Einsum: output shape from the equation, 2·(product of the label sizes) per operand pair", () => {
+    // SAM's decomposed relative position term: rel_h = einsum("bhwc,hkc->bhwk", q, R_h).
+    const bytes = graph([2, 3, 4, 5], (g, x) =>
+      g.op("Einsum", [x, g.initFloat("r", zeros(3, 6, 5), [3, 6, 5])], { equation: "bhwc,hkc->bhwk" }),
+    );
+    const r = countFlops(bytes);
+    expect(inferShapes(bytes).get("y")).toEqual([2, 3, 4, 6]);
+    expect(r.byOp.Einsum).toEqual({ count: 1, flops: 2 * (2 * 3 * 4 * 5 * 6) });
+    expect(r.mac).toBe(r.total);
+    // Implicit output: the labels used once, in alphabetical order.
+    const implicit = graph([3, 4], (g, x) =>
+      g.op("Einsum", [g.initFloat("a", zeros(4, 2), [4, 2]), x], { equation: "jk, ij" }),
+    );
+    expect(inferShapes(implicit).get("y")).toEqual([3, 2]);
+    const ellipsis = graph([3, 4], (g, x) => g.op("Einsum", [x, x], { equation: "...j,...j->..." }));
+    expect(countFlops(ellipsis).unknown).toHaveLength(2); // not read, not guessed
+  });
+
+  it("follows torch's F.pad arithmetic (Python-style Mod, 2-D reversed Slice, Transpose) to the padded shape", () => {
+    // pad so that H and W become multiples of 4: ph = (−H) mod 4, ONNX pads from torch's
+    // (0, 0, 0, pw, 0, ph, 0, 0) reshaped to rows per axis, reversed, transposed and flattened.
+    const bytes = graph([1, 5, 7, 3], (g, x) => {
+      const size = (axis: number): Value =>
+        g.op("Gather", [g.op("Shape", [x]), g.constantInt64(axis)], { axis: 0 });
+      const pad = (axis: number): Value =>
+        g.op("Unsqueeze", [
+          g.op("Mod", [g.op("Neg", [size(axis)]), g.constantInt64(4)]),
+          g.constantInt64([0]),
+        ]);
+      const zero = g.constantInt64([0]);
+      const flat = g.op("Concat", [zero, zero, zero, pad(2), zero, pad(1), zero, zero], { axis: 0 });
+      const rows = g.op("Reshape", [flat, g.constantInt64([-1, 2])]);
+      const reversed = g.op("Slice", [
+        rows,
+        g.constantInt64([-1]),
+        g.constantInt64([-(2 ** 53)]),
+        g.constantInt64([0]),
+        g.constantInt64([-1]),
+      ]);
+      const pads = g.op("Reshape", [g.op("Transpose", [reversed], { perm: [1, 0] }), g.constantInt64([-1])]);
+      return g.op("Pad", [x, pads]);
+    });
+    expect(inferShapes(bytes).get("y")).toEqual([1, 8, 8, 3]);
+  });
+
   it("lists nodes whose shapes it cannot infer instead of guessing", () => {
     const bytes = graph([4], (g, x) => g.op("Relu", [g.op("NonZero", [x])]));
     const r = countFlops(bytes);

@@ -35,7 +35,7 @@ import {
   writeNode,
   writeTensor,
 } from "./proto.js";
-import { fieldSpans, type ReadNode, readModel } from "./proto-reader.js";
+import { externalDataFiles, fieldSpans, type ReadNode, readModel } from "./proto-reader.js";
 import { inferShapes } from "./shape-inference.js";
 
 /** Options of {@link chunkAttention}. */
@@ -150,8 +150,11 @@ export function chunkAttention(
     return unchanged([`not rewritten: the model could not be parsed (${String(error)})`]);
   }
   const g = model.graph;
-  if ([...g.initializers.values()].some((t) => t.external)) {
-    return unchanged(["not rewritten: the model keeps weights in external data files"]);
+  const externalFiles = externalDataFiles(model);
+  if (externalFiles.length > 0) {
+    return unchanged([
+      `not rewritten: the model keeps weights in external data files (${externalFiles.join(", ")})`,
+    ]);
   }
   const opset = model.opsets.get("") ?? model.opsets.get("ai.onnx") ?? 0;
   if (opset < 13) return unchanged([`not rewritten: opset ${opset} < 13`]);
@@ -542,12 +545,13 @@ function copyNodeFieldsExceptIo(node: Uint8Array, w: ProtoWriter): void {
   }
 }
 
-/** Name (field 8) of a serialised TensorProto. */
+/** Name (field 8) of a serialised TensorProto: the last occurrence, as protobuf (and readModel) reads it. */
 function tensorName(buf: Uint8Array, start: number, end: number): string {
+  let name = "";
   for (const f of fieldSpans(buf, start, end)) {
-    if (f.field === 8 && f.wire === 2) return textDecoder.decode(buf.subarray(f.payloadStart, f.end));
+    if (f.field === 8 && f.wire === 2) name = textDecoder.decode(buf.subarray(f.payloadStart, f.end));
   }
-  return "";
+  return name;
 }
 
 /**

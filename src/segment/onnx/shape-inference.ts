@@ -157,7 +157,9 @@ function elemBinary(op: string, a: number, b: number, isInt: boolean): number {
       return Math.max(a, b);
     case "Min":
       return Math.min(a, b);
-    case "Mod":
+    case "Mod": // fmod = 0: the remainder has the divisor's sign (as Python's %)
+      return a - b * Math.floor(a / b);
+    case "FMod": // Mod with fmod = 1: the dividend's sign (as C's fmod)
       return a % b;
     case "Equal":
       return a === b ? 1 : 0;
@@ -259,6 +261,7 @@ export class Inference {
       const shape = broadcast(shapes as Shape[]);
       if (!shape) return false;
       const type = COMPARE.has(op) ? 9 : op === "Where" ? this.type(n.inputs[1]) : t0;
+      const valueOp = op === "Mod" && attrInt(n, "fmod", 0) === 1 ? "FMod" : op;
       let values: number[] | undefined;
       const vs = n.inputs.map((x) => this.val(x));
       if (numel(shape) <= MAX_TRACKED && vs.every((v) => v !== undefined)) {
@@ -267,7 +270,8 @@ export class Inference {
         for (let k = 0; k < values.length; k++) {
           const at = vs.map((v, j) => v![broadcastIndex(k, shape, ss[j]!)]!);
           if (op === "Where") values[k] = at[0] ? at[1]! : at[2]!;
-          else values[k] = at.slice(1).reduce((a, b) => elemBinary(op, a, b, INT_TYPES.has(type)), at[0]!);
+          else
+            values[k] = at.slice(1).reduce((a, b) => elemBinary(valueOp, a, b, INT_TYPES.has(type)), at[0]!);
           if (op === "Mean") values[k] = values[k]! / at.length;
         }
       }
@@ -282,6 +286,13 @@ export class Inference {
         const shape = matmulShape(s0, s1);
         if (!shape) return false;
         this.set(out, shape, op === "MatMul" ? t0 : 6);
+        return true;
+      }
+      case "Einsum": {
+        const shapes = n.inputs.map((x) => this.shape(x));
+        const e = einsum(n.attributes.get("equation")?.s, shapes);
+        if (!e) return false;
+        this.set(out, e.shape, t0);
         return true;
       }
       case "Gemm": {
@@ -462,7 +473,7 @@ export class Inference {
           ranges[ax] = [st, en, step];
         });
         const v = this.val(i0);
-        const values = v && s0.length === 1 ? sliceValues(v, ranges[0]!, shape[0]!) : undefined;
+        const values = v ? sliceValues(v, s0, ranges, shape) : undefined;
         this.set(out, shape, t0, values);
         return true;
       }
@@ -647,13 +658,70 @@ function transposeValues(v: readonly number[], s: Shape, perm: readonly number[]
   return out;
 }
 
+/**
+ * An Einsum's output shape and the size of each label, or undefined for an equation this does not
+ * read (ellipsis broadcasting) or that does not fit the input shapes. Without `->`, the output is
+ * the labels used once, in alphabetical order.
+ */
+export function einsum(
+  equation: string | undefined,
+  shapes: readonly (Shape | undefined)[],
+): { shape: number[]; sizes: Map<string, number> } | undefined {
+  if (equation === undefined || equation.includes(".") || shapes.some((x) => !x)) return undefined;
+  const [lhs, rhs] = equation.replace(/\s+/g, "").split("->") as [string, string | undefined];
+  const terms = lhs.split(",");
+  if (terms.length !== shapes.length) return undefined;
+  const sizes = new Map<string, number>();
+  const uses = new Map<string, number>();
+  for (let t = 0; t < terms.length; t++) {
+    const term = terms[t]!;
+    const shape = shapes[t]!;
+    if (term.length !== shape.length) return undefined;
+    for (let k = 0; k < term.length; k++) {
+      const label = term[k]!;
+      const known = sizes.get(label);
+      if (known !== undefined && known !== shape[k]) return undefined;
+      sizes.set(label, shape[k]!);
+      uses.set(label, (uses.get(label) ?? 0) + 1);
+    }
+  }
+  const outLabels =
+    rhs ??
+    [...uses]
+      .filter(([, count]) => count === 1)
+      .map(([label]) => label)
+      .sort()
+      .join("");
+  const shape: number[] = [];
+  for (const label of outLabels) {
+    const d = sizes.get(label);
+    if (d === undefined) return undefined;
+    shape.push(d);
+  }
+  return { shape, sizes };
+}
+
+/** The values of a Slice: per axis of `s` (row-major), `[start, end, step]` gives the kept indices. */
 function sliceValues(
   v: readonly number[],
-  range: readonly [number, number, number],
-  count: number,
+  s: Shape,
+  ranges: readonly (readonly [number, number, number])[],
+  outShape: Shape,
 ): number[] {
-  const [start, , step] = range;
-  return Array.from({ length: count }, (_, k) => v[start + k * step]!);
+  const strides = s.map((_, k) => numel(s.slice(k + 1)));
+  const out = new Array<number>(numel(outShape));
+  for (let k = 0; k < out.length; k++) {
+    let rem = k;
+    let src = 0;
+    for (let j = outShape.length - 1; j >= 0; j--) {
+      const c = rem % outShape[j]!;
+      rem = Math.floor(rem / outShape[j]!);
+      const [start, , step] = ranges[j]!;
+      src += (start + c * step) * strides[j]!;
+    }
+    out[k] = v[src]!;
+  }
+  return out;
 }
 
 /** Inference state over `m` with its initializers and graph inputs set (symbolic dims per `options`). */
