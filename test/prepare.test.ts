@@ -14,6 +14,7 @@ import {
 } from "../src/dataset/prepare.js";
 import { UserError } from "../src/errors.js";
 import { writeTinyModel } from "../src/segment/models/tiny-model.js";
+import { EmbeddingCache } from "../src/segment/sam/embedding-cache.js";
 import { SamModel } from "../src/segment/sam/sam-model.js";
 import { haveSharedFixtures, persegMiniDir, persegPath } from "./support/fixtures.js";
 import {
@@ -64,8 +65,19 @@ async function sceneFolder(name: string, count: number, withMask = false): Promi
   return dir;
 }
 
+/** An embedding cache of the photo folder's own, so that each test counts its own encoder runs. */
+const cacheOf = (inputDir: string) => new EmbeddingCache({ dir: `${inputDir}.embeddings` });
+
 function run(inputDir: string, extra: Partial<PrepareParams> = {}) {
-  return prepare({ inputDir, model, className: "ball", keepDoubtful: true, resolution: 64, ...extra });
+  return prepare({
+    inputDir,
+    model,
+    className: "ball",
+    keepDoubtful: true,
+    resolution: 64,
+    embeddingCache: cacheOf(inputDir),
+    ...extra,
+  });
 }
 
 /** Per-photo training files and metadata of an output folder with their hashes. */
@@ -270,6 +282,7 @@ describe("prepare: resume", () => {
       const plan = await planPrepare({
         inputDir: dir,
         modelFiles: model.files,
+        embeddingCache: cacheOf(dir),
         className: "ball",
         keepDoubtful: true,
         resolution: 64,

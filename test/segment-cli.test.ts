@@ -84,7 +84,10 @@ describe("persam-db segment", () => {
     const files = (await readdir(join(work, "out"))).sort();
     expect(files).toEqual([".persam", "a.json", "a.png", "b.json", "b.png", "c.json", "c.png"]);
     const state = (await readdir(join(work, "out", ".persam"))).sort();
-    expect(state).toEqual(["embeddings", "reference-1.png", "segment.json"]);
+    expect(state).toEqual(["reference-1.png", "segment.json"]);
+    // The embeddings went to the user's cache (PERSAM_DB_CACHE), where every command finds them.
+    const cached = await readdir(join(work, "cache", "embeddings"));
+    expect(cached.filter((f) => !f.startsWith("."))).toHaveLength(3);
 
     const probe = await probeImage(join(work, "out", "b.png"));
     expect([probe.format, probe.width, probe.height, probe.space]).toEqual(["png", W, H, "b-w"]);
