@@ -102,7 +102,12 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         describe: "Background of images/: white, gray, color:#rrggbb, blur, noise, transparent, keep",
       })
       .option("bg-weight", { type: "number", default: 0.1, describe: "Loss weight of the background (0–1)" })
-      .option("feather", { type: "number", default: 8, describe: "Soft mask edge in output pixels" })
+      .option("feather", {
+        type: "number",
+        default: 8,
+        describe:
+          "Soft edge of the loss weights (weights/, rgba/) in output pixels; images/ keeps a clean edge",
+      })
       .option("trainer", {
         type: "string",
         choices: ["diffusers", "kohya", "onetrainer", "all"],
