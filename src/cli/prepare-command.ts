@@ -2,6 +2,7 @@
 // set out (images, masks, loss weights, captions, trainer configs, dataset card, report).
 
 import { resolve } from "node:path";
+import { classFromFolderNotice, requireClassFromFolder } from "../dataset/captions.js";
 import {
   defaultOutDir,
   modelKeyOf,
@@ -11,6 +12,7 @@ import {
   type TrainerChoice,
 } from "../dataset/prepare.js";
 import { terminalSafe } from "../dataset/report.js";
+import { checkPhotoFolder } from "../dataset/scan.js";
 import { UserError } from "../errors.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { defineCommand } from "./command.js";
@@ -79,7 +81,8 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       })
       .option("class", {
         type: "string",
-        describe: "Class noun of the subject (cat, backpack, …); default: the last word of the folder name",
+        describe:
+          "Class noun of the subject (cat, backpack, …); default: the last word of the folder name that names something (generic names such as 'Photos 2024' are refused)",
       })
       .option("caption-template", {
         type: "string",
@@ -173,6 +176,10 @@ export const prepareCommand = defineCommand<PrepareOptions>({
     const reporter = context.reporter(options);
     const { io } = context;
     const inputDir = resolve(io.cwd, options.dir);
+    // The folder and the class first: both are quick, and a wrong one should not wait for a model.
+    await checkPhotoFolder(inputDir, options.dir);
+    const className = options.class ?? requireClassFromFolder(inputDir);
+    if (options.class === undefined) reporter.info(terminalSafe(classFromFolderNotice(className, inputDir)));
     const outDir = options.output === undefined ? defaultOutDir(inputDir) : resolve(io.cwd, options.output);
     const references = await referenceSpecsFromOptions(options, { cwd: io.cwd, photosDir: inputDir });
     const fusionTrainer = options.mode === "persam-f" ? trainerFromOptions(options) : undefined;
@@ -244,7 +251,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         bgWeight: options.bgWeight,
         feather: options.feather,
         token: options.token,
-        className: options.class,
+        className,
         captionTemplate: options.captionTemplate,
         keepDoubtful: options.keepDoubtful,
         trainer: options.trainer,

@@ -49,6 +49,19 @@ export function isRoutineSkip(skip: { readonly kind: SkipKind }): boolean {
   return skip.kind === "hidden" || skip.kind === "folder" || skip.kind === "output-folder";
 }
 
+/**
+ * Check that the photo folder exists and is a folder, before anything slow (a model download) runs.
+ * `shown` is how the user wrote the path, for the message.
+ * @throws UserError naming the path when it is missing or not a folder.
+ */
+export async function checkPhotoFolder(dir: string, shown: string = dir): Promise<void> {
+  const info = await stat(dir).catch(() => undefined);
+  if (!info) throw new UserError(`The photo folder ${shown} does not exist`, { hint: "check the path" });
+  if (!info.isDirectory()) {
+    throw new UserError(`${shown} is not a folder`, { hint: "give the folder that holds the photos" });
+  }
+}
+
 /** A file or folder left out, with one line that names it and says why. */
 export interface SkippedFile {
   readonly path: string;
