@@ -37,7 +37,7 @@ import type { EncodedPhoto, SamModel } from "../segment/sam/sam-model.js";
 import { removeStaleTempFiles, writeFileAtomic } from "../util/atomic-write.js";
 import type { Box } from "../util/tensor.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "./background.js";
-import { DEFAULT_TOKEN, caption as makeCaption } from "./captions.js";
+import { DEFAULT_TOKEN, caption as makeCaption, requireClassFromFolder } from "./captions.js";
 import { type CropMode, type CropRect, outputSize, resizeMask, subjectCrop } from "./crop.js";
 import { type MetadataRow, toJsonl } from "./metadata.js";
 import { OUTPUT_FOLDERS, writePhotoOutputs } from "./outputs.js";
@@ -169,7 +169,7 @@ export interface PrepareParams {
   readonly feather?: number | undefined;
   /** @default "sks" */
   readonly token?: string | undefined;
-  /** The subject's class noun. @default from the folder name (see {@link classFromFolder}) */
+  /** The subject's class noun. @default from the folder name (captions.ts, classFromFolder) */
   readonly className?: string | undefined;
   /** @default "a photo of {token} {class}" */
   readonly captionTemplate?: string | undefined;
@@ -243,16 +243,6 @@ function photoFiles(stem: string): string[] {
     `onetrainer/${stem}-masklabel.png`,
     `onetrainer/${stem}.txt`,
   ];
-}
-
-/**
- * The class noun guessed from the folder name: its last word of two or more letters (`my-cat` →
- * `cat`, `toy_robot` → `robot`), lower-cased; `object` when there is none.
- */
-export function classFromFolder(dir: string): string {
-  const words = basename(resolve(dir)).match(/\p{L}{2,}/gu) ?? [];
-  const last = words[words.length - 1];
-  return last === undefined ? "object" : last.toLowerCase();
 }
 
 /** A model's identity for the state: registry label, encoder fingerprint and decoder file. */
@@ -375,7 +365,7 @@ async function resolveSettings(params: PrepareParams, inputDir: string): Promise
   }
   const margin = params.margin ?? 0.1;
   const token = params.token ?? defaults.token ?? DEFAULT_TOKEN;
-  const className = params.className ?? classFromFolder(inputDir);
+  const className = params.className ?? requireClassFromFolder(inputDir);
   const template = params.captionTemplate ?? defaults.instancePrompt;
   return {
     mode,
@@ -1062,9 +1052,10 @@ export async function prepare(params: PrepareParams): Promise<PrepareResult> {
     version: 1,
     createdAt: new Date().toISOString(),
     tool: params.tool ?? "persam-db",
-    input: params.inputDir,
-    output: params.outDir ?? outDir,
+    input: basename(inputDir),
+    output: basename(outDir),
     settings: {
+      class: settings.className,
       model: modelFiles!.label,
       testModel: model?.isTestModel ?? (await isTestModelFile(modelFiles!.decoderPath)),
       mode: settings.mode,
@@ -1283,7 +1274,7 @@ function reportReference(
   const first = reference.references[0]!;
   const scanned = photos.find((p) => p.sha256 === first.sha256);
   const rel = (path: string): string =>
-    isInside(path, inputDir) ? relative(inputDir, path).split(sep).join("/") : path;
+    isInside(path, inputDir) ? relative(inputDir, path).split(sep).join("/") : basename(path);
   const base = {
     stem: scanned?.stem ?? basename(first.photo).replace(/\.[^.]*$/, ""),
     file: scanned?.relPath ?? rel(first.photo),
