@@ -81,7 +81,11 @@ export interface PrepareReport {
   readonly createdAt: string;
   /** For example "persam-db 0.1.0". */
   readonly tool: string;
-  /** Input and output folders as the user gave them. */
+  /**
+   * The names of the input and output folders, never their paths: the report is published with the
+   * set, and a path would give away the user's home folder and name. Every other path in the
+   * report is relative to the input folder (photos, reference) or to the output folder (outputs).
+   */
   readonly input: string;
   readonly output: string;
   /** The settings that shaped the outputs (model, resolution, background, …). */
