@@ -1,6 +1,6 @@
 // CLI tests of `persam-db prepare` in-process on the tiny random model with generated photos.
 
-import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -142,6 +142,20 @@ describe("persam-db prepare", () => {
     expect(run.stderr).toBe(
       `persam-db: error: The photo folder ${join(root, "nonexistent")} does not exist — check the path\n`,
     );
+  });
+
+  it("skips notes.txt, Thumbs.db and metadata quietly: exit 0, counted as other files", async () => {
+    const folder = join(root, "toy-with-notes");
+    await mkdir(folder);
+    await writeJpeg(join(folder, "toy.jpg"), scene({ at: [0.5, 0.5] }));
+    await writeSceneMask(join(folder, "toy.mask.png"), { at: [0.5, 0.5] });
+    await writeFile(join(folder, "notes.txt"), "photographed on the balcony\n");
+    await writeFile(join(folder, "Thumbs.db"), new Uint8Array([0xd0, 0xcf, 0x11, 0xe0]));
+    await writeFile(join(folder, "toy.xmp"), "<x:xmpmeta/>");
+    const run = await runCli(["prepare", folder, ...modelArgs(), "--resolution", "64"]);
+    expect(run.code, run.stderr).toBe(ExitCode.ok);
+    expect(run.stderr).not.toMatch(/notes\.txt|Thumbs\.db|toy\.xmp/);
+    expect(run.stdout).toContain("1 photo: 1 ok, 0 doubtful, 0 skipped · 3 other files ignored");
   });
 
   it("rejects a malformed --aspect before loading anything", async () => {

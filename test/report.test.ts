@@ -182,7 +182,7 @@ describe("summaryTable", () => {
     expect(lines[1]).toMatch(/^a\.jpg\s+ok\s+0\.93\s+21\.0%$/);
     expect(lines[3]).toContain("skipped");
     expect(lines[3]).toContain("Cannot decode JPEG image broken.jpg");
-    expect(lines[4]).toBe("3 photos: 1 ok, 1 doubtful, 1 skipped");
+    expect(lines[4]).toBe("3 photos: 1 ok, 1 doubtful, 1 skipped · 1 other file ignored");
   });
 
   it("neutralises terminal escapes and bidi overrides in file names", () => {

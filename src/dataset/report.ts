@@ -404,6 +404,10 @@ export function summaryTable(report: PrepareReport): string {
     );
   }
   const c = countStatuses(report);
-  lines.push(`${plural(c.total, "photo")}: ${c.ok} ok, ${c.doubtful} doubtful, ${c.skipped} skipped`);
+  const others = report.skippedFiles.length;
+  lines.push(
+    `${plural(c.total, "photo")}: ${c.ok} ok, ${c.doubtful} doubtful, ${c.skipped} skipped` +
+      (others > 0 ? ` · ${plural(others, "other file")} ignored` : ""),
+  );
   return `${lines.join("\n")}\n`;
 }
