@@ -9,11 +9,12 @@ import { dirname, join } from "node:path";
 import { hubConfig, persamCacheDir, redact } from "./config.js";
 import { errorCodes, firstLine, isUserError } from "./errors.js";
 import { HubUserError, hubWhoAmI } from "./hub/hub-api.js";
-import { encodePng, probeImage } from "./image/image-io.js";
+import { encodePng, probeImage, sharpVersions } from "./image/image-io.js";
 import { loadModelRegistry, type ModelRegistry } from "./segment/models/model-registry.js";
 import { modelCacheStatus } from "./segment/models/model-store.js";
 import { GraphBuilder } from "./segment/onnx/graph-builder.js";
-import { createSession, ortFloat32 } from "./segment/sam/ort.js";
+import { createSession, onnxruntimeVersion, ortFloat32 } from "./segment/sam/ort.js";
+import { packageVersion } from "./util/package-version.js";
 
 /** The lowest supported Node.js major version (package.json `engines`). */
 export const MIN_NODE_MAJOR = 20;
@@ -94,14 +95,18 @@ async function guarded(
 }
 
 /**
- * Run every check, in order: Node.js, onnxruntime, sharp, HF cache, persam-db cache, Hub, token,
- * models. Never throws; never prints or returns the token.
+ * Run every check, in order: persam-db (its version), Node.js, onnxruntime, sharp (each with its
+ * version), HF cache, persam-db cache, Hub, token, models. Never throws; never prints or returns
+ * the token.
  */
 export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> {
   const hub = hubConfig(options.env);
   const token = hub.token;
   const doFetch = options.fetch ?? globalThis.fetch;
   const checks: DoctorCheck[] = [];
+  checks.push(
+    await guarded("persam-db", true, token, async () => check("persam-db", true, true, packageVersion())),
+  );
   checks.push(await guarded("Node.js", true, token, async () => nodeCheck(options.nodeVersion)));
   checks.push(await guarded("onnxruntime", true, token, onnxCheck));
   checks.push(await guarded("sharp", true, token, sharpCheck));
@@ -173,7 +178,12 @@ async function onnxCheck(): Promise<DoctorCheck> {
     if (y === undefined || y[0] !== 4 || y[1] !== 6) {
       return check("onnxruntime", true, false, `a one-node model gave a wrong result (${y?.join(", ")})`);
     }
-    return check("onnxruntime", true, true, "onnxruntime-node loads and runs a one-node model (CPU)");
+    return check(
+      "onnxruntime",
+      true,
+      true,
+      `${onnxruntimeVersion()}: onnxruntime-node loads and runs a one-node model (CPU)`,
+    );
   } finally {
     await session.release();
   }
@@ -201,7 +211,13 @@ async function sharpCheck(): Promise<DoctorCheck> {
         NATIVE_HINT,
       );
     }
-    return check("sharp", true, true, "sharp loads, encodes and reads a PNG");
+    const v = sharpVersions();
+    return check(
+      "sharp",
+      true,
+      true,
+      `${v.sharp} (libvips ${v.libvips}): sharp loads, encodes and reads a PNG`,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -61,3 +61,89 @@ export function errorCodes(error: unknown, depth = 0): string[] {
   if (error instanceof AggregateError) for (const e of error.errors) out.push(...errorCodes(e, depth + 1));
   return out;
 }
+
+/** What an operating-system error code means for a path, and what the user can do about it. */
+const SYSTEM_ERRORS: Readonly<Record<string, { readonly what: string; readonly hint: string }>> = {
+  EACCES: {
+    what: "permission denied",
+    hint: "choose a folder you may write to (for example -o ~/my-set), or change its permissions",
+  },
+  EPERM: {
+    what: "operation not permitted",
+    hint: "choose a folder you may write to (for example -o ~/my-set), or change its permissions",
+  },
+  ENOTDIR: {
+    what: "a part of this path is a file, not a folder",
+    hint: "choose another output folder, or move that file out of the way",
+  },
+  EISDIR: {
+    what: "this is a folder where a file is expected",
+    hint: "give a file name, or move the folder out of the way",
+  },
+  ENOSPC: {
+    what: "no space left on the disk",
+    hint: "free some space or write to another disk, then run again: finished files are kept",
+  },
+  EDQUOT: {
+    what: "disk quota exceeded",
+    hint: "free some space within your quota or write elsewhere, then run again: finished files are kept",
+  },
+  EROFS: {
+    what: "the file system is read-only",
+    hint: "choose an output folder on a writable disk",
+  },
+  EMFILE: {
+    what: "too many open files",
+    hint: "run with fewer --jobs, or raise the limit (ulimit -n 4096)",
+  },
+  ENFILE: {
+    what: "too many open files on this system",
+    hint: "run with fewer --jobs, or close other programs",
+  },
+};
+
+/** The operating-system error codes {@link systemUserError} turns into user errors. */
+export const SYSTEM_ERROR_CODES: readonly string[] = Object.keys(SYSTEM_ERRORS);
+
+/**
+ * An operating-system error that is the user's to fix (no permission, a file where a folder should
+ * be, a full disk, a read-only disk, too many open files) as one UserError line that names the path
+ * and says what to do; undefined for any other error. `path` names the file when the error itself
+ * does not (a write on an open file has no path) or names a temporary one.
+ */
+export function systemUserError(error: unknown, path?: string): UserError | undefined {
+  if (isUserError(error)) return undefined;
+  const code =
+    errorCodes(error).find((c) => c in SYSTEM_ERRORS) ?? (isMkdirEnoent(error) ? "ENOENT" : undefined);
+  if (code === undefined) return undefined;
+  const { what, hint } = SYSTEM_ERRORS[code] ?? MKDIR_ENOENT;
+  const own = errorPath(error);
+  const where = path ?? own;
+  return new UserError(where === undefined ? `${what} (${code})` : `${where}: ${what} (${code})`, {
+    hint,
+    cause: error,
+  });
+}
+
+/**
+ * A folder that could not be created: Node's recursive mkdir says ENOENT also when the disk is
+ * read-only or a part of the path cannot be made, and it only ever runs for an output.
+ */
+const MKDIR_ENOENT = {
+  what: "cannot create this folder",
+  hint: "check that the disk is writable and that no part of the path is a file",
+};
+
+function isMkdirEnoent(error: unknown): boolean {
+  const e = error as { code?: unknown; syscall?: unknown } | null;
+  return typeof e === "object" && e !== null && e.code === "ENOENT" && e.syscall === "mkdir";
+}
+
+/** The `path` (or `dest`) of an error or of the first error behind it that has one. */
+function errorPath(error: unknown, depth = 0): string | undefined {
+  if (depth > 6 || typeof error !== "object" || error === null) return undefined;
+  const e = error as { path?: unknown; dest?: unknown; cause?: unknown };
+  if (typeof e.path === "string") return e.path;
+  if (typeof e.dest === "string") return e.dest;
+  return errorPath(e.cause, depth + 1);
+}

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   backgroundColor,
   DEFAULT_BACKGROUND,
+  edgeAlpha,
   parseBackground,
   suppressBackground,
 } from "../src/dataset/background.js";
@@ -57,14 +58,32 @@ describe("suppressBackground", () => {
     expect(far).toBeGreaterThan(1000);
   });
 
-  it("feathers the edge: just outside the mask is a blend of photo and fill", () => {
-    const out = suppressBackground({ image, mask, background: "white", feather: 6 });
-    // (56, 30) is one pixel outside the disc (radius 15 around x = 40).
-    const i = 30 * W + 56;
+  it.each(["white", "gray", "color:#102030", "noise", "blur", "transparent"] as const)(
+    "%s: the feather never reaches images/ — one pixel outside the mask is pure background",
+    (background) => {
+      const pure = suppressBackground({ image, mask, background, feather: 6, edge: new Float32Array(W * H) });
+      const out = suppressBackground({ image, mask, background, feather: 6 });
+      const c = out.channels;
+      for (let i = 0; i < W * H; i++) {
+        const px = Array.from(out.data.subarray(c * i, c * i + c));
+        if (mask[i]) {
+          expect(px.slice(0, 3)).toEqual(Array.from(image.data.subarray(3 * i, 3 * i + 3)));
+          if (c === 4) expect(px[3]).toBe(255);
+        } else {
+          expect(px).toEqual(Array.from(pure.data.subarray(c * i, c * i + c)));
+        }
+      }
+    },
+  );
+
+  it("blends only where the edge alpha is between 0 and 1", () => {
+    const edge = Float32Array.from(mask, (v) => (v ? 1 : 0));
+    const i = 30 * W + 56; // one pixel outside the disc (radius 15 around x = 40)
     expect(mask[i]).toBe(0);
-    const r = out.data[3 * i]!;
-    expect(r).toBeGreaterThan(image.data[3 * i]!);
-    expect(r).toBeLessThan(255);
+    edge[i] = 0.5;
+    const out = suppressBackground({ image, mask, background: "white", edge });
+    expect(out.data[3 * i]).toBe(Math.round(0.5 * image.data[3 * i]! + 0.5 * 255));
+    expect(out.data[3 * (i + 1)]).toBe(255);
   });
 
   it("transparent gives RGBA: alpha 255 on the subject, 0 far away, RGB on white", () => {
@@ -127,9 +146,56 @@ describe("suppressBackground", () => {
     expect(Array.from(out.data.subarray(0, 3))).toEqual([255, 255, 255]);
   });
 
-  it("rejects a mask of the wrong size", () => {
+  it("rejects a mask or edge of the wrong size", () => {
     expect(() => suppressBackground({ image, mask: new Uint8Array(10) })).toThrow(
-      `Expected ${W * H} mask values (${W}×${H}) for featherAlpha but received 10`,
+      `Expected ${W * H} values (${W}×${H}) for mask but received 10`,
+    );
+    expect(() => suppressBackground({ image, mask, edge: new Float32Array(10) })).toThrow(
+      `Expected ${W * H} values (${W}×${H}) for edge but received 10`,
+    );
+  });
+});
+
+describe("edgeAlpha", () => {
+  /** A square mask (x, y in [2, 6)) in an 8×8 image, and a coverage plane to read the edge from. */
+  const w = 8;
+  const h = 8;
+  const square = Uint8Array.from({ length: w * h }, (_, i) => {
+    const x = i % w;
+    const y = Math.floor(i / w);
+    return x >= 2 && x < 6 && y >= 2 && y < 6 ? 1 : 0;
+  });
+
+  it("is 1 deep inside, 0 one pixel away, coverage only on the outline", () => {
+    const coverage = new Float32Array(w * h).fill(0.3);
+    const alpha = edgeAlpha({ mask: square, coverage, width: w, height: h });
+    const at = (x: number, y: number) => alpha[y * w + x]!;
+    expect(at(3, 3)).toBe(1); // all 8 neighbours in the mask
+    expect(at(4, 4)).toBe(1);
+    expect(at(2, 2)).toBeCloseTo(0.3); // mask pixel on the outline
+    expect(at(1, 3)).toBeCloseTo(0.3); // outside, touching the mask
+    expect(at(0, 3)).toBe(0); // two pixels out: no mask pixel in its 3×3 neighbourhood
+    expect(at(7, 7)).toBe(0);
+  });
+
+  it("drops coverage far from the mask (a hair thinner than the output mask) and clamps it", () => {
+    const coverage = new Float32Array(w * h);
+    coverage[0] = 0.4; // a speck of the full-resolution mask two pixels from the output mask
+    coverage[2 * w + 1] = 1.5;
+    const alpha = edgeAlpha({ mask: square, coverage, width: w, height: h });
+    expect(alpha[0]).toBe(0);
+    expect(alpha[2 * w + 1]).toBe(1);
+  });
+
+  it("treats the image border as neither mask nor background", () => {
+    const full = new Uint8Array(w * h).fill(1);
+    const alpha = edgeAlpha({ mask: full, coverage: new Float32Array(w * h), width: w, height: h });
+    expect(Array.from(alpha).every((a) => a === 1)).toBe(true);
+  });
+
+  it("rejects planes of the wrong size", () => {
+    expect(() => edgeAlpha({ mask: square, coverage: new Float32Array(3), width: w, height: h })).toThrow(
+      `Expected ${w * h} values (${w}×${h}) for coverage but received 3`,
     );
   });
 });

@@ -6,12 +6,13 @@ import {
   cropAndResize,
   cropImage,
   cropPlane,
+  maskCoverage,
   outputSize,
   resizeMask,
   subjectCrop,
 } from "../src/dataset/crop.js";
 import type { RgbImage } from "../src/image/image-io.js";
-import { resizeRgb } from "../src/image/image-io.js";
+import { resizeRegion, resizeRgb } from "../src/image/image-io.js";
 import { maskBox } from "../src/segment/sam/postprocess.js";
 import type { Box } from "../src/util/tensor.js";
 
@@ -356,6 +357,66 @@ describe("cropAndResize", () => {
     await expect(
       cropAndResize({ image, mask: new Uint8Array(5), crop: cases[0]![0], width: 8, height: 8 }),
     ).rejects.toThrow(RangeError);
+  });
+});
+
+describe("maskCoverage", () => {
+  it("is the mean of each block when shrinking by a whole factor, and 0/1 at the same size", () => {
+    const w = 12;
+    const h = 8;
+    const mask = Uint8Array.from({ length: w * h }, (_, i) => ((i * 7) % 5 < 2 ? 1 : 0));
+    const crop = { left: 0, top: 0, width: w, height: h };
+    const got = maskCoverage({ mask, width: w, height: h, crop, outWidth: 4, outHeight: 2 });
+    for (let oy = 0; oy < 2; oy++) {
+      for (let ox = 0; ox < 4; ox++) {
+        let s = 0;
+        for (let y = 4 * oy; y < 4 * oy + 4; y++)
+          for (let x = 3 * ox; x < 3 * ox + 3; x++) s += mask[y * w + x]!;
+        expect(got[oy * 4 + ox]).toBeCloseTo(s / 12, 6);
+      }
+    }
+    const same = maskCoverage({ mask, width: w, height: h, crop, outWidth: w, outHeight: h });
+    expect(Array.from(same)).toEqual(Array.from(mask));
+  });
+
+  it.each([
+    [10, 40],
+    [10, 25],
+    [40, 10],
+    [100, 37],
+    [64, 512],
+  ])("puts a step's half-covered pixel where sharp's resize does (%i → %i px)", async (n, m) => {
+    // A vertical step at the middle of a crop taken from a wider mask (subject on the right).
+    const w = n + 6;
+    const mask = Uint8Array.from({ length: w * 3 }, (_, i) => ((i % w) - 3 >= n / 2 ? 1 : 0));
+    const crop = { left: 3, top: 1, width: n, height: 1 };
+    const coverage = maskCoverage({ mask, width: w, height: 3, crop, outWidth: m, outHeight: 1 });
+    const grey = Uint8Array.from(mask, (v) => v * 255);
+    const resized = await resizeRegion({ data: grey, width: w, height: 3, channels: 1 }, crop, m, 1);
+    // Coverage is a box filter, sharp's lanczos is wider, but both put the step at the same
+    // sub-pixel position: the sum along the row is the number of output pixels right of the step.
+    // (A geometry half an output pixel off, as centre-aligned footprints are when enlarging, fails.)
+    const sum = (values: ArrayLike<number>, scale: number): number => {
+      let t = 0;
+      for (let o = 0; o < m; o++) t += values[o]! / scale;
+      return t;
+    };
+    expect(Math.abs(sum(coverage, 1) - sum(resized.data, 255))).toBeLessThan(0.2);
+    // Fractional only on the pixels the step runs through (at most one when shrinking or enlarging).
+    expect(Array.from(coverage).filter((v) => v > 0 && v < 1).length).toBeLessThanOrEqual(1);
+  });
+
+  it("rejects a crop outside the mask", () => {
+    expect(() =>
+      maskCoverage({
+        mask: new Uint8Array(16),
+        width: 4,
+        height: 4,
+        crop: { left: 2, top: 0, width: 4, height: 4 },
+        outWidth: 2,
+        outHeight: 2,
+      }),
+    ).toThrow(RangeError);
   });
 });
 

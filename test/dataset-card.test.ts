@@ -161,6 +161,12 @@ describe("datasetCard", () => {
     }
   });
 
+  it("shows the class noun in the title and on its own line", () => {
+    const card = datasetCard({ dataset: { ...dataset, className: "backpack" } });
+    expect(card).toContain("# sks backpack \\(PerSAM DreamBooth set\\)");
+    expect(card).toMatch(/^- Class: `backpack` /m);
+  });
+
   it("keeps user strings from starting Markdown blocks or closing code spans", () => {
     const evil = "x`` y\n# Heading\n```\n<script>alert(1)</script>";
     const card = datasetCard({ dataset: { ...dataset, reference: evil, instancePrompt: evil } });

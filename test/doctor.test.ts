@@ -1,14 +1,17 @@
 // `persam-db doctor` against the loopback Hub: token accepted / rejected / malformed, Hub down,
 // offline mode, the command's table, --json and exit code — and the token never in the output.
 
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatDoctorTable } from "../src/cli/doctor-command.js";
 import { type DoctorCheck, doctorPassed, runDoctor } from "../src/doctor.js";
 import { runCli } from "./support/cli.js";
 import { closedPortUrl, type HubServer, startHubServer } from "./support/hub-server.js";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 const GOOD = "hf_doctorGoodToken0123456789";
 const BAD = "hf_doctorRevokedToken987654";
@@ -51,6 +54,7 @@ describe("runDoctor", () => {
   it("passes the local checks and names the user of a valid token", async () => {
     const checks = await runDoctor({ env: { ...base, HF_TOKEN: GOOD }, timeoutMs: 5000 });
     expect(checks.map((c) => c.name)).toEqual([
+      "persam-db",
       "Node.js",
       "onnxruntime",
       "sharp",
@@ -180,6 +184,23 @@ describe("persam-db doctor", () => {
     expect(byName(doc.checks, "Hub").detail).toContain("unreachable");
     expect(r.stdout + r.stderr).not.toContain(BAD);
     expect(r.stderr).toBe("");
+  });
+
+  it("shows the versions of persam-db, Node.js, onnxruntime and sharp", async () => {
+    const r = await run(["doctor"], base);
+    const { version } = JSON.parse(await readFile(join(REPO, "package.json"), "utf8")) as { version: string };
+    expect(r.stdout).toMatch(new RegExp(`^ok {4}persam-db +${version.replace(/\./g, "\\.")}$`, "m"));
+    expect(r.stdout).toMatch(
+      new RegExp(`^ok {4}Node\\.js +v${process.versions.node.replace(/\./g, "\\.")} `, "m"),
+    );
+    expect(r.stdout).toMatch(/^ok {4}onnxruntime +\d+\.\d+\.\d+: /m);
+    expect(r.stdout).toMatch(/^ok {4}sharp +\d+\.\d+\.\d+ \(libvips \d+\.\d+\.\d+\): /m);
+  });
+
+  it("refuses --timeout without a value", async () => {
+    const r = await run(["doctor", "--timeout"], base);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("Not enough arguments following: timeout");
   });
 
   it("shows examples in --help", async () => {

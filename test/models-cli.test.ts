@@ -94,8 +94,25 @@ describe("persam-db models", () => {
     expect(bad.code).toBe(ExitCode.userError);
     expect(bad.stdout).toMatch(/^damaged slimsam-77 encoder .*\(sha256 [0-9a-f]{12}…, expected/m);
     expect(bad.stderr).toMatch(
-      /^persam-db: error: damaged model files: slimsam-77 encoder — run 'persam-db models pull ID'/,
+      /^persam-db: error: damaged model files: slimsam-77 encoder — run 'persam-db models pull slimsam-77'/,
     );
+  });
+
+  it("verify fails when files are missing, or when there is nothing to verify", async () => {
+    const offline = { HF_HUB_OFFLINE: "1", HF_ENDPOINT: "http://127.0.0.1:1" };
+    const missing = await run(["models", "verify", "sam-vit-base"], offline);
+    expect(missing.code).toBe(ExitCode.userError);
+    expect(missing.stdout).toMatch(/^missing sam-vit-base encoder/m);
+    expect(missing.stderr).toMatch(
+      /^persam-db: error: missing model files: sam-vit-base encoder, sam-vit-base decoder.* — run 'persam-db models pull sam-vit-base'/,
+    );
+    const empty = await run(["models", "verify"], {
+      ...offline,
+      HF_HUB_CACHE: join(work, "empty-hub"),
+      PERSAM_DB_CACHE: join(work, "empty-persam"),
+    });
+    expect(empty.code).toBe(ExitCode.userError);
+    expect(empty.stderr).toContain("no model files in the cache to verify");
   });
 
   it("usage errors are single lines: missing id, unknown model, not downloaded", async () => {

@@ -14,6 +14,7 @@ import {
   openCvForeground,
   pooledScores,
   REFERENCE_SKIPPED_OBJECTS,
+  referenceStem,
 } from "../src/eval/perseg-eval.js";
 import { encodePng } from "../src/image/image-io.js";
 import { haveSharedFixtures, persegMiniDir, persegObjects } from "./support/fixtures.js";
@@ -118,6 +119,16 @@ describe("PerSeg folders", () => {
       /Object bird has no reference annotation/,
     );
     await expect(listPersegObjects({ dir: join(dir, "Images") })).rejects.toThrow(/is not a PerSeg folder/);
+  });
+
+  it("finds the zero-padded annotation of a numeric --ref-idx (1 is 01)", async () => {
+    const one = await listPersegObjects({ dir, refIdx: "1" });
+    expect(one.objects[0]!.referenceMask).toBe(join(dir, "Annotations", "bird", "01.png"));
+    expect(one.objects[0]!.tests.map((t) => t.name)).toEqual(["00", "02"]);
+    expect(referenceStem(["00", "01", "02"], "2")).toBe("02");
+    expect(referenceStem(["00", "01"], "001")).toBe("01");
+    expect(referenceStem(["00", "01"], "7")).toBeUndefined();
+    expect(referenceStem(["a", "b"], "a")).toBe("a");
   });
 
   it("scores predictions against hand-computed IoU and accuracy", async () => {

@@ -1,6 +1,6 @@
 // CLI tests of `persam-db prepare` in-process on the tiny random model with generated photos.
 
-import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -100,6 +100,62 @@ describe("persam-db prepare", () => {
     const run = await runCli(["prepare", empty, ...modelArgs()]);
     expect(run.code).toBe(ExitCode.userError);
     expect(run.stderr).toMatch(/^persam-db: error: No photos found in .*empty/m);
+  });
+
+  it("says in one line which class noun it took from the folder name", async () => {
+    const run = await runCli([
+      "prepare",
+      dir,
+      ...modelArgs(),
+      "--resolution",
+      "64",
+      "--keep-doubtful",
+      "--dry-run",
+    ]);
+    expect(run.code, run.stderr).toBe(ExitCode.ok);
+    const lines = run.stderr.split("\n").filter((l) => l.startsWith("class:"));
+    expect(lines).toEqual(['class: "cat", taken from the folder name "my-cat" (pass --class to change it)']);
+    const given = await runCli(["prepare", dir, ...modelArgs(), "--dry-run", "--class", "kitten"]);
+    expect(given.stderr).not.toContain("class:");
+  });
+
+  it.each(["Photos 2024", "DCIM_100", "2024-05-01", "IMG_1234"])(
+    "refuses the generic folder name %s with one line asking for --class, before the model",
+    async (name) => {
+      const generic = join(root, name);
+      await mkdir(generic, { recursive: true });
+      await writeJpeg(join(generic, "a.jpg"), scene());
+      // No model files and no network: the class must be refused before the model is looked for.
+      const run = await runCli(["prepare", generic]);
+      expect(run.code).toBe(ExitCode.userError);
+      expect(run.stderr).toBe(
+        `persam-db: error: The folder name "${name}" does not say what the subject is — pass its class noun with --class (for example --class cat or --class backpack)\n`,
+      );
+      const named = await runCli(["prepare", generic, "--class", "cat", ...modelArgs(), "--dry-run"]);
+      expect(named.code, named.stderr).toBe(ExitCode.ok);
+    },
+  );
+
+  it("complains about a missing photo folder before the model", async () => {
+    const run = await runCli(["prepare", join(root, "nonexistent")]);
+    expect(run.code).toBe(ExitCode.userError);
+    expect(run.stderr).toBe(
+      `persam-db: error: The photo folder ${join(root, "nonexistent")} does not exist — check the path\n`,
+    );
+  });
+
+  it("skips notes.txt, Thumbs.db and metadata quietly: exit 0, counted as other files", async () => {
+    const folder = join(root, "toy-with-notes");
+    await mkdir(folder);
+    await writeJpeg(join(folder, "toy.jpg"), scene({ at: [0.5, 0.5] }));
+    await writeSceneMask(join(folder, "toy.mask.png"), { at: [0.5, 0.5] });
+    await writeFile(join(folder, "notes.txt"), "photographed on the balcony\n");
+    await writeFile(join(folder, "Thumbs.db"), new Uint8Array([0xd0, 0xcf, 0x11, 0xe0]));
+    await writeFile(join(folder, "toy.xmp"), "<x:xmpmeta/>");
+    const run = await runCli(["prepare", folder, ...modelArgs(), "--resolution", "64"]);
+    expect(run.code, run.stderr).toBe(ExitCode.ok);
+    expect(run.stderr).not.toMatch(/notes\.txt|Thumbs\.db|toy\.xmp/);
+    expect(run.stdout).toContain("1 photo: 1 ok, 0 doubtful, 0 skipped · 3 other files ignored");
   });
 
   it("rejects a malformed --aspect before loading anything", async () => {

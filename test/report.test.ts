@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
   escapeHtml,
+  FLAG_LEGEND,
   type PhotoReport,
   type PrepareReport,
   renderReportHtml,
   summaryTable,
+  timingName,
 } from "../src/dataset/report.js";
 import { terminalSafe } from "../src/util/terminal-text.js";
 
@@ -103,7 +105,7 @@ describe("renderReportHtml", () => {
     // Numbers and reference method.
     expect(html).toContain("confidence 0.93");
     expect(html).toContain("chosen automatically (score 0.88)");
-    expect(html).toContain("encode 812 ms");
+    expect(html).toContain("<tr><th>encode</th><td>812 ms</td></tr>");
     expect(html).toContain("low-confidence, &#60;flag&#62;");
   });
 
@@ -123,7 +125,12 @@ describe("renderReportHtml", () => {
         "body",
         "br",
         "circle",
+        "code",
+        "dd",
+        "details",
         "div",
+        "dl",
+        "dt",
         "figcaption",
         "figure",
         "g",
@@ -134,12 +141,15 @@ describe("renderReportHtml", () => {
         "html",
         "li",
         "meta",
+        "ol",
         "p",
         "path",
         "rect",
+        "section",
         "span",
         "strong",
         "style",
+        "summary",
         "svg",
         "table",
         "tbody",
@@ -150,6 +160,110 @@ describe("renderReportHtml", () => {
         "ul",
       ].sort(),
     );
+  });
+
+  it("warns about the test model and doubtful photos in banners, and shows the class", () => {
+    const base = report();
+    const html = renderReportHtml({
+      report: {
+        ...base,
+        settings: { ...base.settings, testModel: true, class: "cat", caption: "a photo of sks cat" },
+      },
+    });
+    expect(html).toMatch(
+      /<p class="banner test-model" role="alert"><strong>Test model\.<\/strong> These masks come from persam-db's tiny random test model/,
+    );
+    expect(html).toContain(
+      '<p class="banner doubtful-photos" role="status"><strong>1 doubtful photo.</strong>',
+    );
+    expect(html).toContain('Class: <strong class="class">cat</strong> · caption “a photo of sks cat”');
+    const clean = renderReportHtml({
+      report: { ...base, settings: { ...base.settings, testModel: false }, photos: [base.photos[0]!] },
+    });
+    expect(clean).not.toContain('class="banner');
+  });
+
+  it("shows each photo's training image beside its overlay, linked relative to the report", () => {
+    const base = report();
+    const outputs = {
+      image: "images/a.png",
+      mask: "masks/a.png",
+      weight: "weights/a.png",
+      rgba: "rgba/a.png",
+      caption: "captions/a.txt",
+    };
+    const html = renderReportHtml({
+      report: {
+        ...base,
+        photos: [
+          { ...base.photos[0]!, outputs },
+          { ...base.photos[1]!, outputs: { ...outputs, image: "../../etc/passwd" } },
+          { ...base.photos[0]!, stem: "b", outputs: { ...outputs, image: "/home/someone/x.png" } },
+          { ...base.photos[0]!, stem: "c", outputs: { ...outputs, image: "images/ü #1.png" } },
+        ],
+      },
+    });
+    expect(html).toContain(
+      '<img class="trained" src="images/a.png" alt="training image of a.jpg" loading="lazy">',
+    );
+    expect(html).toContain('src="images/%C3%BC%20%231.png"');
+    // A path that leaves the set, or an absolute one, is never linked.
+    expect(html).not.toContain("passwd");
+    expect(html).not.toContain("/home/someone");
+    expect(html.match(/<img /g)).toHaveLength(2);
+    expect(html.match(/not in the training set/g)).toHaveLength(2);
+  });
+
+  it("says what to do next: the scripts of the chosen trainers, how to fix a doubtful photo", () => {
+    const base = report();
+    const outputs = { image: "images/a.png", mask: "m", weight: "w", rgba: "r", caption: "c" };
+    const withSet = { ...base, photos: [{ ...base.photos[0]!, outputs }, base.photos[1]!] };
+    const all = renderReportHtml({ report: { ...withSet, settings: { ...base.settings, trainer: "all" } } });
+    for (const text of [
+      "bash train.sh",
+      "bash train_kohya.sh",
+      "onetrainer/train-config.json",
+      "--ref-point X,Y",
+      "--ref-mask MASK.png",
+      "--keep-doubtful",
+    ])
+      expect(all).toContain(text);
+    const kohya = renderReportHtml({
+      report: { ...withSet, settings: { ...base.settings, trainer: "kohya" } },
+    });
+    expect(kohya).toContain("bash train_kohya.sh");
+    expect(kohya).not.toContain("bash train.sh");
+    const none = renderReportHtml({ report: { ...base, photos: [base.photos[2]!] } });
+    expect(none).toContain("No photo is in the training set yet");
+    expect(none).not.toContain("bash train");
+  });
+
+  it("explains every flag the code can raise, and folds timings away under readable names", () => {
+    const html = renderReportHtml({ report: report() });
+    for (const flag of [
+      "doubtful",
+      "reference",
+      "empty-mask",
+      "empty-mask-fallback",
+      "tiny-mask",
+      "mask-covers-photo",
+      "fragmented-mask",
+      "low-similarity",
+      "low-iou",
+      "cuts-subject",
+      "margin-reduced",
+      "upscaled",
+    ]) {
+      expect(FLAG_LEGEND[flag], flag).toBeTruthy();
+      expect(html).toContain(`>${flag}</dt><dd>`);
+    }
+    // A flag without a description still appears in the legend.
+    expect(html).toContain('<dt class="used">&#60;flag&#62;</dt><dd>no description</dd>');
+    expect(html).toMatch(/<details class="timings"><summary>timings<\/summary>/);
+    expect(timingName("attnSimMs")).toBe("attention bias");
+    expect(timingName("stateMs")).toBe("saving the resume state");
+    expect(timingName("someNewStageMs")).toBe("some new stage");
+    expect(html).not.toMatch(/\b[a-z]+Ms\b/);
   });
 
   it("refuses a thumbnail that is not JPEG or PNG", () => {
@@ -182,7 +296,7 @@ describe("summaryTable", () => {
     expect(lines[1]).toMatch(/^a\.jpg\s+ok\s+0\.93\s+21\.0%$/);
     expect(lines[3]).toContain("skipped");
     expect(lines[3]).toContain("Cannot decode JPEG image broken.jpg");
-    expect(lines[4]).toBe("3 photos: 1 ok, 1 doubtful, 1 skipped");
+    expect(lines[4]).toBe("3 photos: 1 ok, 1 doubtful, 1 skipped · 1 other file ignored");
   });
 
   it("neutralises terminal escapes and bidi overrides in file names", () => {

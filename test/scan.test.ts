@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { naturalCompare, scanPhotos } from "../src/dataset/scan.js";
+import { isRoutineSkip, isSidecarName, naturalCompare, scanPhotos } from "../src/dataset/scan.js";
 import { UserError } from "../src/errors.js";
 import { encodeJpeg, encodePng } from "../src/image/image-io.js";
 
@@ -107,6 +107,35 @@ describe("scanPhotos", () => {
       expect(photos.has(s.relPath)).toBe(false);
       expect(s.reason).not.toMatch(/\n/);
     }
+  });
+
+  it("skips notes, metadata sidecars and file-browser caches quietly, but reads an image by content", async () => {
+    const folder = join(work, "with-sidecars");
+    await mkdir(folder);
+    await writeFile(join(folder, "IMG_0001.jpg"), await encodeJpeg(pixels(20)));
+    await writeFile(join(folder, "notes.txt"), "the cat is called Mochi\n");
+    await writeFile(join(folder, "empty.txt"), "");
+    await writeFile(join(folder, "IMG_0001.xmp"), "<x:xmpmeta/>");
+    await writeFile(join(folder, "IMG_0001.AAE"), "<plist/>");
+    await writeFile(join(folder, "export.json"), "{}");
+    await writeFile(join(folder, "Thumbs.db"), new Uint8Array([0xd0, 0xcf, 0x11, 0xe0]));
+    await writeFile(join(folder, "really-a-png.txt"), await encodePng(pixels(21)));
+    await writeFile(join(folder, "movie.mov"), "not a photo either");
+    const scan = await scanPhotos({ dir: folder });
+    expect(scan.photos.map((p) => p.relPath)).toEqual(["IMG_0001.jpg", "really-a-png.txt"]);
+    const kinds = Object.fromEntries(scan.skipped.map((s) => [s.relPath, s.kind]));
+    expect(kinds).toEqual({
+      "empty.txt": "sidecar",
+      "export.json": "sidecar",
+      "IMG_0001.AAE": "sidecar",
+      "IMG_0001.xmp": "sidecar",
+      "movie.mov": "not-a-photo",
+      "notes.txt": "sidecar",
+      "Thumbs.db": "sidecar",
+    });
+    for (const s of scan.skipped) expect(isRoutineSkip(s), s.relPath).toBe(s.kind === "sidecar");
+    expect(isSidecarName(".DS_Store")).toBe(true);
+    expect(isSidecarName("cat.jpg")).toBe(false);
   });
 
   it("collects <stem>.mask.png for every photo of that name and reports duplicates by hash", async () => {

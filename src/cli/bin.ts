@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 // The executable: runs main() and is the only place that exits the process.
 
-import { ExitCode } from "../errors.js";
 import { processIo } from "./io.js";
 import { main } from "./main.js";
+import { installStopSignals } from "./stop-signals.js";
 
 const controller = new AbortController();
-let interrupts = 0;
-process.on("SIGINT", () => {
-  interrupts += 1;
-  if (interrupts > 1) process.exit(ExitCode.interrupted);
-  process.stderr.write("\npersam-db: stopping after the current step (Ctrl-C again to quit now)\n");
-  controller.abort();
+installStopSignals({
+  source: process,
+  controller,
+  write: (text) => process.stderr.write(text),
+  exit: (code) => process.exit(code),
 });
 
 const code = await main(process.argv.slice(2), processIo(controller.signal));

@@ -37,6 +37,8 @@ export class Reporter {
     private readonly io: CliIo,
     readonly json: boolean,
     readonly quiet = false,
+    /** Called after the JSON document is written (main then writes no error document). */
+    private readonly onJson?: () => void,
   ) {}
 
   /** A human note on stderr (suppressed with --json or --quiet). */
@@ -56,7 +58,9 @@ export class Reporter {
 
   /** The one JSON document of a --json run. */
   emitJson(value: unknown): void {
-    if (this.json) this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    if (!this.json) return;
+    this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    this.onJson?.();
   }
 
   /** True when progress bars may be drawn (a terminal, no --json, no --quiet). */

@@ -1,24 +1,34 @@
 // The CLI entry: parses argv with yargs, runs one command, maps errors to exit codes. It never
 // exits the process (bin.ts does), so tests call `main(argv, io)` in-process.
 
-import yargs, { type Argv } from "yargs";
-import { ExitCode, isUserError } from "../errors.js";
+import yargs, { type Arguments, type Argv } from "yargs";
+import { ExitCode, isUserError, systemUserError } from "../errors.js";
+import { packageVersion } from "../util/package-version.js";
 import { terminalSafe } from "../util/terminal-text.js";
 import type { CommandContext, CommandDefinition, GlobalOptions } from "./command.js";
 import { commands } from "./commands.js";
 import { type CliIo, processIo, Reporter } from "./io.js";
 
-/** Run the CLI with `argv` (without `node` and the script path); resolves to the exit code. */
+/**
+ * Run the CLI with `argv` (without `node` and the script path); resolves to the exit code. Every
+ * failure ends as one line on stderr and, with --json, as one `{"error": …}` document on stdout
+ * (unless the command already printed its document).
+ */
 export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
   let exitCode: number = ExitCode.ok;
+  let jsonWritten = false;
   const context: CommandContext = {
     io,
-    reporter: (options: GlobalOptions) => new Reporter(io, options.json, options.quiet),
+    reporter: (options: GlobalOptions) =>
+      new Reporter(io, options.json, options.quiet, () => {
+        jsonWritten = true;
+      }),
     setExitCode(code: number) {
       exitCode = Math.max(exitCode, code);
     },
   };
   const verbose = argv.includes("--verbose");
+  const json = argv.includes("--json");
   // A bare `persam-db` shows the overview rather than an error.
   argv = argv.length === 0 ? ["--help"] : positionalsAfterDoubleDash(argv);
 
@@ -43,12 +53,17 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     .recommendCommands()
     .help()
     .alias("h", "help")
-    .version(false)
+    .version("version", "Show the persam-db version", packageVersion())
+    // Before validation, so a repeated option is named before a command trips over an array.
+    .middleware(refuseRepeatedOptions as never, true)
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .epilogue("Docs: see README.md. Every command has --help with examples.")
     .exitProcess(false)
     .fail((message, error) => {
-      throw error ?? new UsageError(message);
+      // yargs' own complaints (a missing value, an unknown option) come as YError or as a message.
+      if (error === undefined || error === null || error.name === "YError")
+        throw new UsageError(message ?? error?.message ?? "bad command line");
+      throw error;
     });
 
   for (const definition of commands) {
@@ -67,26 +82,111 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
   }
 
   function report(error: unknown, out: CliIo, showStack: boolean): number {
-    if (error instanceof UsageError) {
-      out.stderr.write(`persam-db: ${error.message}\nRun 'persam-db --help' for usage.\n`);
-      return ExitCode.userError;
+    const failure = describeFailure(error);
+    if (json && !jsonWritten) {
+      out.stdout.write(`${JSON.stringify({ error: failure }, null, 2)}\n`);
+      jsonWritten = true;
     }
-    if (isUserError(error)) {
-      // File names can hold line breaks or terminal escapes: the error stays one inert line.
-      out.stderr.write(`persam-db: error: ${terminalSafe(error.toLine())}\n`);
-      if (showStack && error.cause instanceof Error) out.stderr.write(`${error.cause.stack ?? ""}\n`);
-      return error.exitCode;
+    switch (failure.kind) {
+      case "usage":
+        out.stderr.write(`persam-db: ${terminalSafe(failure.message)}\nRun 'persam-db --help' for usage.\n`);
+        break;
+      case "user": {
+        // File names can hold line breaks or terminal escapes: the error stays one inert line.
+        out.stderr.write(`persam-db: error: ${terminalSafe(failure.line)}\n`);
+        const cause = (systemUserError(error) ?? error) as { cause?: unknown };
+        if (showStack && cause.cause instanceof Error) out.stderr.write(`${cause.cause.stack ?? ""}\n`);
+        break;
+      }
+      case "interrupted":
+        out.stderr.write("persam-db: interrupted\n");
+        break;
+      case "bug": {
+        const text =
+          error instanceof Error
+            ? showStack
+              ? (error.stack ?? error.message)
+              : error.message
+            : String(error);
+        out.stderr.write(
+          `persam-db: unexpected error (a bug): ${text}\n${showStack ? "" : "Run again with --verbose for the stack trace, and please report it.\n"}`,
+        );
+        break;
+      }
     }
-    if (error instanceof Error && error.name === "AbortError") {
-      out.stderr.write("persam-db: interrupted\n");
-      return ExitCode.interrupted;
+    return failure.exitCode;
+  }
+}
+
+/** A failed run as the `error` of the --json document. */
+export interface FailureDocument {
+  /** `usage`: bad command line; `user`: the user's to fix; `interrupted`: Ctrl-C or SIGTERM; `bug`. */
+  readonly kind: "usage" | "user" | "interrupted" | "bug";
+  /** What happened, one line. */
+  readonly message: string;
+  /** What to do, when known. */
+  readonly hint?: string;
+  /** `message — hint`, as printed on stderr. */
+  readonly line: string;
+  readonly exitCode: number;
+}
+
+/**
+ * How a failure is reported: usage errors, UserErrors and operating-system errors on paths (no
+ * permission, a file for a folder, a full or read-only disk, too many open files: see
+ * systemUserError) are the user's, exit 1; an abort is an interruption, exit 130; anything else
+ * is a bug, exit 70.
+ */
+export function describeFailure(error: unknown): FailureDocument {
+  if (error instanceof UsageError) {
+    return { kind: "usage", message: error.message, line: error.message, exitCode: ExitCode.userError };
+  }
+  const user = isUserError(error) ? error : systemUserError(error);
+  if (user) {
+    return {
+      kind: "user",
+      message: user.message,
+      ...(user.hint === undefined ? {} : { hint: user.hint }),
+      line: user.toLine(),
+      exitCode: user.exitCode,
+    };
+  }
+  if (error instanceof Error && error.name === "AbortError") {
+    const message = "interrupted; run again to finish (every file written so far is complete)";
+    return { kind: "interrupted", message, line: message, exitCode: ExitCode.interrupted };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { kind: "bug", message, line: message, exitCode: ExitCode.bug };
+}
+
+/** The parts of yargs' option table that {@link refuseRepeatedOptions} and `register` read. */
+interface OptionTable {
+  readonly key: Readonly<Record<string, unknown>>;
+  readonly alias: Readonly<Record<string, readonly string[]>>;
+  readonly array: readonly string[];
+  readonly string: readonly string[];
+  readonly number: readonly string[];
+}
+
+function optionTable(parser: Argv): OptionTable {
+  return (parser as unknown as { getOptions(): OptionTable }).getOptions();
+}
+
+/**
+ * An option that takes one value but was given several times (`--class a --class b`, `-o a -o b`)
+ * is one usage line, for every command: yargs would hand the command an array.
+ */
+function refuseRepeatedOptions(argv: Arguments, parser: Argv): void {
+  const table = optionTable(parser);
+  const aliases = new Set(Object.values(table.alias).flat());
+  for (const key of Object.keys(table.key)) {
+    if (aliases.has(key) || table.array.includes(key)) continue;
+    const value = argv[key];
+    if (Array.isArray(value)) {
+      throw new UsageError(
+        `--${key} was given ${value.length === 2 ? "twice" : `${value.length} times`}; give it once`,
+      );
     }
-    const text =
-      error instanceof Error ? (showStack ? (error.stack ?? error.message) : error.message) : String(error);
-    out.stderr.write(
-      `persam-db: unexpected error (a bug): ${text}\n${showStack ? "" : "Run again with --verbose for the stack trace, and please report it.\n"}`,
-    );
-    return ExitCode.bug;
   }
 }
 
@@ -111,7 +211,15 @@ function register(parser: Argv, definition: CommandDefinition<unknown>, context:
   return parser.command({
     command: definition.command,
     describe: definition.describe,
-    builder: (y: Argv) => definition.builder(y as Argv<GlobalOptions>) as unknown as Argv,
+    builder: (y: Argv) => {
+      const built = definition.builder(y as Argv<GlobalOptions>) as unknown as Argv;
+      // A value option without its value (`doctor --timeout`) is refused rather than defaulted.
+      const table = optionTable(built);
+      const valued = [...table.string, ...table.number].filter(
+        (k) => k in table.key && !table.array.includes(k),
+      );
+      return valued.length > 0 ? built.requiresArg(valued) : built;
+    },
     handler: async (options) => {
       await definition.handler(options as unknown as GlobalOptions, context);
     },

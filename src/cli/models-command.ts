@@ -261,8 +261,14 @@ export const modelsCommand = defineCommand<ModelsOptions>({
       case "verify": {
         const statuses = await verifyModels({ ...ctx, id: options.id, variant: options.variant });
         reporter.emitJson({ variant: options.variant, models: statuses });
-        if (statuses.length === 0) reporter.info("no model files in the cache");
+        if (statuses.length === 0) {
+          // Nothing to verify is not a verified model: a script checking the cache must not pass.
+          throw new UserError("no model files in the cache to verify", {
+            hint: "run 'persam-db models pull slimsam-77' (or another id from 'persam-db models list')",
+          });
+        }
         const damaged: string[] = [];
+        const missing: string[] = [];
         for (const s of statuses) {
           for (const f of s.files) {
             const where = f.localPath ?? `${f.repo}/${f.path}`;
@@ -270,12 +276,20 @@ export const modelsCommand = defineCommand<ModelsOptions>({
               `${f.state.padEnd(7)} ${s.modelId} ${f.role.padEnd(13)} ${where}${f.problem ? ` (${f.problem})` : ""}`,
             );
             if (f.state === "damaged") damaged.push(`${s.modelId} ${f.role}`);
+            else if (f.state === "missing") missing.push(`${s.modelId} ${f.role}`);
           }
         }
-        if (damaged.length > 0) {
-          throw new UserError(`damaged model files: ${damaged.join(", ")}`, {
-            hint: "run 'persam-db models pull ID' to fetch them again",
-          });
+        if (damaged.length > 0 || missing.length > 0) {
+          const ids = [
+            ...new Set(statuses.filter((s) => s.files.some((f) => f.state !== "ok")).map((s) => s.modelId)),
+          ];
+          throw new UserError(
+            [
+              ...(damaged.length > 0 ? [`damaged model files: ${damaged.join(", ")}`] : []),
+              ...(missing.length > 0 ? [`missing model files: ${missing.join(", ")}`] : []),
+            ].join("; "),
+            { hint: `run ${ids.map((id) => `'persam-db models pull ${id}'`).join(" and ")} to fetch them` },
+          );
         }
         return;
       }

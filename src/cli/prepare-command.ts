@@ -2,6 +2,7 @@
 // set out (images, masks, loss weights, captions, trainer configs, dataset card, report).
 
 import { resolve } from "node:path";
+import { classFromFolderNotice, requireClassFromFolder } from "../dataset/captions.js";
 import {
   defaultOutDir,
   dryRunResult,
@@ -11,6 +12,7 @@ import {
   runPrepare,
   type TrainerChoice,
 } from "../dataset/prepare.js";
+import { checkPhotoFolder } from "../dataset/scan.js";
 import { UserError } from "../errors.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { terminalSafe } from "../util/terminal-text.js";
@@ -86,7 +88,8 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       })
       .option("class", {
         type: "string",
-        describe: "Class noun of the subject (cat, backpack, …); default: the last word of the folder name",
+        describe:
+          "Class noun of the subject (cat, backpack, …); default: the last word of the folder name that names something (generic names such as 'Photos 2024' are refused)",
       })
       .option("caption-template", {
         type: "string",
@@ -109,7 +112,12 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         describe: "Background of images/: white, gray, color:#rrggbb, blur, noise, transparent, keep",
       })
       .option("bg-weight", { type: "number", default: 0.1, describe: "Loss weight of the background (0–1)" })
-      .option("feather", { type: "number", default: 8, describe: "Soft mask edge in output pixels" })
+      .option("feather", {
+        type: "number",
+        default: 8,
+        describe:
+          "Soft edge of the loss weights (weights/, rgba/) in output pixels; images/ keeps a clean edge",
+      })
       .option("trainer", {
         type: "string",
         choices: ["diffusers", "kohya", "onetrainer", "all"],
@@ -175,6 +183,10 @@ export const prepareCommand = defineCommand<PrepareOptions>({
     const reporter = context.reporter(options);
     const { io } = context;
     const inputDir = resolve(io.cwd, options.dir);
+    // The folder and the class first: both are quick, and a wrong one should not wait for a model.
+    await checkPhotoFolder(inputDir, options.dir);
+    const className = options.class ?? requireClassFromFolder(inputDir);
+    if (options.class === undefined) reporter.info(terminalSafe(classFromFolderNotice(className, inputDir)));
     const outDir = options.output === undefined ? defaultOutDir(inputDir) : resolve(io.cwd, options.output);
     const references = await referenceSpecsFromOptions(options, { cwd: io.cwd, photosDir: inputDir });
     const fusionTrainer = options.mode === "persam-f" ? trainerFromOptions(options) : undefined;
@@ -240,7 +252,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         bgWeight: options.bgWeight,
         feather: options.feather,
         token: options.token,
-        className: options.class,
+        className,
         captionTemplate: options.captionTemplate,
         keepDoubtful: options.keepDoubtful,
         trainer: options.trainer,

@@ -1,5 +1,7 @@
-// Background suppression of training images: what the pixels outside the subject mask become, blended
-// through the feathered alpha of weight-map.ts (pure TypeScript, no sharp).
+// Background suppression of training images: what the pixels outside the subject mask become, and the
+// clean-edge rule for compositing them (pure TypeScript, no sharp). images/ is composited through the
+// subject mask with an anti-aliased edge at most one pixel wide on each side of its outline
+// (edgeAlpha), never through the loss-weight feather: a background pixel never reaches a training image.
 
 import { UserError } from "../errors.js";
 import type { RgbImage } from "../image/image-io.js";
@@ -65,6 +67,60 @@ export function backgroundColor(background: Background): Rgb | undefined {
   return undefined;
 }
 
+/** Parameters of {@link edgeAlpha}. */
+export interface EdgeAlphaParams {
+  /** Binary subject mask at output size (`width × height`, non-zero = subject): the masks/ file. */
+  readonly mask: Uint8Array;
+  /**
+   * Fraction of each output pixel covered by the full-resolution mask, in [0, 1] (crop.ts,
+   * maskCoverage); the anti-aliasing of the outline.
+   */
+  readonly coverage: Float32Array;
+  readonly width: number;
+  readonly height: number;
+}
+
+/**
+ * The compositing alpha of images/: the subject mask with an anti-aliased edge at most one pixel
+ * wide on each side of its outline. A pixel whose 3×3 neighbourhood (inside the image) is all mask
+ * is 1; one whose neighbourhood holds no mask pixel is 0; only the pixels the outline runs between
+ * take their area coverage. So every pixel farther than one pixel from the mask is pure background,
+ * every pixel deeper than one pixel inside it is the photo's, and a hair of the full-resolution mask
+ * too thin to reach the output mask is dropped with it. The loss-weight feather (weight-map.ts) is a
+ * different thing and never used here: blending through it would paint the real background around
+ * the subject into the one image diffusers learns from.
+ * @throws RangeError when the plane lengths do not match the size.
+ */
+export function edgeAlpha(params: EdgeAlphaParams): Float32Array {
+  const { mask, coverage, width, height } = params;
+  const n = width * height;
+  checkPlaneLength("mask", mask.length, width, height);
+  checkPlaneLength("coverage", coverage.length, width, height);
+  const alpha = new Float32Array(n);
+  for (let y = 0; y < height; y++) {
+    const y0 = Math.max(0, y - 1);
+    const y1 = Math.min(height - 1, y + 1);
+    for (let x = 0; x < width; x++) {
+      const x0 = Math.max(0, x - 1);
+      const x1 = Math.min(width - 1, x + 1);
+      let inside = 0;
+      for (let yy = y0; yy <= y1; yy++) for (let xx = x0; xx <= x1; xx++) if (mask[yy * width + xx]) inside++;
+      const i = y * width + x;
+      if (inside === (y1 - y0 + 1) * (x1 - x0 + 1)) alpha[i] = 1;
+      else if (inside > 0) alpha[i] = Math.min(1, Math.max(0, coverage[i]!));
+    }
+  }
+  return alpha;
+}
+
+function checkPlaneLength(name: string, length: number, width: number, height: number): void {
+  if (length !== width * height) {
+    throw new RangeError(
+      `Expected ${width * height} values (${width}×${height}) for ${name} but received ${length}`,
+    );
+  }
+}
+
 /** Parameters of {@link suppressBackground}. */
 export interface SuppressBackgroundParams {
   /** The (cropped, resized) training image; a 4th channel, if any, is ignored. */
@@ -74,7 +130,14 @@ export interface SuppressBackgroundParams {
   /** @default DEFAULT_BACKGROUND ("white") */
   readonly background?: Background;
   /**
-   * Soft edge in pixels outside the mask (see featherAlpha); the subject's own pixels are never changed.
+   * The compositing alpha in [0, 1] (see {@link edgeAlpha}): 1 keeps the photo's pixel, 0 gives
+   * the background, between is the anti-aliased outline.
+   * @default the mask itself: a hard edge
+   */
+  readonly edge?: Float32Array;
+  /**
+   * Width in pixels of the band around the subject that `blur` leaves out of the blurred background
+   * (see featherAlpha), so the subject's colours do not smear into it. Nothing else uses it.
    * @default 8
    */
   readonly feather?: number;
@@ -82,17 +145,19 @@ export interface SuppressBackgroundParams {
   readonly seed?: number;
   /**
    * The featherAlpha of `mask` and `feather` when the caller already has it (the loss-weight map
-   * uses the same one), so the distance transform runs once.
-   * @default computed from `mask` and `feather`
+   * uses the same one), so the distance transform runs once; only `blur` reads it.
+   * @default computed from `mask` and `feather` when needed
    */
   readonly alpha?: Float32Array;
 }
 
 /**
- * Replace the background of `image` outside `mask`, blending through a feathered alpha so edges are
- * soft. Returns a new RGB image, or RGBA for `transparent` (whose RGB is composited on white, so a
- * loader that drops alpha — PIL's `convert("RGB")` in diffusers — still sees a white background).
- * @throws UserError for an unknown background; RangeError when the mask does not match the image.
+ * Replace the background of `image` outside `mask`, compositing through `edge` (the clean edge of
+ * {@link edgeAlpha}, or the mask's hard edge). Returns a new RGB image, or RGBA for `transparent`
+ * (alpha = the edge, RGB composited on white, so a loader that drops alpha — PIL's `convert("RGB")`
+ * in diffusers — still sees a white background).
+ * @throws UserError for an unknown background; RangeError when the mask, edge or alpha do not match
+ * the image.
  */
 export function suppressBackground(params: SuppressBackgroundParams): RgbImage {
   const { image, mask } = params;
@@ -104,11 +169,9 @@ export function suppressBackground(params: SuppressBackgroundParams): RgbImage {
       `Expected ${n * channels} bytes (${width}×${height}×${channels}) for image but received ${image.data.length}`,
     );
   }
-  const alpha =
-    params.alpha ?? featherAlpha({ mask, width, height, feather: params.feather ?? DEFAULT_FEATHER });
-  if (alpha.length !== n) {
-    throw new RangeError(`Expected ${n} values (${width}×${height}) for alpha but received ${alpha.length}`);
-  }
+  checkPlaneLength("mask", mask.length, width, height);
+  const edge = params.edge ?? Float32Array.from(mask, (v) => (v ? 1 : 0));
+  checkPlaneLength("edge", edge.length, width, height);
   const src = image.data;
 
   if (background === "keep") {
@@ -121,31 +184,51 @@ export function suppressBackground(params: SuppressBackgroundParams): RgbImage {
     return { data: out, width, height, channels: 3 };
   }
 
-  const bg = backgroundPixels(background, image, alpha, params.seed ?? 0);
+  const bg = backgroundPixels(background, image, params.seed ?? 0, () => {
+    const alpha =
+      params.alpha ?? featherAlpha({ mask, width, height, feather: params.feather ?? DEFAULT_FEATHER });
+    checkPlaneLength("alpha", alpha.length, width, height);
+    return alpha;
+  });
   const outChannels = background === "transparent" ? 4 : 3;
   const out = new Uint8Array(n * outChannels);
   for (let i = 0; i < n; i++) {
-    const a = alpha[i]!;
+    const a = edge[i]!;
     for (let c = 0; c < 3; c++) {
-      const s = src[channels * i + c]!;
-      out[outChannels * i + c] = a >= 1 ? s : Math.round(a * s + (1 - a) * bg(i, c));
+      // Exactly the photo at 1 and exactly the background at 0: no rounding of a blend.
+      out[outChannels * i + c] =
+        a >= 1
+          ? src[channels * i + c]!
+          : a <= 0
+            ? bg(i, c)
+            : Math.round(a * src[channels * i + c]! + (1 - a) * bg(i, c));
     }
-    if (outChannels === 4) out[4 * i + 3] = Math.round(a * 255);
+    if (outChannels === 4) out[4 * i + 3] = Math.round(Math.min(1, Math.max(0, a)) * 255);
   }
   return { data: out, width, height, channels: outChannels };
 }
 
-/** Background value at pixel i, channel c. */
+/** Background value at pixel i, channel c (an integer 0–255). */
 function backgroundPixels(
   background: Background,
   image: RgbImage,
-  alpha: Float32Array,
   seed: number,
+  subjectBand: () => Float32Array,
 ): (i: number, c: number) => number {
   const color = backgroundColor(background);
   if (color) return (_i, c) => color[c]!;
   if (background === "noise") return noisePixels(image.width * image.height, seed);
-  return maskedBlur(image, alpha);
+  return maskedBlur(image, subjectBand());
+}
+
+/**
+ * The `noise` seed of a photo: FNV-1a of its output stem, so each photo gets its own noise and a rerun
+ * gets the same.
+ */
+export function noiseSeed(stem: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < stem.length; i++) h = Math.imul(h ^ stem.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }
 
 /** Seeded noise plane: mulberry32, three bytes per pixel. */
@@ -190,7 +273,7 @@ function maskedBlur(image: RgbImage, alpha: Float32Array): (i: number, c: number
   for (const p of [weight, ...planes]) for (let k = 0; k < 3; k++) boxBlur(p, width, height, radius, scratch);
   return (i, c) => {
     const w = weight[i]!;
-    return w > 1e-4 ? planes[c]![i]! / w : mean[c]!;
+    return Math.round(w > 1e-4 ? planes[c]![i]! / w : mean[c]!);
   };
 }
 

@@ -1,5 +1,7 @@
-// Instance captions ("a photo of sks cat") from a rare token, a class noun and a template.
+// Instance captions ("a photo of sks cat") from a rare token, a class noun and a template, and the
+// class noun a photo folder's name gives (or why it gives none).
 
+import { basename, resolve } from "node:path";
 import { UserError } from "../errors.js";
 
 /** DreamBooth's customary rare token. */
@@ -88,4 +90,163 @@ export function caption(params: CaptionParams): string {
     .replace(/\{(token|class)\}/g, (_, key: string) => (key === "token" ? token : className))
     .replace(/ {2,}/g, " ")
     .trim();
+}
+
+/**
+ * Words of a folder name that say nothing about its subject: what cameras, phones and operating
+ * systems call photo folders (and files: IMG_1234, DSC01234, PXL_…), month names, and small words.
+ * Digits never make a word, so dates and numbers ("2024-05-01", "100") say nothing either.
+ */
+export const GENERIC_FOLDER_WORDS: ReadonlySet<string> = new Set([
+  // what the folder holds, in general
+  "photo",
+  "photos",
+  "image",
+  "images",
+  "img",
+  "imgs",
+  "picture",
+  "pictures",
+  "pic",
+  "pics",
+  "pix",
+  "foto",
+  "fotos",
+  "shot",
+  "shots",
+  "snapshot",
+  "snapshots",
+  "screenshot",
+  "screenshots",
+  "jpg",
+  "jpeg",
+  "png",
+  "heic",
+  "raw",
+  "edited",
+  "edit",
+  "edits",
+  "selects",
+  "selected",
+  "best",
+  "dataset",
+  "data",
+  "input",
+  "inputs",
+  "train",
+  "training",
+  "instance",
+  "instances",
+  "subject",
+  "object",
+  // cameras, phones and operating systems
+  "camera",
+  "roll",
+  "uploads",
+  "upload",
+  "dcim",
+  "dsc",
+  "dscn",
+  "dscf",
+  "pxl",
+  "mvimg",
+  "vid",
+  "wa",
+  "iphone",
+  "android",
+  "download",
+  "downloads",
+  "desktop",
+  "documents",
+  "export",
+  "exports",
+  "exported",
+  "import",
+  "imported",
+  "untitled",
+  "new",
+  "folder",
+  "copy",
+  "backup",
+  "temp",
+  "tmp",
+  "misc",
+  "stuff",
+  "test",
+  // dates
+  "january",
+  "february",
+  "march",
+  "april",
+  "may",
+  "june",
+  "july",
+  "august",
+  "september",
+  "october",
+  "november",
+  "december",
+  "jan",
+  "feb",
+  "mar",
+  "apr",
+  "jun",
+  "jul",
+  "aug",
+  "sep",
+  "sept",
+  "oct",
+  "nov",
+  "dec",
+  // small words
+  "my",
+  "our",
+  "the",
+  "of",
+  "and",
+  "for",
+  "with",
+  "from",
+  "to",
+  "at",
+  "in",
+  "on",
+]);
+
+/** The class noun a folder name gives, or the folder name that gives none. */
+export type FolderClass = { readonly className: string } | { readonly generic: string };
+
+/**
+ * The class noun of a photo folder, from its name: the last word of two or more letters that is
+ * not in {@link GENERIC_FOLDER_WORDS} (`my-cat` → `cat`, `toy_robot` → `robot`, `cat photos 2024` →
+ * `cat`), lower-cased. A name with no such word (`Photos 2024`, `DCIM_100`, `2024-05-01`,
+ * `IMG_1234`, `New Folder`) or named like a camera's DCF folder (`100APPLE`, `101MSDCF`) gives
+ * `{ generic: name }`: the caller asks for the class instead of putting "sks photos" into every
+ * caption.
+ */
+export function classFromFolder(dir: string): FolderClass {
+  const name = basename(resolve(dir));
+  const lower = name.normalize("NFC").toLowerCase();
+  // DCF (camera) folders: three digits, then five characters (100APPLE, 100CANON, 100_FUJI).
+  if (/^\d{3}[\p{L}\d_]{5}$/u.test(lower)) return { generic: name };
+  const words = (lower.match(/\p{L}{2,}/gu) ?? []).filter((w) => !GENERIC_FOLDER_WORDS.has(w));
+  const last = words[words.length - 1];
+  return last === undefined ? { generic: name } : { className: last };
+}
+
+/**
+ * The class noun of a photo folder or, for a generic name, the one line asking for `--class`.
+ * @throws UserError when the folder's name gives no class noun (see {@link classFromFolder}).
+ */
+export function requireClassFromFolder(dir: string): string {
+  const found = classFromFolder(dir);
+  if ("className" in found) return found.className;
+  throw new UserError(`The folder name ${JSON.stringify(found.generic)} does not say what the subject is`, {
+    hint: "pass its class noun with --class (for example --class cat or --class backpack)",
+  });
+}
+
+/** The one line that says which class noun was taken from the folder name and how to change it. */
+export function classFromFolderNotice(className: string, dir: string): string {
+  return `class: ${JSON.stringify(className)}, taken from the folder name ${JSON.stringify(basename(resolve(dir)))} (pass --class to change it)`;
 }

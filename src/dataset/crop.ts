@@ -382,6 +382,95 @@ function resampleTable(n: number, m: number): ResampleTable {
   return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
 }
 
+/** Parameters of {@link maskCoverage}. */
+export interface MaskCoverageParams {
+  /** Binary mask (non-zero = subject), `width × height`. */
+  readonly mask: Uint8Array;
+  readonly width: number;
+  readonly height: number;
+  /** The rectangle of the mask that becomes the output. */
+  readonly crop: CropRect;
+  readonly outWidth: number;
+  readonly outHeight: number;
+}
+
+/**
+ * Area coverage of a cropped, resized binary mask: for each output pixel, the fraction of its
+ * footprint in the full-resolution mask that is subject, in [0, 1], with every mask pixel a unit
+ * square. The footprints follow sharp's geometry (see {@link cropAndResize}) so the coverage lines up
+ * with the resized photo: centre-aligned where an axis shrinks (output pixel o covers
+ * `[o·s, (o+1)·s)`, s = crop / output), centred on `o·s` where it grows (sharp is half an output
+ * pixel off there). A footprint is at most one output pixel wide, so coverage is fractional only on
+ * output pixels that the mask's outline crosses.
+ * @throws RangeError when a size is not a positive integer, the mask length does not match or the
+ * crop is not inside the mask.
+ */
+export function maskCoverage(params: MaskCoverageParams): Float32Array {
+  const { mask, width, height, crop, outWidth, outHeight } = params;
+  for (const [name, v] of [
+    ["outWidth", outWidth],
+    ["outHeight", outHeight],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new RangeError(`Expected a positive integer for ${name} but received ${v}`);
+  }
+  if (mask.length !== width * height) {
+    throw new RangeError(
+      `Expected ${width * height} values (${width}×${height}) for mask but received ${mask.length}`,
+    );
+  }
+  checkRect(crop, width, height);
+  const xs = coverageTable(crop.width, outWidth);
+  const ys = coverageTable(crop.height, outHeight);
+  // Horizontal pass over the crop's rows only (crop.height × outWidth), then vertical.
+  const tmp = new Float32Array(crop.height * outWidth);
+  for (let y = 0; y < crop.height; y++) {
+    const row = (crop.top + y) * width + crop.left;
+    for (let o = 0; o < outWidth; o++) {
+      let s = 0;
+      for (let k = xs.start[o]!; k < xs.start[o + 1]!; k++) if (mask[row + xs.index[k]!]) s += xs.weight[k]!;
+      tmp[y * outWidth + o] = s;
+    }
+  }
+  const out = new Float32Array(outWidth * outHeight);
+  for (let o = 0; o < outHeight; o++) {
+    for (let x = 0; x < outWidth; x++) {
+      let s = 0;
+      for (let k = ys.start[o]!; k < ys.start[o + 1]!; k++)
+        s += ys.weight[k]! * tmp[ys.index[k]! * outWidth + x]!;
+      out[o * outWidth + x] = Math.min(1, Math.max(0, s));
+    }
+  }
+  return out;
+}
+
+/**
+ * Box-footprint weights of {@link maskCoverage} along one axis of `n` input pixels resampled to `m`:
+ * the overlap of each output footprint with each input pixel, divided by the footprint's length
+ * inside `[0, n)` (so the weights of an output sum to 1 also where a footprint leaves the crop).
+ */
+function coverageTable(n: number, m: number): ResampleTable {
+  const scale = n / m;
+  const start = new Int32Array(m + 1);
+  const index: number[] = [];
+  const weight: number[] = [];
+  for (let o = 0; o < m; o++) {
+    start[o] = index.length;
+    const centre = m > n ? o * scale : (o + 0.5) * scale;
+    const a = Math.max(0, centre - scale / 2);
+    const b = Math.min(n, centre + scale / 2);
+    for (let i = Math.floor(a); i < Math.min(n, Math.ceil(b)); i++) {
+      const cover = Math.min(b, i + 1) - Math.max(a, i);
+      if (cover > 0) {
+        index.push(i);
+        weight.push(cover / (b - a));
+      }
+    }
+  }
+  start[m] = index.length;
+  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
+}
+
 /** Parameters of {@link cropAndResize}. */
 export interface CropAndResizeParams {
   /** The full photo. */
@@ -400,17 +489,19 @@ export interface CropAndResizeParams {
  * the very same resize as the photo (as a grey plane, then thresholded at 128), so its geometry is the
  * photo's by construction: sharp is centre-aligned when shrinking but, measured with sharp 0.35, half
  * an output pixel off when enlarging, which a separate pure resize ({@link resizeMask}) would not
- * match. Weight maps and background alpha are then computed from this mask, so everything aligns.
+ * match. Weight maps are then computed from this mask, so everything aligns. `coverage` is the
+ * full-resolution mask's area coverage at the output size ({@link maskCoverage}): the anti-aliased
+ * edge that images/ is composited with (background.ts, edgeAlpha).
  * @throws RangeError when the mask does not match the photo or the crop is not inside it.
  */
 export async function cropAndResize(
   params: CropAndResizeParams,
-): Promise<{ image: RgbImage; mask: Uint8Array }> {
+): Promise<{ image: RgbImage; mask: Uint8Array; coverage: Float32Array }> {
   const { image, mask, crop, width, height } = params;
   const n = width * height;
   if (crop.width === width && crop.height === height) {
     const same = cropPlane(mask, image.width, image.height, crop, 1);
-    return { image: cropImage(image, crop), mask: same };
+    return { image: cropImage(image, crop), mask: same, coverage: Float32Array.from(same) };
   }
   // Only the crop of the mask becomes a 0/255 grey plane (one byte per pixel: sharp resizes bands
   // independently, so this is the first band of the RGB rendering used before, byte for byte), and
@@ -430,5 +521,13 @@ export async function cropAndResize(
   const out = new Uint8Array(n);
   const m = resizedMask.data;
   for (let i = 0; i < n; i++) out[i] = m[i]! >= 128 ? 1 : 0;
-  return { image: resized, mask: out };
+  const coverage = maskCoverage({
+    mask,
+    width: image.width,
+    height: image.height,
+    crop,
+    outWidth: width,
+    outHeight: height,
+  });
+  return { image: resized, mask: out, coverage };
 }

@@ -5,7 +5,13 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { encodePng, encodePngWithAlpha, type RgbImage } from "../image/image-io.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
-import { type Background, DEFAULT_BACKGROUND, suppressBackground } from "./background.js";
+import {
+  type Background,
+  DEFAULT_BACKGROUND,
+  edgeAlpha,
+  noiseSeed,
+  suppressBackground,
+} from "./background.js";
 import { type CropRect, cropAndResize, outputSize } from "./crop.js";
 import { type MetadataRow, metadataRow } from "./metadata.js";
 import { type FileRecord, recordOf } from "./prepare-state.js";
@@ -42,7 +48,7 @@ export interface WritePhotoOutputsParams {
   readonly background?: Background;
   /** Background floor of the loss-weight map. @default 0.1 */
   readonly bgWeight?: number;
-  /** Soft edge in output pixels, shared by background blend and weight map. @default 8 */
+  /** Soft edge of the loss-weight map in output pixels (images/ keeps a clean edge). @default 8 */
   readonly feather?: number;
   /** The caption (see caption()). */
   readonly caption: string;
@@ -77,22 +83,18 @@ function checkStem(stem: string): void {
   }
 }
 
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
-}
-
 /**
  * Crop and resize one photo and its mask, then write, each through writeFileAtomic:
- * - `images/<stem>.png`: background suppressed (RGB; RGBA for `transparent`);
+ * - `images/<stem>.png`: background suppressed (RGB; RGBA for `transparent`), composited through
+ *   the mask with an anti-aliased edge at most one pixel wide each side (background.ts, edgeAlpha),
+ *   never through the feather;
  * - `masks/<stem>.png`: binary mask, grey 0/255;
  * - `weights/<stem>.png`: 8-bit loss weights (255 subject, floor `bgWeight`, feathered edge);
  * - `rgba/<stem>.png`: the original photo pixels with alpha = the weight map; where alpha is 0 the RGB
  *   is the suppressed background, so a tool that drops or premultiplies alpha sees no stray pixels;
  * - `captions/<stem>.txt`: the caption, exactly (no newline).
- * All four PNGs have the same size; the mask is resized by area/threshold (resizeMask) and the
- * weights and background alpha are computed from that resized mask, so they line up with the image.
+ * All four PNGs have the same size; the mask goes through the photo's resize (cropAndResize) and the
+ * weights and the compositing edge are computed from that resized mask, so they line up with the image.
  * @throws RangeError for a bad stem, mask size or crop; file-system errors from the writes.
  */
 export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promise<PhotoOutputs> {
@@ -105,9 +107,16 @@ export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promis
   }
   const feather = params.feather ?? DEFAULT_FEATHER;
   const { width, height } = outputSize(crop, resolution);
-  const { image, mask } = await cropAndResize({ image: photo, mask: params.mask, crop, width, height });
+  const { image, mask, coverage } = await cropAndResize({
+    image: photo,
+    mask: params.mask,
+    crop,
+    width,
+    height,
+  });
 
-  // One feathered alpha (one distance transform) for both the weight map and the background blend.
+  // One feathered alpha (one distance transform) for the weight map and the band a blurred
+  // background leaves out; images/ is composited through the clean edge, not through it.
   const alpha = featherAlpha({ mask, width, height, feather });
   const weights = lossWeightMap({
     mask,
@@ -121,8 +130,9 @@ export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promis
     image,
     mask,
     background: params.background ?? DEFAULT_BACKGROUND,
+    edge: edgeAlpha({ mask, coverage, width, height }),
     feather,
-    seed: params.seed ?? fnv1a(stem),
+    seed: params.seed ?? noiseSeed(stem),
     alpha,
   });
 

@@ -3,9 +3,10 @@
 // redoes only what a changed setting or a missing file affects (design §5).
 
 import { createHash } from "node:crypto";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { z } from "zod";
+import { systemUserError, UserError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { hashFile } from "../util/hash-file.js";
 
@@ -157,6 +158,8 @@ export async function filesIntact(
 /**
  * Read OUT/.persam/state.json. A missing file gives an empty state; an unreadable or invalid one
  * also gives an empty state plus a one-line problem (everything is then redone, nothing is lost).
+ * @throws UserError when the output folder is a file or cannot be read (permission, too many open
+ * files): nothing could be written there either.
  */
 export async function readState(outDir: string): Promise<{ state: PrepareState; problem?: string }> {
   const path = join(outDir, STATE_FILE);
@@ -164,7 +167,21 @@ export async function readState(outDir: string): Promise<{ state: PrepareState; 
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { state: emptyState() };
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { state: emptyState() };
+    // The output path is a file (or lies under one), or may not be read: nothing can be written
+    // there either, so this is the user's to fix now rather than a warning before a failure.
+    if (code === "ENOTDIR") {
+      const info = await stat(outDir).catch(() => undefined);
+      if (info && !info.isDirectory()) {
+        throw new UserError(`The output folder ${outDir} is a file`, {
+          hint: "choose another output folder (-o DIR), or move the file out of the way",
+          cause: error,
+        });
+      }
+    }
+    const system = systemUserError(error, code === "ENOTDIR" ? outDir : path);
+    if (system) throw system;
     return { state: emptyState(), problem: `cannot read ${path}; everything is redone` };
   }
   let json: unknown;

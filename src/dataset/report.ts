@@ -1,6 +1,8 @@
 // The per-photo diagnostics of `prepare`: the PrepareReport data (written as report.json), a
-// self-contained report.html with SVG overlays, and a short text table for the terminal.
+// report.html to act on (banners, next steps, overlays beside the training images, a flag legend),
+// and a short text table for the terminal.
 
+import { CONFIDENCE_CALIBRATION, DOUBTFUL_THRESHOLD } from "../segment/persam/confidence.js";
 import type { Box } from "../util/tensor.js";
 import { terminalSafe } from "../util/terminal-text.js";
 import type { CropRect } from "./crop.js";
@@ -82,7 +84,11 @@ export interface PrepareReport {
   readonly createdAt: string;
   /** For example "persam-db 0.1.0". */
   readonly tool: string;
-  /** Input and output folders as the user gave them. */
+  /**
+   * The names of the input and output folders, never their paths: the report is published with the
+   * set, and a path would give away the user's home folder and name. Every other path in the
+   * report is relative to the input folder (photos, reference) or to the output folder (outputs).
+   */
   readonly input: string;
   readonly output: string;
   /** The settings that shaped the outputs (model, resolution, background, …). */
@@ -221,29 +227,130 @@ function referenceText(ref: ReportReference): string {
   }
 }
 
-function timingsText(timings: Readonly<Record<string, number>>): string {
-  return Object.entries(timings)
-    .map(([k, v]) => `${k} ${Number.isFinite(v) ? Math.round(v) : "—"} ms`)
-    .join(" · ");
+/**
+ * Readable names of the stage timings (PhotoReport.timingsMs keys); a key not listed here is shown
+ * with `Ms` dropped and its words split (`fooBarMs` → "foo bar").
+ */
+export const TIMING_NAMES: Readonly<Record<string, string>> = {
+  loadMs: "reading the photo",
+  decodeMs: "decoding the photo",
+  encodeMs: "image encoder",
+  similarityMs: "similarity map",
+  attnSimMs: "attention bias",
+  decoderMs: "mask decoder",
+  upsampleMs: "mask upsampling",
+  maskWriteMs: "saving the mask",
+  maskLoadMs: "reading the saved mask",
+  writeMs: "training files",
+  thumbsMs: "report thumbnails",
+  stateMs: "saving the resume state",
+  totalMs: "total",
+};
+
+/** The readable name of a timing key (see {@link TIMING_NAMES}). */
+export function timingName(key: string): string {
+  return (
+    TIMING_NAMES[key] ??
+    key
+      .replace(/Ms$/, "")
+      .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+      .toLowerCase()
+  );
+}
+
+const pct = (fraction: number): string => `${Math.round(fraction * 1000) / 10}%`;
+
+/**
+ * What each flag of a photo means, for the report's legend: the flags of the confidence check
+ * (segment/persam/confidence.ts), of PerSAM's cascade (persam.ts), of the training crop (prepare)
+ * and the two statuses a photo's metadata row can carry.
+ */
+export const FLAG_LEGEND: Readonly<Record<string, string>> = {
+  doubtful: `the mask looks wrong: confidence below ${DOUBTFUL_THRESHOLD} or one of the flags below; the photo is left out of the training set unless --keep-doubtful`,
+  reference: "the reference photo: its mask is the one you gave, used as it is",
+  "empty-mask": "no subject pixel was found in this photo",
+  "empty-mask-fallback": "a refinement step of PerSAM had an empty mask to start from and was skipped",
+  "tiny-mask": `the mask covers less than ${pct(CONFIDENCE_CALIBRATION.minArea)} of the photo`,
+  "mask-covers-photo": `the mask covers more than ${pct(CONFIDENCE_CALIBRATION.maxArea)} of the photo: probably the background, not the subject`,
+  "fragmented-mask": `the mask is in pieces: its largest part is less than ${pct(CONFIDENCE_CALIBRATION.minLargestShare)} of it`,
+  "low-similarity": `the subject's features are hardly found in this photo (peak similarity below ${CONFIDENCE_CALIBRATION.minSimilarity})`,
+  "low-iou": `SAM itself doubts the mask (predicted IoU below ${CONFIDENCE_CALIBRATION.minIou})`,
+  "cuts-subject": "the training crop could not hold the whole subject at this aspect ratio",
+  "margin-reduced": "the crop keeps less space around the subject than asked (photo edge or aspect ratio)",
+  upscaled: "the crop is smaller than the training resolution and was enlarged: it may look soft",
+};
+
+function timingsDetails(timings: Readonly<Record<string, number>>): string {
+  const rows = Object.entries(timings)
+    .map(
+      ([k, v]) =>
+        `<tr><th>${escapeHtml(timingName(k))}</th><td>${Number.isFinite(v) ? Math.round(v) : "—"} ms</td></tr>`,
+    )
+    .join("");
+  return `<details class="timings"><summary>timings</summary><table><tbody>${rows}</tbody></table></details>`;
+}
+
+/** A path from the report as a relative URL, or undefined when it is not a plain path inside the set. */
+function relativeUrl(path: string | undefined): string | undefined {
+  if (path === undefined || path === "" || path.startsWith("/") || /[\\:]/.test(path)) return undefined;
+  const parts = path.split("/");
+  if (parts.some((p) => p === "" || p === "." || p === "..")) return undefined;
+  return parts.map(encodeURIComponent).join("/");
+}
+
+/** The trainers whose files `prepare` writes for a `trainer` setting, with how to run each. */
+function trainSteps(trainer: unknown): string[] {
+  const all = trainer === undefined || trainer === null || trainer === "all";
+  const steps: string[] = [];
+  if (all || trainer === "diffusers") {
+    steps.push(
+      "<li><strong>diffusers</strong> (trains on <code>images/</code> only): " +
+        "<code>DIFFUSERS_DREAMBOOTH_DIR=…/diffusers/examples/dreambooth bash train.sh</code></li>",
+    );
+  }
+  if (all || trainer === "kohya") {
+    steps.push(
+      "<li><strong>kohya sd-scripts</strong> (masked loss from <code>rgba/</code>): " +
+        "<code>SD_SCRIPTS_DIR=…/sd-scripts bash train_kohya.sh</code></li>",
+    );
+  }
+  if (all || trainer === "onetrainer") {
+    steps.push(
+      "<li><strong>OneTrainer</strong> (masked training from <code>onetrainer/</code>): " +
+        "<code>./run-cmd.sh train --config-path …/onetrainer/train-config.json</code></li>",
+    );
+  }
+  return steps;
 }
 
 const CSS = `
 :root{color-scheme:light dark;--bg:#f6f7f9;--fg:#1d2127;--card:#fff;--mute:#69707d;--ok:#1f9d55;--warn:#c77700;--bad:#c62828}
 @media (prefers-color-scheme:dark){:root{--bg:#15171b;--fg:#e6e8eb;--card:#1f2228;--mute:#9aa1ad}}
-*{box-sizing:border-box}body{margin:0;padding:24px;font:14px/1.45 system-ui,sans-serif;background:var(--bg);color:var(--fg)}
+*{box-sizing:border-box}body{margin:0;padding:24px;font:14px/1.45 system-ui,sans-serif;background:var(--bg);color:var(--fg);overflow-wrap:anywhere}
+@media (max-width:600px){body{padding:12px}}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}.mute{color:var(--mute)}
-header{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
-.reference{width:320px;background:var(--card);padding:8px;border-radius:8px}
-table{border-collapse:collapse}td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:16px}
-figure{margin:0;background:var(--card);border-radius:8px;padding:8px;border-top:4px solid var(--ok)}
+header{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}header>div{min-width:0;flex:1 1 300px}
+.reference{flex:0 1 320px;max-width:100%;background:var(--card);padding:8px;border-radius:8px}
+.banner{border-radius:8px;padding:10px 14px;margin:0 0 12px;color:#fff;background:var(--warn)}
+.banner.test-model{background:var(--bad)}
+table{border-collapse:collapse;max-width:100%}td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}
+code{font:12px/1.4 ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere}
+.next,.legend{background:var(--card);border-radius:8px;padding:4px 16px 12px;margin-top:16px}
+.next li,.legend dd{margin-bottom:4px}.legend dl{margin:0}.legend dt{font-weight:600}.legend dd{margin-left:16px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(340px,100%),1fr));gap:16px}
+figure{margin:0;background:var(--card);border-radius:8px;padding:8px;border-top:4px solid var(--ok);min-width:0}
 figure.doubtful{border-top-color:var(--warn)}figure.skipped{border-top-color:var(--bad)}
-svg.overlay{width:100%;height:auto;display:block;border-radius:4px}
-figcaption{margin-top:6px;overflow-wrap:anywhere}
-.noimg{aspect-ratio:4/3;display:flex;align-items:center;justify-content:center;border-radius:4px;background:repeating-linear-gradient(135deg,#30343b 0 10px,#383c44 10px 20px);color:#c9ced6;font-size:13px}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:6px;align-items:start}
+.pair>div{min-width:0}.pair .label{font-size:11px;color:var(--mute);margin-top:2px}
+svg.overlay,img.trained{width:100%;height:auto;display:block;border-radius:4px}
+img.trained{background:repeating-conic-gradient(#ccc 0 25%,#fff 0 50%) 0 0/16px 16px}
+figcaption{margin-top:6px}
+.noimg{aspect-ratio:1;display:flex;align-items:center;justify-content:center;text-align:center;padding:4px;border-radius:4px;background:repeating-linear-gradient(135deg,#30343b 0 10px,#383c44 10px 20px);color:#c9ced6;font-size:12px}
+.noimg.unread{aspect-ratio:4/1}
 .badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:12px;color:#fff;background:var(--ok)}
 .doubtful .badge{background:var(--warn)}.skipped .badge{background:var(--bad)}
 .flags{font-size:12px;color:var(--warn)}.reason{color:var(--bad)}.timings{font-size:12px;color:var(--mute)}
+.timings summary{cursor:pointer}.timings th{font-weight:normal}
 .tint{fill:#ff2d6f;fill-opacity:.35}.outside{fill:#000;fill-opacity:.35}
 .crop{fill:none;stroke:#00d5ff;stroke-width:2;stroke-dasharray:6 4;vector-effect:non-scaling-stroke}
 .box{fill:none;stroke:#ffd60a;stroke-width:1;stroke-dasharray:2 3;vector-effect:non-scaling-stroke}
@@ -253,10 +360,14 @@ figcaption{margin-top:6px;overflow-wrap:anywhere}
 `;
 
 /**
- * A single self-contained HTML page (inline CSS, thumbnails as data: URIs, no scripts, no network)
- * with a header (reference photo and how it was chosen, settings, totals) and one `<figure>` per
- * photo: thumbnail with mask tint and outline, crop rectangle, subject box and prior points, then
- * confidence, flags or skip reason and timings. Every string from the report is HTML-escaped.
+ * A single HTML page (inline CSS, thumbnails as data: URIs, no scripts, no network) to act on:
+ * banners when the masks come from the random test model or photos are doubtful; the class, settings
+ * and reference; next steps (which training script to run, how to fix a doubtful photo); one
+ * `<figure>` per photo with the overlay (mask tint and outline, crop, subject box, prior points)
+ * beside the final training image (`images/<stem>.png`, linked relatively: the page lives in the
+ * output folder), confidence, flags and reasons, and its timings folded away with readable names; a
+ * legend of every flag. Every string from the report is HTML-escaped; the layout fits a 390 px
+ * screen.
  * @throws RangeError when a thumbnail has a mime type other than image/jpeg or image/png.
  */
 export function renderReportHtml(params: RenderReportHtmlParams): string {
@@ -264,6 +375,10 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
   const thumbs = params.thumbnails ?? new Map<string, ReportThumbnail>();
   const ref = report.reference;
   const counts = countStatuses(report);
+  const inSet = report.photos.filter((p) => p.outputs !== undefined && p.status !== "skipped").length;
+  const doubtfulKept = report.photos.filter((p) => p.status === "doubtful" && p.outputs !== undefined).length;
+  const doubtfulOut = counts.doubtful - doubtfulKept;
+  const className = report.settings.class;
   const out: string[] = [];
   out.push(
     "<!doctype html>",
@@ -271,23 +386,44 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
     '<meta name="viewport" content="width=device-width,initial-scale=1">',
     `<title>persam-db report — ${escapeHtml(report.input)}</title>`,
     `<style>${CSS}</style></head><body>`,
+  );
+  if (report.settings.testModel === true) {
+    out.push(
+      '<p class="banner test-model" role="alert"><strong>Test model.</strong> These masks come from persam-db\'s tiny random test model and mean nothing. Run prepare again with a real model (the default, or <code>--model</code>) before training.</p>',
+    );
+  }
+  if (counts.doubtful > 0) {
+    out.push(
+      `<p class="banner doubtful-photos" role="status"><strong>${plural(counts.doubtful, "doubtful photo")}.</strong> ` +
+        `${counts.doubtful === 1 ? "Its mask looks" : "Their masks look"} wrong (see the flags): ` +
+        `${doubtfulOut} left out of the training set, ${doubtfulKept} kept. See “Next steps” for how to fix them.</p>`,
+    );
+  }
+  out.push(
     "<header><div>",
     `<h1>persam-db report — ${escapeHtml(report.input)}</h1>`,
     `<p class="mute">${escapeHtml(report.tool)} · ${escapeHtml(report.createdAt)} · output ${escapeHtml(report.output)}</p>`,
+    ...(className === undefined || className === null
+      ? []
+      : [
+          `<p>Class: <strong class="class">${escapeHtml(String(className))}</strong>` +
+            (typeof report.settings.caption === "string"
+              ? ` · caption “${escapeHtml(report.settings.caption)}”`
+              : "") +
+            "</p>",
+        ]),
     `<p>${plural(counts.total, "photo")}: ${counts.ok} ok, ${counts.doubtful} doubtful, ${counts.skipped} skipped` +
       (report.skippedFiles.length > 0
         ? ` · ${plural(report.skippedFiles.length, "other file")} ignored`
         : "") +
-      "</p>",
-    '<table class="settings"><tbody>',
+      ` · ${plural(inSet, "photo")} in the training set</p>`,
+    '<details class="settings"><summary>settings</summary><table><tbody>',
   );
   for (const [k, v] of Object.entries(report.settings)) {
     out.push(`<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v === null ? "—" : String(v))}</td></tr>`);
   }
-  out.push("</tbody></table>");
-  if (Object.keys(report.timingsMs).length > 0) {
-    out.push(`<p class="timings">${escapeHtml(timingsText(report.timingsMs))}</p>`);
-  }
+  out.push("</tbody></table></details>");
+  if (Object.keys(report.timingsMs).length > 0) out.push(timingsDetails(report.timingsMs));
   out.push(
     "</div>",
     '<div class="reference">',
@@ -303,13 +439,34 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
     }),
     `<p><strong>Reference:</strong> ${escapeHtml(ref.file)}<br>${escapeHtml(referenceText(ref))}</p>`,
     "</div></header>",
-    "<h2>Photos</h2>",
-    '<div class="grid">',
   );
+
+  out.push('<section class="next"><h2>Next steps</h2><ol>');
+  if (inSet > 0) {
+    out.push(
+      "<li>Look at each training image (the right-hand picture of every photo below): it is exactly what the model learns, background included.</li>",
+      `<li>Train with one of the scripts in this folder:<ul>${trainSteps(report.settings.trainer).join("")}</ul></li>`,
+    );
+  } else {
+    out.push("<li>No photo is in the training set yet, so no training script was written.</li>");
+  }
+  if (counts.doubtful > 0 || inSet === 0) {
+    const input = escapeHtml(report.input);
+    out.push(
+      "<li>To fix a doubtful photo, tell persam-db which subject you mean and run prepare again (only what changed is redone):<ul>" +
+        `<li>one click on the subject in a good photo: <code>persam-db prepare ${input} --ref PHOTO --ref-point X,Y</code></li>` +
+        `<li>or a mask you painted (white subject on black, the photo's size): <code>--ref PHOTO --ref-mask MASK.png</code></li>` +
+        "<li>or keep doubtful photos in the set as they are: <code>--keep-doubtful</code>; or remove a photo that does not show the subject</li>" +
+        "</ul></li>",
+    );
+  }
+  out.push("</ol></section>", "<h2>Photos</h2>", '<div class="grid">');
   report.photos.forEach((photo, i) => {
     out.push(`<figure class="photo ${photo.status}">`);
     if (photo.width !== undefined && photo.height !== undefined) {
+      const trained = relativeUrl(photo.outputs?.image);
       out.push(
+        '<div class="pair"><div>',
         overlaySvg({
           id: `p${i}`,
           width: photo.width,
@@ -320,9 +477,14 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
           crop: photo.crop,
           label: `${photo.file}: mask, crop and prior points`,
         }),
+        '<div class="label">photo, mask and crop</div></div><div>',
+        trained === undefined
+          ? '<div class="noimg">not in the training set</div>'
+          : `<img class="trained" src="${escapeHtml(trained)}" alt="${escapeHtml(`training image of ${photo.file}`)}" loading="lazy">`,
+        `<div class="label">${trained === undefined ? "&#160;" : "training image"}</div></div></div>`,
       );
     } else {
-      out.push('<div class="noimg">not read</div>');
+      out.push('<div class="noimg unread">not read</div>');
     }
     out.push(
       `<figcaption><span class="badge">${escapeHtml(photo.status)}</span> <strong>${escapeHtml(photo.file)}</strong>`,
@@ -336,20 +498,28 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
     if (photo.reason) out.push(`<br><span class="reason">${escapeHtml(photo.reason)}</span>`);
     if (photo.flags.length > 0)
       out.push(`<br><span class="flags">${escapeHtml(photo.flags.join(", "))}</span>`);
-    if (Object.keys(photo.timingsMs).length > 0) {
-      out.push(`<br><span class="timings">${escapeHtml(timingsText(photo.timingsMs))}</span>`);
-    }
+    if (Object.keys(photo.timingsMs).length > 0) out.push(timingsDetails(photo.timingsMs));
     out.push("</figcaption></figure>");
   });
   out.push("</div>");
   if (report.skippedFiles.length > 0) {
-    out.push("<h2>Other files</h2><ul>");
+    out.push('<h2>Other files</h2><ul class="others">');
     for (const f of report.skippedFiles) {
       out.push(`<li>${escapeHtml(f.path)} — <span class="mute">${escapeHtml(f.reason)}</span></li>`);
     }
     out.push("</ul>");
   }
-  out.push("</body></html>\n");
+  const used = new Set(report.photos.flatMap((p) => p.flags));
+  out.push('<section class="legend"><h2>What the flags mean</h2><dl>');
+  for (const [flag, meaning] of Object.entries(FLAG_LEGEND)) {
+    out.push(
+      `<dt${used.has(flag) ? ' class="used"' : ""}>${escapeHtml(flag)}</dt><dd>${escapeHtml(meaning)}</dd>`,
+    );
+  }
+  for (const flag of [...used].filter((f) => !(f in FLAG_LEGEND)).sort()) {
+    out.push(`<dt class="used">${escapeHtml(flag)}</dt><dd>no description</dd>`);
+  }
+  out.push("</dl></section>", "</body></html>\n");
   return out.join("\n");
 }
 
@@ -392,6 +562,10 @@ export function summaryTable(report: PrepareReport): string {
     );
   }
   const c = countStatuses(report);
-  lines.push(`${plural(c.total, "photo")}: ${c.ok} ok, ${c.doubtful} doubtful, ${c.skipped} skipped`);
+  const others = report.skippedFiles.length;
+  lines.push(
+    `${plural(c.total, "photo")}: ${c.ok} ok, ${c.doubtful} doubtful, ${c.skipped} skipped` +
+      (others > 0 ? ` · ${plural(others, "other file")} ignored` : ""),
+  );
   return `${lines.join("\n")}\n`;
 }

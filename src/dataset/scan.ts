@@ -29,11 +29,15 @@ export interface ScannedPhoto {
   readonly maskPath?: string;
 }
 
-/** Why a file was left out. `hidden`, `folder` and `output-folder` are routine; the rest are worth a warning. */
+/**
+ * Why a file was left out. `hidden`, `folder`, `output-folder` and `sidecar` are routine; the rest
+ * are worth a warning.
+ */
 export type SkipKind =
   | "hidden"
   | "folder"
   | "output-folder"
+  | "sidecar"
   | "link"
   | "empty"
   | "not-a-photo"
@@ -43,10 +47,43 @@ export type SkipKind =
 
 /**
  * True for skips that are routine (hidden files, subfolders without --recursive, our own output
- * folder): never worth a warning or exit code 2.
+ * folder, the notes and metadata that sit beside photos): never worth a warning or exit code 2.
  */
 export function isRoutineSkip(skip: { readonly kind: SkipKind }): boolean {
-  return skip.kind === "hidden" || skip.kind === "folder" || skip.kind === "output-folder";
+  return (
+    skip.kind === "hidden" ||
+    skip.kind === "folder" ||
+    skip.kind === "output-folder" ||
+    skip.kind === "sidecar"
+  );
+}
+
+/**
+ * Files that live beside photos without being photos: notes, metadata sidecars (XMP, Apple's AAE
+ * edits, JSON from photo exports) and the thumbnail caches of file browsers. Recognised by name, and
+ * only once their content is not an image either (a PNG named `.txt` is still a photo).
+ */
+const SIDECAR_EXTENSIONS = new Set(["txt", "json", "jsonl", "xmp", "aae", "ini", "md", "csv", "log"]);
+const SIDECAR_NAMES = new Set(["thumbs.db", "desktop.ini", "ehthumbs.db", ".ds_store"]);
+
+/** True for a file name that {@link scanPhotos} skips quietly when its content is not an image. */
+export function isSidecarName(name: string): boolean {
+  const lower = name.toLowerCase();
+  const extension = /\.([^.]+)$/.exec(lower)?.[1];
+  return SIDECAR_NAMES.has(lower) || (extension !== undefined && SIDECAR_EXTENSIONS.has(extension));
+}
+
+/**
+ * Check that the photo folder exists and is a folder, before anything slow (a model download) runs.
+ * `shown` is how the user wrote the path, for the message.
+ * @throws UserError naming the path when it is missing or not a folder.
+ */
+export async function checkPhotoFolder(dir: string, shown: string = dir): Promise<void> {
+  const info = await stat(dir).catch(() => undefined);
+  if (!info) throw new UserError(`The photo folder ${shown} does not exist`, { hint: "check the path" });
+  if (!info.isDirectory()) {
+    throw new UserError(`${shown} is not a folder`, { hint: "give the folder that holds the photos" });
+  }
 }
 
 /** A file or folder left out, with one line that names it and says why. */
@@ -201,7 +238,8 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
         continue;
       }
       if (info.size === 0) {
-        skip(abs, rel, "empty", `${rel}: empty file (0 bytes), ignored`);
+        if (isSidecarName(name)) skip(abs, rel, "sidecar", `${rel}: an empty note or metadata file, ignored`);
+        else skip(abs, rel, "empty", `${rel}: empty file (0 bytes), ignored`);
         continue;
       }
       try {
@@ -218,7 +256,14 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
         });
       } catch (error) {
         if (!isUserError(error)) throw error;
-        skip(abs, rel, "not-a-photo", error.toLine());
+        if (isSidecarName(name))
+          skip(
+            abs,
+            rel,
+            "sidecar",
+            `${rel}: not a photo (notes, metadata or a file browser's cache), ignored`,
+          );
+        else skip(abs, rel, "not-a-photo", error.toLine());
       }
     }
   };

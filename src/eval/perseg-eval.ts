@@ -192,22 +192,26 @@ export async function listPersegObjects(
     const annotationFiles = (await readdir(join(annotations, name)))
       .filter((f) => f.toLowerCase().endsWith(".png") && !f.startsWith("."))
       .sort();
-    const referenceMask = join(annotations, name, `${refIdx}.png`);
-    if (!annotationFiles.includes(`${refIdx}.png`)) {
+    const refStem = referenceStem(
+      annotationFiles.map((f) => f.slice(0, -4)),
+      refIdx,
+    );
+    const referenceMask = join(annotations, name, `${refStem ?? refIdx}.png`);
+    if (refStem === undefined) {
       throw new UserError(`Object ${name} has no reference annotation ${referenceMask}`, {
         hint: "choose another --ref-idx (the NN of an annotated photo)",
       });
     }
-    const referenceImage = await findImage(join(images, name), refIdx);
+    const referenceImage = await findImage(join(images, name), refStem);
     if (referenceImage === undefined) {
-      throw new UserError(`Object ${name} has no reference image ${join(images, name, `${refIdx}.jpg`)}`, {
+      throw new UserError(`Object ${name} has no reference image ${join(images, name, `${refStem}.jpg`)}`, {
         hint: "every annotation needs its photo under Images/<object>/",
       });
     }
     const tests: { name: string; image: string; annotation: string }[] = [];
     for (const file of annotationFiles) {
       const stem = file.slice(0, -4);
-      if (stem === refIdx) continue;
+      if (stem === refStem) continue;
       const image = await findImage(join(images, name), stem);
       tests.push({
         name: stem,
@@ -218,6 +222,17 @@ export async function listPersegObjects(
     objects.push({ name, referenceImage, referenceMask, tests });
   }
   return { objects, skipped };
+}
+
+/**
+ * The annotation stem that `refIdx` names: the stem itself, or for a number the stem of the same
+ * value (PerSeg's names are zero-padded: `--ref-idx 1` is `01`).
+ */
+export function referenceStem(stems: readonly string[], refIdx: string): string | undefined {
+  if (stems.includes(refIdx)) return refIdx;
+  if (!/^\d+$/.test(refIdx)) return undefined;
+  const value = Number(refIdx);
+  return stems.find((s) => /^\d+$/.test(s) && Number(s) === value);
 }
 
 /** Where predictions come from. */

@@ -315,7 +315,7 @@ async function readJson(file: string, what: string): Promise<unknown> {
   } catch (error) {
     throw new UserError(`Cannot read ${what} ${file}`, {
       cause: error,
-      hint: "check the name with `listPresets`",
+      hint: "check that the file exists and may be read",
     });
   }
   try {
@@ -341,12 +341,21 @@ export function parsePreset(params: { json: unknown; source: string }): Preset {
 /**
  * Loads and validates `configs/<name>.json`.
  * @param params.configsDir @default {@link DEFAULT_CONFIGS_DIR}
- * @throws {UserError} for an unknown name, unreadable JSON, or a file that fails the schema
+ * @throws {UserError} for an unknown name (the message lists the presets), unreadable JSON, or a
+ * file that fails the schema
  */
 export async function loadPreset(params: { name: string; configsDir?: string }): Promise<Preset> {
   const { name } = params;
-  if (!PRESET_NAME.test(name) || name === PREPARE_DEFAULTS) {
-    throw new UserError(`Unknown preset ${JSON.stringify(name)}`, { hint: "list them with `listPresets`" });
+  const known = await listPresets(
+    params.configsDir === undefined ? {} : { configsDir: params.configsDir },
+  ).catch(() => [] as string[]);
+  if (!PRESET_NAME.test(name) || name === PREPARE_DEFAULTS || !known.includes(name)) {
+    throw new UserError(`Unknown preset ${JSON.stringify(name)}`, {
+      hint:
+        known.length > 0
+          ? `use one of: ${known.join(", ")}`
+          : `no presets found in ${params.configsDir ?? DEFAULT_CONFIGS_DIR}; reinstall persam-db`,
+    });
   }
   const file = join(params.configsDir ?? DEFAULT_CONFIGS_DIR, `${name}.json`);
   return parsePreset({ json: await readJson(file, "preset"), source: file });

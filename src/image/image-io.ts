@@ -5,6 +5,12 @@ import { open } from "node:fs/promises";
 import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from "sharp";
 import { firstLine, UserError } from "../errors.js";
 
+/** The versions of sharp and of the libvips it runs on. */
+export function sharpVersions(): { readonly sharp: string; readonly libvips: string } {
+  const v = sharp.versions as { sharp?: string; vips?: string };
+  return { sharp: v.sharp ?? "unknown", libvips: v.vips ?? "unknown" };
+}
+
 /** Interleaved 8-bit pixels, row-major: RGB or RGBA. */
 export interface RgbImage {
   data: Uint8Array;

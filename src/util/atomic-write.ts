@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { UserError } from "../errors.js";
+import { systemUserError, UserError } from "../errors.js";
 
 /** Options of {@link writeFileAtomic}. */
 export interface WriteFileAtomicOptions {
@@ -30,8 +30,8 @@ export interface WriteFileAtomicOptions {
  * Write `data` to `path` atomically: a temporary file beside it (same folder, so the rename stays on
  * one file system) is written, optionally flushed, then renamed over `path`. The temporary file is
  * removed when anything fails. Strings are written as UTF-8.
- * @throws UserError when the folder is missing or not writable (one line naming it); other
- * file-system errors as they are.
+ * @throws UserError when the folder is missing, not writable, full or read-only (one line naming
+ * `path`, never the temporary name); other file-system errors as they are.
  */
 export async function writeFileAtomic(
   path: string,
@@ -53,21 +53,25 @@ export async function writeFileAtomic(
     }
     await rename(temp, path);
   } catch (error) {
-    await rm(temp, { force: true });
+    // Under a file or on a read-only disk the temporary name cannot even be looked at: the write's
+    // own error is the one to report.
+    await rm(temp, { force: true }).catch(() => undefined);
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") {
+    if (code === "ENOENT") {
       throw new UserError(`cannot write ${path}: the folder ${dirname(path)} does not exist`, {
         hint: "create the folder first, or choose another output path",
         cause: error,
       });
     }
-    if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    if (code === "EACCES" || code === "EPERM") {
       throw new UserError(`cannot write ${path}: no permission to write in ${dirname(path)}`, {
         hint: "choose an output folder you can write to",
         cause: error,
       });
     }
-    throw error;
+    // A full or read-only disk, a file where a folder should be: named by the final path (a write
+    // on the open temporary file carries no path at all).
+    throw systemUserError(error, path) ?? error;
   }
 }
 

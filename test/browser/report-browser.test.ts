@@ -1,8 +1,10 @@
 // report.html in a real browser (Debian's Chromium via playwright-core): a report of four photos
-// (real JPEG thumbnails and PNG masks made with sharp, one doubtful photo, one skipped photo with a
-// hostile name) opened from disk. Every image must decode, every overlay must have a size, the
-// doubtful/skipped marks must be visible, nothing may log an error, and the hostile name must show
-// as text without running. A full-page screenshot is kept in $PERSAM_ARTIFACTS (or a temp folder).
+// (real JPEG thumbnails and PNG masks made with sharp, training images beside it in images/, one
+// doubtful photo, one skipped photo with a hostile name) opened from disk. Every image must decode,
+// every overlay must have a size, the banners and doubtful/skipped marks must be visible, nothing may
+// log an error, the hostile name must show as text without running, and at 1280 and 390 px no
+// element may reach past the window's width. Full-page screenshots at both widths are kept in
+// $PERSAM_ARTIFACTS (or a temp folder).
 
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -134,14 +136,18 @@ async function fixture(): Promise<{ report: PrepareReport; thumbnails: Map<strin
     version: 1,
     createdAt: "2025-06-01T10:20:30.000Z",
     tool: "persam-db 0.1.0",
-    input: "./photos of Mochi",
-    output: "./photos of Mochi.persam",
+    // Long names without a space, as phones and exports make them: they must wrap on a phone.
+    input: "Mochi_the_cat_on_the_balcony_2025-06-01_all_photos",
+    output: "Mochi_the_cat_on_the_balcony_2025-06-01_all_photos.persam",
     settings: {
+      class: "cat",
+      caption: "a photo of sks cat with a rather long caption that must wrap on a phone screen",
+      testModel: true,
+      trainer: "all",
       model: "slimsam-77",
       resolution: 512,
       background: "white",
       token: "sks",
-      class: "cat",
       persamF: true,
       seed: null,
     },
@@ -191,7 +197,14 @@ async function fixture(): Promise<{ report: PrepareReport; thumbnails: Map<strin
         ],
         box: [170, 320, 770, 1080],
         crop: { left: 90, top: 310, width: 780, height: 780 },
-        timingsMs: { load: 28, encode: 790, segment: 88 },
+        outputs: {
+          image: "images/cat-02.png",
+          mask: "masks/cat-02.png",
+          weight: "weights/cat-02.png",
+          rgba: "rgba/cat-02.png",
+          caption: "captions/cat-02.txt",
+        },
+        timingsMs: { loadMs: 28, encodeMs: 790, attnSimMs: 12, decoderMs: 88 },
       }),
       photo({
         stem: "cat-03-blurry",
@@ -238,6 +251,19 @@ describe.skipIf(!available)("report.html in Chromium", () => {
     const { report, thumbnails } = await fixture();
     const file = join(dir, "report.html");
     await writeFile(file, renderReportHtml({ report, thumbnails }));
+    // The training images the report links to, as prepare writes them beside it.
+    await mkdir(join(dir, "images"));
+    for (const [stem, color] of [
+      ["cat-01", [214, 120, 40]],
+      ["cat-02", [200, 110, 50]],
+    ] as const) {
+      const s = scene({ width: 128, height: 128, cx: 64, cy: 64, rx: 40, ry: 50, color });
+      for (let i = 0; i < s.mask.length; i++) if (!s.mask[i]) s.rgb.fill(255, 3 * i, 3 * i + 3);
+      await writeFile(
+        join(dir, "images", `${stem}.png`),
+        await encodePng({ data: s.rgb, width: 128, height: 128, channels: 3 }),
+      );
+    }
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on("console", (m) => {
@@ -281,12 +307,13 @@ describe.skipIf(!available)("report.html in Chromium", () => {
       expect(s.width).toBeGreaterThan(0);
       expect(s.height).toBeGreaterThan(0);
     }
-    // No <img> at all: in particular the one in the hostile name stayed text.
+    // The two training images, and no other <img>: in particular the one in the hostile name stayed text.
     for (const i of images.imgs) expect(i.width, i.src).toBeGreaterThan(0);
-    expect(images.imgs).toHaveLength(0);
-    // Only the page itself was fetched (no network, no broken relative URLs).
-    expect(requests).toHaveLength(1);
+    expect(images.imgs.map((i) => i.src.replace(/^.*\//, ""))).toEqual(["cat-01.png", "cat-02.png"]);
+    // Only the page and its training images were fetched, from beside it (no network).
+    expect(requests).toHaveLength(3);
     expect(requests[0]).toMatch(/^file:\/\/.*report\.html$/);
+    for (const r of requests.slice(1)) expect(r).toMatch(/^file:\/\/.*\/images\/cat-0[12]\.png$/);
   });
 
   it("draws the SVG overlays with a size, and the photo pixels in them", async () => {
@@ -362,7 +389,7 @@ describe.skipIf(!available)("report.html in Chromium", () => {
         pwned: w.pwned,
         scripts: w.document.scripts.length,
         skippedName: w.document.querySelector("figure.skipped strong")?.textContent,
-        otherFile: w.document.querySelector("ul li")?.firstChild?.textContent,
+        otherFile: w.document.querySelector("ul.others li")?.firstChild?.textContent,
       };
     });
     expect(state.pwned).toBeUndefined();
@@ -372,13 +399,62 @@ describe.skipIf(!available)("report.html in Chromium", () => {
     expect(await page.getByText("猫🐈 Ünïcödé.heic").isVisible()).toBe(true);
   });
 
-  it("logs no console errors and keeps a full-page screenshot", async () => {
-    expect(consoleErrors).toEqual([]);
-    const dir = process.env.PERSAM_ARTIFACTS ?? (await mkdtemp(join(tmpdir(), "persam-artifacts-")));
-    await mkdir(dir, { recursive: true });
-    const path = join(dir, "report.png");
-    await page.screenshot({ path, fullPage: true });
-    console.log(`report-browser: screenshot written to ${path}`);
+  it("shows the banners, the class, next steps and a legend of the flags", async () => {
+    expect(await page.locator(".banner.test-model").isVisible()).toBe(true);
+    expect(await page.locator(".banner.test-model").textContent()).toContain("tiny random test model");
+    expect(await page.locator(".banner.doubtful-photos").textContent()).toContain("1 doubtful photo");
+    expect(await page.locator("strong.class").textContent()).toBe("cat");
+    expect(await page.locator(".next").textContent()).toContain("bash train.sh");
+    expect(await page.locator(".next").textContent()).toContain("--ref-point");
+    for (const flag of ["cuts-subject", "margin-reduced", "low-confidence"]) {
+      expect(await page.locator(".legend dt.used", { hasText: flag }).count(), flag).toBe(1);
+    }
+    // Timings are folded away, under readable names.
+    const timings = page.locator("figure.photo").nth(1).locator("details.timings");
+    expect(await timings.locator("table").isVisible()).toBe(false);
+    await timings.locator("summary").click();
+    expect(await timings.locator("table").textContent()).toContain("attention bias");
+    await timings.locator("summary").click();
+  });
+
+  it.each([1280, 390])(
+    "fits a %i px window: no element reaches past its width; screenshot kept",
+    async (width) => {
+      await page.setViewportSize({ width, height: 900 });
+      const overflow = await page.evaluate(() => {
+        const w = globalThis as unknown as {
+          innerWidth: number;
+          document: {
+            documentElement: { scrollWidth: number };
+            querySelectorAll(s: string): Iterable<{
+              getBoundingClientRect(): { left: number; right: number; width: number };
+              closest(s: string): unknown;
+              tagName: string;
+              className: unknown;
+            }>;
+          };
+        };
+        const wide: string[] = [];
+        for (const e of w.document.querySelectorAll("body *")) {
+          // Inside <defs> (SVG masks and filters) nothing is laid out.
+          if (e.closest("defs")) continue;
+          const r = e.getBoundingClientRect();
+          if (r.width > 0 && (r.right > w.innerWidth + 0.5 || r.left < -0.5))
+            wide.push(`${e.tagName}.${String(e.className)} ${Math.round(r.left)}–${Math.round(r.right)}`);
+        }
+        return { scrollWidth: w.document.documentElement.scrollWidth, innerWidth: w.innerWidth, wide };
+      });
+      expect(overflow.wide).toEqual([]);
+      expect(overflow.scrollWidth).toBeLessThanOrEqual(overflow.innerWidth);
+      const dir = process.env.PERSAM_ARTIFACTS ?? (await mkdtemp(join(tmpdir(), "persam-artifacts-")));
+      await mkdir(dir, { recursive: true });
+      const path = join(dir, `report-${width}.png`);
+      await page.screenshot({ path, fullPage: true });
+      console.log(`report-browser: screenshot written to ${path}`);
+    },
+  );
+
+  it("logs no console errors", () => {
     expect(consoleErrors).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@
 // run) and never overwritten (a build there would race with `npm run build` and other test files).
 //
 // The temporary folder mirrors the package layout the compiled code expects: `<tmp>/package.json`
-// ({"type":"module"}), and symbolic links `node_modules`, `configs` and `models` to the repository's
+// (a copy of the package's), and symbolic links `node_modules`, `configs` and `models` to the repository's
 // (src/export/presets.ts and src/segment/models/model-registry.ts find those folders from their own path).
 
 import { existsSync } from "node:fs";
@@ -76,7 +76,8 @@ export async function builtCli(): Promise<BuiltCli> {
   }
   const dir = await mkdtemp(join(tmpdir(), "persam-cli-build-"));
   try {
-    await writeFile(join(dir, "package.json"), '{ "type": "module" }\n');
+    // The package's own manifest: "type": "module", and the name and version the CLI reports.
+    await writeFile(join(dir, "package.json"), await readFile(join(REPO_ROOT, "package.json")));
     for (const link of ["node_modules", "configs", "models"]) {
       await symlink(join(REPO_ROOT, link), join(dir, link), "dir");
     }

@@ -77,7 +77,7 @@ function reportReference(
   const first = reference.references[0]!;
   const scanned = photos.find((p) => p.sha256 === first.sha256);
   const rel = (path: string): string =>
-    isInside(path, inputDir) ? relative(inputDir, path).split(sep).join("/") : path;
+    isInside(path, inputDir) ? relative(inputDir, path).split(sep).join("/") : basename(path);
   const base = {
     stem: scanned?.stem ?? basename(first.photo).replace(/\.[^.]*$/, ""),
     file: scanned?.relPath ?? rel(first.photo),

@@ -2,7 +2,7 @@
 // with the thumbnails the per-photo stage kept) — and the terminal summary.
 
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import type { PrepareState } from "../prepare-state.js";
 import {
@@ -19,7 +19,7 @@ import type { Settings } from "./settings.js";
 export interface BuildReportParams {
   /** Tool name. */
   readonly tool: string;
-  /** The photo and output folders as the user named them. */
+  /** The photo and output folders (only their names are reported: nothing local is published). */
   readonly input: string;
   readonly output: string;
   readonly settings: Settings;
@@ -41,9 +41,10 @@ export function buildReport(p: BuildReportParams): PrepareReport {
     version: 1,
     createdAt: new Date().toISOString(),
     tool: p.tool,
-    input: p.input,
-    output: p.output,
+    input: basename(p.input),
+    output: basename(p.output),
     settings: {
+      class: settings.className,
       model: p.modelLabel,
       testModel: p.testModel,
       mode: settings.mode,

@@ -2,6 +2,8 @@
 // files, exports, report — with the state saved after every change so that an interrupted run
 // resumes. Nothing here calls back into the caller; the caller opens the model when the plan says so.
 
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import pLimit from "p-limit";
 import { PhotoLoader } from "../../image/photo-loader.js";
 import {
@@ -15,7 +17,7 @@ import type { EncodedPhoto, SamModel } from "../../segment/sam/sam-model.js";
 import { isTestModelFile } from "../../segment/sam/test-weights.js";
 import { removeStaleTempFiles } from "../../util/atomic-write.js";
 import type { MetadataRow } from "../metadata.js";
-import { emptyState, StateStore } from "../prepare-state.js";
+import { emptyState, STATE_DIR, StateStore } from "../prepare-state.js";
 import type { PhotoReport } from "../report.js";
 import { summaryTable } from "../report.js";
 import { writeExports, writeMetadata } from "./exports-stage.js";
@@ -94,6 +96,8 @@ export async function runPrepare(params: RunPrepareParams): Promise<PrepareResul
     plan.force ? { ...emptyState(), exportFiles: previous.exportFiles } : previous,
   );
   const state = store.state;
+  // The output folder first: a folder that cannot be written stops the run before any work.
+  await mkdir(join(outDir, STATE_DIR), { recursive: true });
   await removeStaleTempFiles(outDir);
 
   // ---- reference ---------------------------------------------------------------------------
@@ -275,8 +279,8 @@ export async function runPrepare(params: RunPrepareParams): Promise<PrepareResul
   // ---- report ------------------------------------------------------------------------------
   const report = buildReport({
     tool: plan.params.tool ?? "persam-db",
-    input: plan.params.inputDir,
-    output: plan.params.outDir ?? outDir,
+    input: plan.inputDir,
+    output: outDir,
     settings,
     modelLabel: modelFiles.label,
     testModel: model?.isTestModel ?? (await isTestModelFile(modelFiles.decoderPath)),

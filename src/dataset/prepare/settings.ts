@@ -2,7 +2,7 @@
 // resolution, crop, background, caption), the input and output folders, and the model's identity.
 
 import { stat } from "node:fs/promises";
-import { basename, resolve } from "node:path";
+import { resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import {
   type DiffusersPreset,
@@ -16,21 +16,11 @@ import type { ReferenceMode } from "../../segment/persam/reference-source.js";
 import { encoderFingerprint } from "../../segment/sam/embedding-cache.js";
 import type { SamModel } from "../../segment/sam/sam-model.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "../background.js";
-import { DEFAULT_TOKEN, caption as makeCaption } from "../captions.js";
+import { DEFAULT_TOKEN, caption as makeCaption, requireClassFromFolder } from "../captions.js";
 import type { CropMode } from "../crop.js";
-import { isInside } from "../scan.js";
+import { checkPhotoFolder, isInside } from "../scan.js";
 import { DEFAULT_BG_WEIGHT, DEFAULT_FEATHER } from "../weight-map.js";
 import { DEFAULT_PRESETS, type PrepareParams, type TrainerChoice } from "./types.js";
-
-/**
- * The class noun guessed from the folder name: its last word of two or more letters (`my-cat` →
- * `cat`, `toy_robot` → `robot`), lower-cased; `object` when there is none.
- */
-export function classFromFolder(dir: string): string {
-  const words = basename(resolve(dir)).match(/\p{L}{2,}/gu) ?? [];
-  const last = words[words.length - 1];
-  return last === undefined ? "object" : last.toLowerCase();
-}
 
 /** A model's identity for the state: registry label, encoder fingerprint and decoder file. */
 export async function modelKeyOf(files: SamModel["files"]): Promise<string> {
@@ -59,15 +49,7 @@ export async function resolveFolders(
   params: Pick<PrepareParams, "inputDir" | "outDir">,
 ): Promise<RunFolders> {
   const inputDir = resolve(params.inputDir);
-  const inputInfo = await stat(inputDir).catch(() => undefined);
-  if (!inputInfo) {
-    throw new UserError(`The photo folder ${params.inputDir} does not exist`, { hint: "check the path" });
-  }
-  if (!inputInfo.isDirectory()) {
-    throw new UserError(`${params.inputDir} is not a folder`, {
-      hint: "give the folder that holds the photos",
-    });
-  }
+  await checkPhotoFolder(inputDir, params.inputDir);
   const outDir = params.outDir === undefined ? defaultOutDir(inputDir) : resolve(params.outDir);
   if (outDir === inputDir || isInside(inputDir, outDir)) {
     throw new UserError(`The output folder ${outDir} would contain the photo folder ${inputDir}`, {
@@ -177,7 +159,7 @@ export async function resolveSettings(params: PrepareParams, inputDir: string): 
   }
   const margin = params.margin ?? 0.1;
   const token = params.token ?? defaults.token ?? DEFAULT_TOKEN;
-  const className = params.className ?? classFromFolder(inputDir);
+  const className = params.className ?? requireClassFromFolder(inputDir);
   const template = params.captionTemplate ?? defaults.instancePrompt;
   return {
     mode,

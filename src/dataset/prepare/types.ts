@@ -100,11 +100,11 @@ export interface PrepareParams {
   readonly background?: Background | string | undefined;
   /** Loss-weight floor of the background. @default 0.1 */
   readonly bgWeight?: number | undefined;
-  /** Soft edge in output pixels. @default 8 */
+  /** Soft edge of the loss weights, in output pixels. @default 8 */
   readonly feather?: number | undefined;
   /** @default "sks" */
   readonly token?: string | undefined;
-  /** The subject's class noun. @default from the folder name (see `classFromFolder`) */
+  /** The subject's class noun. @default from the folder name (captions.ts, classFromFolder) */
   readonly className?: string | undefined;
   /** @default "a photo of {token} {class}" */
   readonly captionTemplate?: string | undefined;

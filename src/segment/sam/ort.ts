@@ -7,6 +7,12 @@ import type { Tensor } from "../../util/tensor.js";
 export type OrtSession = ort.InferenceSession;
 export type OrtTensor = ort.Tensor;
 
+/** The version of onnxruntime-node (the native runtime it loads), e.g. "1.30.0". */
+export function onnxruntimeVersion(): string {
+  const versions = ort.env.versions as { node?: string; common?: string } | undefined;
+  return versions?.node ?? versions?.common ?? "unknown";
+}
+
 /** Session options persam-db exposes. */
 export interface SessionOptions {
   /**
