@@ -333,7 +333,7 @@ describe("damaged and interrupted files", () => {
 
   it("a truncated body leaves only an .incomplete file, which the next run resumes", async () => {
     server.failNext({ route: /vision_encoder\.onnx \[bytes=131072-/, truncate: 1000 });
-    const e = await userError(resolveModelFiles(params()));
+    const e = await userError(resolveModelFiles(params({ http: { tries: 1 } })));
     expect(e.toLine()).toMatch(/vision_encoder\.onnx.*(lost|expected)/);
     expect(existsSync(encBlob())).toBe(false);
     expect(existsSync(`${encBlob()}.incomplete`)).toBe(true);
@@ -362,13 +362,23 @@ describe("damaged and interrupted files", () => {
 
   it("a 500 mid-download and a dropped connection are single lines and leave no blob", async () => {
     server.failNext({ route: /vision_encoder\.onnx \[bytes=65536-/, status: 500 });
-    const e500 = await userError(resolveModelFiles(params()));
+    const e500 = await userError(resolveModelFiles(params({ http: { tries: 1 } })));
     expect(e500.toLine()).toMatch(/server error \(500\)/);
     expect(existsSync(encBlob())).toBe(false);
     server.failNext({ route: /vision_encoder\.onnx \[bytes=196608-/, drop: true });
-    const dropped = await userError(resolveModelFiles(params()));
+    const dropped = await userError(resolveModelFiles(params({ http: { tries: 1 } })));
     expect(dropped.toLine()).toMatch(/connection to the Hub was lost/);
     expect(existsSync(encBlob())).toBe(false);
+  });
+
+  it("a 503 and a dropped connection mid-download are retried and the download completes", async () => {
+    server.failNext({ route: /vision_encoder\.onnx \[bytes=65536-/, status: 503 });
+    server.failNext({ route: /vision_encoder\.onnx \[bytes=196608-/, drop: true });
+    const files = await resolveModelFiles(params({ http: { tries: 3, baseDelayMs: 1 } }));
+    expect((await readFile(files.encoderPath)).equals(encoderBytes)).toBe(true);
+    const tries = server.requestsTo(/vision_encoder\.onnx/).filter((r) => r.range === "bytes=196608-262143");
+    expect(tries.map((r) => r.dropped)).toEqual([true, false]);
+    expect(server.requestsTo(/vision_encoder\.onnx/).filter((r) => r.status === 503)).toHaveLength(1);
   });
 });
 
@@ -379,7 +389,7 @@ describe("failures", () => {
       /^model 'tiny' is not in the Hugging Face cache \(.*\) and the Hub is unreachable — run 'persam-db models pull tiny' on a connected machine \(or copy its cache folder here\), or pass --encoder FILE\.onnx --decoder FILE\.safetensors$/,
     );
     const off = await userError(resolveModelFiles(params({ offline: true })));
-    expect(off.toLine()).toMatch(/HF_HUB_OFFLINE is set/);
+    expect(off.toLine()).toMatch(/offline mode is on \(HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE\)/);
   });
 
   it("401 says how to set HF_TOKEN; 404 names the file", async () => {
@@ -451,7 +461,9 @@ describe("registry", () => {
       "sam-vit-huge",
     ]);
     const huge = bundled.models.find((m) => m.id === "sam-vit-huge")!;
-    expect(huge.encoder.variants.fp32.externalData?.path).toBe("onnx/vision_encoder.onnx_data");
+    expect(huge.encoder.variants.fp32.externalData.map((f) => f.path)).toEqual([
+      "onnx/vision_encoder.onnx_data",
+    ]);
     for (const m of bundled.models) expect(m.encoder.pinned || m.encoder.revision === "main").toBe(true);
   });
 
