@@ -262,6 +262,12 @@ export class HubServer {
     return url;
   }
 
+  /** Change how many requests each signature serves from now on (signatures already minted too). */
+  setCdnExpiry(expireAfter: number): void {
+    if (!this.cdn) throw new Error("the storage host is not started");
+    this.cdn = { ...this.cdn, options: { ...this.cdn.options, expireAfter } };
+  }
+
   /** Stop redirecting to the storage host. */
   async stopCdn(): Promise<void> {
     const cdn = this.cdn;
