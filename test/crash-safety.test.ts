@@ -18,6 +18,7 @@ import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
 import { mulberry32 } from "../src/util/seeded-random.js";
+import { finishSetLikePrepare } from "./support/set-manifest.js";
 import { type BuiltCli, builtCli } from "./support/built-cli.js";
 import { type HubServer, type RecordedRequest, startHubServer } from "./support/hub-server.js";
 import { hashTree, scene, writeJpeg, writeSceneMask } from "./support/photos.js";
@@ -323,6 +324,8 @@ describe("push killed with SIGKILL mid-upload", () => {
   let refRequests = 0;
 
   beforeAll(async () => {
+    // MANIFEST MIMIC: remove once prepare writes the manifest (test/support/set-manifest.ts).
+    await finishSetLikePrepare(refDir);
     localTree = sorted(
       new Map(
         [...(await hashTree(refDir))].filter(

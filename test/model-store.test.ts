@@ -112,7 +112,7 @@ function registryJson(extra: Record<string, unknown>[] = []) {
               path: "onnx/vision_encoder_fp16.onnx",
               sha256: createHash("sha256").update(fp16Bytes).digest("hex"),
             },
-            quantized: { path: "onnx/graph.onnx", externalData: { path: "onnx/graph.onnx_data" } },
+            quantized: { path: "onnx/graph.onnx", externalData: [{ path: "onnx/graph.onnx_data" }] },
           },
         },
         decoder: { repo: "tiny/decoder", revision: "main", pinned: false, path: "model.safetensors" },

@@ -13,6 +13,7 @@ import {
 import { terminalSafe } from "../dataset/report.js";
 import { UserError } from "../errors.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
+import { looksLikeHubToken } from "../util/hub-token.js";
 import { defineCommand } from "./command.js";
 import { type ModelOptions, openCliModel, resolveCliModelFiles, withModelOptions } from "./model-options.js";
 import { Progress } from "./progress.js";
@@ -29,7 +30,9 @@ interface PrepareOptions extends ModelOptions, ReferenceOptions {
   push?: string | undefined;
   pushPrivate: boolean;
   output?: string | undefined;
-  token: string;
+  identifier: string;
+  /** The Hub token for --push. */
+  token?: string | undefined;
   class?: string | undefined;
   captionTemplate?: string | undefined;
   resolution?: number | undefined;
@@ -72,10 +75,14 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         type: "string",
         describe: "Output folder (default: <DIR>.persam beside the photo folder)",
       })
-      .option("token", {
+      .option("identifier", {
         type: "string",
         default: "sks",
-        describe: "Rare token the model learns for the subject",
+        describe: "Rare word the model learns for the subject (DreamBooth identifier)",
+      })
+      .option("token", {
+        type: "string",
+        describe: "With --push: the Hub token (default: HF_TOKEN, else the 'huggingface-cli login' token file)",
       })
       .option("class", {
         type: "string",
@@ -83,7 +90,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       })
       .option("caption-template", {
         type: "string",
-        describe: "Caption with {token} and {class} (default: 'a photo of {token} {class}')",
+        describe: "Caption with {token} (the identifier) and {class} (default: 'a photo of {token} {class}')",
       })
       .option("resolution", {
         type: "number",
@@ -131,7 +138,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       .option("push", {
         type: "string",
         describe:
-          "Afterwards publish the set as the Hub dataset ns/name, as 'persam-db push' does (token: HF_TOKEN or the token file)",
+          "Afterwards publish the set as the Hub dataset ns/name, as 'persam-db push' does (token: --token, HF_TOKEN or the token file)",
       })
       .option("push-private", {
         type: "boolean",
@@ -167,6 +174,18 @@ export const prepareCommand = defineCommand<PrepareOptions>({
   handler: async (options, context) => {
     const reporter = context.reporter(options);
     const { io } = context;
+    // Values written into every caption, script and card of a set that may be published.
+    for (const [flag, value] of [
+      ["--identifier", options.identifier],
+      ["--class", options.class],
+      ["--caption-template", options.captionTemplate],
+    ] as const) {
+      if (value !== undefined && looksLikeHubToken(value)) {
+        throw new UserError(`the ${flag} value looks like a Hugging Face token (hf_…): it would be written into the set`, {
+          hint: "the Hub token goes in --token or HF_TOKEN; the rare word the model learns is --identifier",
+        });
+      }
+    }
     const inputDir = resolve(io.cwd, options.dir);
     const outDir = options.output === undefined ? defaultOutDir(inputDir) : resolve(io.cwd, options.output);
     const references = await referenceSpecsFromOptions(options, { cwd: io.cwd, photosDir: inputDir });
@@ -238,7 +257,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         background: options.background,
         bgWeight: options.bgWeight,
         feather: options.feather,
-        token: options.token,
+        token: options.identifier,
         className: options.class,
         captionTemplate: options.captionTemplate,
         keepDoubtful: options.keepDoubtful,
@@ -259,7 +278,13 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       const pushed =
         options.push !== undefined && !result.dryRun && result.counts.kept > 0
           ? await runPush(
-              { out: result.outDir, repo: options.push, private: options.pushPrivate, json: options.json },
+              {
+                out: result.outDir,
+                repo: options.push,
+                private: options.pushPrivate,
+                token: options.token,
+                json: options.json,
+              },
               context,
               reporter,
             )

@@ -58,10 +58,10 @@ const fileSchema = z.strictObject(fileSpec);
 const variantSchema = z.strictObject({
   ...fileSpec,
   /**
-   * External-data files the graph names (one object or a list). Files the graph names but the
-   * registry does not list are found by reading the graph after download.
+   * External-data files the graph names. Files the graph names but the registry does not list are
+   * found by reading the graph after download.
    */
-  externalData: z.union([fileSchema, z.array(fileSchema)]).optional(),
+  externalData: z.array(fileSchema).optional(),
 });
 
 /** `revision` is a commit SHA, or a branch with an explicit `pinned: false`. */
