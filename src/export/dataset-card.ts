@@ -236,6 +236,8 @@ export function datasetCard(params: DatasetCardParams): string {
     "- `dreambooth.json`, `train.sh`: diffusers arguments and launch script",
     "- `kohya.toml`, `train_kohya.sh`: kohya sd-scripts dataset config and launch script",
     "- `onetrainer/`: OneTrainer concept folder (`<stem>.png`, `<stem>-masklabel.png`, `<stem>.txt`), `concepts.json`, `train-config.json`; `train_onetrainer.sh` launches it",
+    "- `report.html`, `report.json`: per-photo diagnostics (confidence, mask area, flags) with overlays",
+    "- `README.md`: this card",
     "",
     "Paths in these files are relative to the set; nothing names the machine it was made on.",
     "",

@@ -7,7 +7,7 @@
 
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readState, STATE_FILE, type SetManifest } from "../../src/dataset/prepare-state.js";
+import { readState, type SetManifest, STATE_FILE } from "../../src/dataset/prepare-state.js";
 import { listLocalFiles } from "../../src/hub/dataset-push.js";
 import { hashFile } from "../../src/util/hash-file.js";
 
@@ -31,4 +31,16 @@ export async function finishSetLikePrepare(outDir: string): Promise<SetManifest>
   const json = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
   await writeFile(path, JSON.stringify({ ...json, manifest }, null, 1));
   return manifest;
+}
+
+/**
+ * What a later prepare run that changed some files leaves: the manifest written again from the
+ * files the folder holds now (tests change a file on purpose, then call this in place of a rerun).
+ */
+export async function rewriteManifestLikePrepare(outDir: string): Promise<SetManifest> {
+  const path = join(outDir, STATE_FILE);
+  const json = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+  delete json.manifest;
+  await writeFile(path, JSON.stringify(json, null, 1));
+  return finishSetLikePrepare(outDir);
 }
