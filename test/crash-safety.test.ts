@@ -18,10 +18,10 @@ import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
 import { mulberry32 } from "../src/util/seeded-random.js";
-import { finishSetLikePrepare } from "./support/set-manifest.js";
 import { type BuiltCli, builtCli } from "./support/built-cli.js";
 import { type HubServer, type RecordedRequest, startHubServer } from "./support/hub-server.js";
 import { hashTree, scene, writeJpeg, writeSceneMask } from "./support/photos.js";
+import { finishSetLikePrepare } from "./support/set-manifest.js";
 
 /** Seeds of the prepare kills (one kill point each, stratified over the run). */
 const PREPARE_SEEDS = [1, 2, 3, 4];

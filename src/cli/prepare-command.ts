@@ -82,7 +82,8 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       })
       .option("token", {
         type: "string",
-        describe: "With --push: the Hub token (default: HF_TOKEN, else the 'huggingface-cli login' token file)",
+        describe:
+          "With --push: the Hub token (default: HF_TOKEN, else the 'huggingface-cli login' token file)",
       })
       .option("class", {
         type: "string",
@@ -181,9 +182,12 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       ["--caption-template", options.captionTemplate],
     ] as const) {
       if (value !== undefined && looksLikeHubToken(value)) {
-        throw new UserError(`the ${flag} value looks like a Hugging Face token (hf_…): it would be written into the set`, {
-          hint: "the Hub token goes in --token or HF_TOKEN; the rare word the model learns is --identifier",
-        });
+        throw new UserError(
+          `the ${flag} value looks like a Hugging Face token (hf_…): it would be written into the set`,
+          {
+            hint: "the Hub token goes in --token or HF_TOKEN; the rare word the model learns is --identifier",
+          },
+        );
       }
     }
     const inputDir = resolve(io.cwd, options.dir);

@@ -284,7 +284,9 @@ async function pushChecked(params: {
       ...check.problems.map((p) => (p.path === undefined ? p.detail : `${p.path} (${p.kind})`)),
     ];
     reporter.warn(
-      terminalSafe(`--force: publishing ${options.out} as it is, though it is not a finished, consistent set: ${listed.join(", ")}`),
+      terminalSafe(
+        `--force: publishing ${options.out} as it is, though it is not a finished, consistent set: ${listed.join(", ")}`,
+      ),
     );
   }
   const view = progressView(reporter);

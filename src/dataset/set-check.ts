@@ -8,7 +8,7 @@ import { UserError } from "../errors.js";
 import { listLocalFiles } from "../hub/dataset-push.js";
 import { hashFile } from "../util/hash-file.js";
 import { describeHolder, LOCK_FILE, lockHolderAlive, readRunLock } from "../util/run-lock.js";
-import { readState, STATE_FILE, type SetManifest } from "./prepare-state.js";
+import { readState, type SetManifest, STATE_FILE } from "./prepare-state.js";
 
 /** What is wrong with a set. */
 export type SetProblemKind =
@@ -77,10 +77,9 @@ export async function checkSetForPublish(params: {
   });
   const info = await lstat(outDir).catch(() => undefined);
   if (!info?.isDirectory()) {
-    throw new UserError(
-      info ? `${outDir} is not a folder` : `output folder ${outDir} does not exist`,
-      { hint: "give the output folder of 'persam-db prepare' (for example my-cat.persam)" },
-    );
+    throw new UserError(info ? `${outDir} is not a folder` : `output folder ${outDir} does not exist`, {
+      hint: "give the output folder of 'persam-db prepare' (for example my-cat.persam)",
+    });
   }
 
   if (params.lock !== false) {
@@ -139,11 +138,16 @@ export async function checkSetForPublish(params: {
     }
   }
   for (const f of found) {
-    if (!listed.has(f.path)) problems.push({ kind: "extra", path: f.path, detail: `${f.path} is not part of the set` });
+    if (!listed.has(f.path))
+      problems.push({ kind: "extra", path: f.path, detail: `${f.path} is not part of the set` });
   }
   for (const s of skipped) {
     if (s.kind === "link" || s.kind === "special" || s.kind === "name") {
-      problems.push({ kind: "extra", path: s.path, detail: `${s.path} is not part of the set (${s.reason})` });
+      problems.push({
+        kind: "extra",
+        path: s.path,
+        detail: `${s.path} is not part of the set (${s.reason})`,
+      });
     }
   }
   if (listed.has("metadata.jsonl") && present.has("metadata.jsonl")) {
@@ -163,7 +167,11 @@ async function metadataProblems(path: string, listed: ReadonlySet<string>): Prom
     try {
       row = JSON.parse(line);
     } catch {
-      problems.push({ kind: "metadata", path: "metadata.jsonl", detail: `metadata.jsonl line ${i + 1} is not JSON` });
+      problems.push({
+        kind: "metadata",
+        path: "metadata.jsonl",
+        detail: `metadata.jsonl line ${i + 1} is not JSON`,
+      });
       return;
     }
     if (typeof row !== "object" || row === null || Array.isArray(row)) return;
@@ -180,7 +188,11 @@ async function metadataProblems(path: string, listed: ReadonlySet<string>): Prom
   });
   for (const file of listed) {
     if (IMAGE_FOLDERS.some((d) => file.startsWith(d)) && file.endsWith(".png") && !named.has(file)) {
-      problems.push({ kind: "metadata", path: file, detail: `${file} is in the set but no metadata.jsonl row names it` });
+      problems.push({
+        kind: "metadata",
+        path: file,
+        detail: `${file} is in the set but no metadata.jsonl row names it`,
+      });
     }
   }
   return problems;
@@ -192,7 +204,8 @@ async function metadataProblems(path: string, listed: ReadonlySet<string>): Prom
  */
 export function setCheckError(check: SetCheck): UserError {
   const first = check.problems[0];
-  if (first === undefined) throw new RangeError("Expected a failed set check but received one without problems");
+  if (first === undefined)
+    throw new RangeError("Expected a failed set check but received one without problems");
   const others = check.problems.length - 1;
   const more = others > 0 ? ` (and ${others} more problem${others === 1 ? "" : "s"})` : "";
   const hint =
