@@ -7,14 +7,16 @@ import { z } from "zod";
 const commitSha = z.string().regex(/^[0-9a-f]{40}$/, { message: "expected a 40-hex commit id" });
 const size = z.number().int().nonnegative();
 
-/** One file or folder of `paths-info` and `tree` (hub.md §4.1). */
-export const treeEntrySchema = z.looseObject({
-  type: z.string(),
-  path: z.string(),
-  size,
-  oid: z.string().optional(),
-  lfs: z.looseObject({ oid: z.string(), size }).optional(),
-});
+/** One file or folder of `paths-info` and `tree` (hub.md §4.1); a file always has its size. */
+export const treeEntrySchema = z
+  .looseObject({
+    type: z.string(),
+    path: z.string(),
+    size: size.optional(),
+    oid: z.string().optional(),
+    lfs: z.looseObject({ oid: z.string(), size }).optional(),
+  })
+  .refine((e) => e.type !== "file" || e.size !== undefined, { message: "a file entry without its size" });
 
 /** `GET /api/{t}s/{R}/revision/{rev}`: the commit the revision points at. */
 export const revisionInfoSchema = z.looseObject({ sha: commitSha });
