@@ -1,8 +1,9 @@
 // The one module that reads environment variables: Hugging Face Hub settings (endpoint, token,
-// offline mode, cache folder) and persam-db's own cache folder. Everything else receives values.
+// offline mode, cache folder, download time limit) and persam-db's own cache folder. Everything
+// else receives values.
 
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
 import { UserError } from "./errors.js";
 import { parseByteSize } from "./util/numbers.js";
@@ -21,10 +22,20 @@ export interface HubConfig {
   readonly token: string | undefined;
   /** Which variable or file gave the token. */
   readonly tokenSource: TokenSource | undefined;
-  /** `HF_HUB_OFFLINE=1|true|yes|on`: never touch the network, use only cached files. */
+  /**
+   * `HF_HUB_OFFLINE=1|true|yes|on` (or, when HF_HUB_OFFLINE is unset, `TRANSFORMERS_OFFLINE`): never
+   * touch the network, use only cached files.
+   */
   readonly offline: boolean;
+  /** Which variable made {@link offline} true. */
+  readonly offlineSource: "HF_HUB_OFFLINE" | "TRANSFORMERS_OFFLINE" | undefined;
   /** The Hugging Face hub cache folder (`models--ns--name/...` lives here). */
   readonly cacheDir: string;
+  /**
+   * Longest wait for the next byte of a Hub reply, in milliseconds (`HF_HUB_DOWNLOAD_TIMEOUT`, in
+   * seconds as huggingface_hub reads it); undefined: the Hub client's default.
+   */
+  readonly idleTimeoutMs: number | undefined;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -39,9 +50,48 @@ function home(env: Env): string {
   return get(env, "HOME") ?? get(env, "USERPROFILE") ?? homedir();
 }
 
-/** `$HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`. */
+/**
+ * `~` and `$VAR` / `${VAR}` in a path, in the order huggingface_hub applies them
+ * (`os.path.expandvars(os.path.expanduser(value))` in its constants.py): first a leading `~` or
+ * `~<current user>` becomes the home folder, then each variable that is set is replaced; unknown
+ * variables and `~otheruser` stay as written, as Python leaves them.
+ */
+export function expandPath(value: string, env: Env = process.env): string {
+  let out = value;
+  if (out.startsWith("~")) {
+    const slash = out.indexOf("/", 1);
+    const end = slash < 0 ? out.length : slash;
+    const user = out.slice(1, end);
+    const userHome = user === "" ? home(env) : user === currentUser() ? homedir() : undefined;
+    if (userHome !== undefined) out = `${userHome.replace(/\/+$/, "")}${out.slice(end)}` || "/";
+  }
+  return out.replace(/\$(\w+|\{[^}]*\})/g, (match, name: string) => {
+    const key = name.startsWith("{") ? name.slice(1, -1) : name;
+    const v = env[key];
+    return v === undefined ? match : v;
+  });
+}
+
+function currentUser(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A path variable, expanded as huggingface_hub expands it; empty counts as unset. */
+function getPath(env: Env, name: string): string | undefined {
+  const value = get(env, name);
+  return value === undefined ? undefined : expandPath(value, env);
+}
+
+/** `$HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface` (expanded). */
 function hfHome(env: Env): string {
-  return get(env, "HF_HOME") ?? join(get(env, "XDG_CACHE_HOME") ?? join(home(env), ".cache"), "huggingface");
+  return expandPath(
+    get(env, "HF_HOME") ?? join(get(env, "XDG_CACHE_HOME") ?? join(home(env), ".cache"), "huggingface"),
+    env,
+  );
 }
 
 /** True for `1`, `true`, `yes`, `on` (any case), as huggingface_hub parses boolean variables. */
@@ -50,14 +100,25 @@ function truthy(value: string | undefined): boolean {
 }
 
 /**
+ * Offline mode as huggingface_hub decides it: `HF_HUB_OFFLINE`, and only when that is unset,
+ * `TRANSFORMERS_OFFLINE` (`_is_true(HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)` in its constants.py).
+ */
+function offlineFrom(env: Env): HubConfig["offlineSource"] {
+  const hub = get(env, "HF_HUB_OFFLINE");
+  if (hub !== undefined) return truthy(hub) ? "HF_HUB_OFFLINE" : undefined;
+  return truthy(get(env, "TRANSFORMERS_OFFLINE")) ? "TRANSFORMERS_OFFLINE" : undefined;
+}
+
+/**
  * Hub settings from the environment.
  *
  * - endpoint: `HF_ENDPOINT` (trailing slashes removed), default `https://huggingface.co`
  * - token: `HF_TOKEN`, else `HUGGING_FACE_HUB_TOKEN`, else the token file written by
  *   `huggingface-cli login` (`HF_TOKEN_PATH`, default `$HF_HOME/token`)
- * - offline: `HF_HUB_OFFLINE`
+ * - offline: `HF_HUB_OFFLINE`, else `TRANSFORMERS_OFFLINE`
  * - cacheDir: `HF_HUB_CACHE` > `HUGGINGFACE_HUB_CACHE` > `$HF_HOME/hub` >
- *   `$XDG_CACHE_HOME/huggingface/hub` > `~/.cache/huggingface/hub`
+ *   `$XDG_CACHE_HOME/huggingface/hub` > `~/.cache/huggingface/hub`, with `~` and `$VAR` expanded
+ * - idleTimeoutMs: `HF_HUB_DOWNLOAD_TIMEOUT` (seconds)
  *
  * @param env the environment to read
  * @default env process.env
@@ -75,7 +136,7 @@ export function hubConfig(env: Env = process.env): HubConfig {
     token = legacy.trim();
     tokenSource = "HUGGING_FACE_HUB_TOKEN";
   } else {
-    const file = get(env, "HF_TOKEN_PATH") ?? join(hfHome(env), "token");
+    const file = getPath(env, "HF_TOKEN_PATH") ?? join(hfHome(env), "token");
     try {
       const text = readFileSync(file, "utf8").trim();
       if (text !== "") {
@@ -86,8 +147,19 @@ export function hubConfig(env: Env = process.env): HubConfig {
       // No token file: anonymous access.
     }
   }
-  const cacheDir = get(env, "HF_HUB_CACHE") ?? get(env, "HUGGINGFACE_HUB_CACHE") ?? join(hfHome(env), "hub");
-  return { endpoint, token, tokenSource, offline: truthy(get(env, "HF_HUB_OFFLINE")), cacheDir };
+  const cacheDir =
+    getPath(env, "HF_HUB_CACHE") ?? getPath(env, "HUGGINGFACE_HUB_CACHE") ?? join(hfHome(env), "hub");
+  const offlineSource = offlineFrom(env);
+  const timeout = Number(get(env, "HF_HUB_DOWNLOAD_TIMEOUT"));
+  return {
+    endpoint,
+    token,
+    tokenSource,
+    offline: offlineSource !== undefined,
+    offlineSource,
+    cacheDir,
+    idleTimeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout * 1000 : undefined,
+  };
 }
 
 /**

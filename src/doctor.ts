@@ -9,6 +9,8 @@ import { dirname, join } from "node:path";
 import { hubConfig, persamCacheDir, redact } from "./config.js";
 import { errorCodes, firstLine, isUserError } from "./errors.js";
 import { HubUserError, hubWhoAmI } from "./hub/hub-api.js";
+import { HubTransportError } from "./hub/hub-errors.js";
+import { createHubFetch } from "./hub/hub-fetch.js";
 import { encodePng, probeImage, sharpVersions } from "./image/image-io.js";
 import { loadModelRegistry, type ModelRegistry } from "./segment/models/model-registry.js";
 import { modelCacheStatus } from "./segment/models/model-store.js";
@@ -286,9 +288,17 @@ async function hubCheck(
     return check("Hub", false, "skip", `skipped: HF_HUB_OFFLINE is set (only cached models are used)`);
   }
   const started = performance.now();
+  // One try, bounded by the doctor's own limit, through the Hub fetch like every Hub request.
+  const hubFetch = createHubFetch({
+    endpoint,
+    base: doFetch,
+    tries: 1,
+    idleTimeoutMs: timeoutMs,
+    requestTimeoutMs: timeoutMs,
+  });
   try {
     // Any HTTP answer (401 without a token included) proves the Hub is reachable.
-    const res = await doFetch(`${endpoint}/api/whoami-v2`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await hubFetch(`${endpoint}/api/whoami-v2`, { signal: AbortSignal.timeout(timeoutMs) });
     await res.body?.cancel();
     const ms = Math.round(performance.now() - started);
     if (res.status >= 500) {
@@ -302,7 +312,19 @@ async function hubCheck(
     }
     return check("Hub", false, true, `${endpoint} reachable (${ms} ms)`);
   } catch (error) {
-    const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+    if (error instanceof HubTransportError && error.failure === "retries-exhausted") {
+      return check(
+        "Hub",
+        false,
+        false,
+        `${endpoint} answered ${error.status} (server error)`,
+        "try again later (https://status.huggingface.co)",
+      );
+    }
+    const timedOut =
+      (error instanceof HubTransportError &&
+        (error.failure === "idle-timeout" || error.failure === "total-timeout")) ||
+      (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError"));
     const why = timedOut
       ? `no answer within ${(timeoutMs / 1000).toFixed(timeoutMs < 1000 ? 1 : 0)} s`
       : (errorCodes(error)[0] ?? firstLine(error));

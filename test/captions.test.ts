@@ -85,7 +85,10 @@ describe("metadataRow / toJsonl", () => {
       weight_file_name: "weights/b.png",
       text: "a photo of sks cat",
       confidence: 1,
+      flags: [],
     });
+    // One type per column for pyarrow: a whole confidence is still a float, flags always a list.
+    expect(jsonl.split("\n")[1]).toContain('"confidence":1.0,"flags":[]}');
     expect(toJsonl([])).toBe("");
   });
 

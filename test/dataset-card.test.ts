@@ -119,17 +119,27 @@ describe("datasetCard", () => {
     expect((parsed as { pretty_name: string }).pretty_name).toBe(HOSTILE.join(" | "));
   });
 
-  it("declares license, task, tags and one train split of images/*.png plus metadata.jsonl", () => {
+  it("declares license, task, tags and one train split of metadata.jsonl and every image folder", () => {
     const meta = datasetCardMetadata({ dataset });
     expect(meta.license).toBe("other");
     expect(meta.task_categories).toEqual(["text-to-image"]);
     expect(meta.tags).toEqual(expect.arrayContaining(["dreambooth", "persam"]));
     expect(meta.configs).toEqual([
-      { config_name: "default", data_files: [{ split: "train", path: ["images/*.png", "metadata.jsonl"] }] },
+      {
+        config_name: "default",
+        data_files: [
+          {
+            split: "train",
+            path: ["metadata.jsonl", "images/*.png", "masks/*.png", "weights/*.png", "rgba/*.png"],
+          },
+        ],
+      },
     ]);
     const card = datasetCard({ dataset, license: "cc-by-4.0" });
     expect(frontMatter(card)).toContain("license: cc-by-4.0\n");
-    expect(frontMatter(card)).toContain('          - "images/*.png"\n          - metadata.jsonl\n');
+    expect(frontMatter(card)).toContain(
+      '          - metadata.jsonl\n          - "images/*.png"\n          - "masks/*.png"\n          - "weights/*.png"\n          - "rgba/*.png"\n',
+    );
   });
 
   it("rejects a malformed licence or repo id", () => {
@@ -154,8 +164,9 @@ describe("datasetCard", () => {
       "requirements_sdxl.txt",
       'DIFFUSERS_DREAMBOOTH_DIR="$PWD/diffusers/examples/dreambooth" bash my-cat/train.sh',
       'SD_SCRIPTS_DIR="$PWD/sd-scripts" bash my-cat/train_kohya.sh',
-      "./run-cmd.sh train --config-path ../my-cat/onetrainer/train-config.json",
+      'ONETRAINER_DIR="$PWD/OneTrainer" bash my-cat/train_onetrainer.sh',
       "no masked loss",
+      "need `datasets` >= 3.4",
     ]) {
       expect(card).toContain(text);
     }

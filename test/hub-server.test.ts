@@ -3,6 +3,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openHubFile } from "../src/hub/download-file.js";
 import {
   commitToHub,
   createHubBranch,
@@ -13,13 +14,14 @@ import {
   hubSafetensorsHeader,
   hubWhoAmI,
   listHubFiles,
-  openHubFile,
   resolveRevision,
   uploadHubFiles,
 } from "../src/hub/hub-api.js";
 import { closedPortUrl, type HubServer, LFS_THRESHOLD_BYTES, startHubServer } from "./support/hub-server.js";
 
 const TOKEN = "hf_testtoken1234567890";
+/** One try per request: these tests look at single failures (retries: test/hub-fetch.test.ts). */
+const ONE_TRY = { tries: 1 };
 let server: HubServer;
 
 beforeAll(async () => {
@@ -30,11 +32,11 @@ afterAll(async () => {
 });
 
 function conn(token: string | undefined = TOKEN) {
-  return { endpoint: server.url, token };
+  return { endpoint: server.url, token, http: ONE_TRY };
 }
 
 function anonymous() {
-  return { endpoint: server.url };
+  return { endpoint: server.url, http: ONE_TRY };
 }
 
 async function failure(p: Promise<unknown>): Promise<HubUserError> {
@@ -159,6 +161,7 @@ describe("download side", () => {
       resolveRevision({
         endpoint: await closedPortUrl(),
         token: TOKEN,
+        http: ONE_TRY,
         repo: { type: "model", name: "a/b" },
       }),
     );

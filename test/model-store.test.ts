@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { hubConfig, persamCacheDir, redact } from "../src/config.js";
 import { UserError } from "../src/errors.js";
+import { externalDataLocations } from "../src/segment/models/external-data.js";
 import {
   DEFAULT_MODEL_ID,
   loadModelRegistry,
@@ -24,9 +25,11 @@ import {
   resolveModelFiles,
 } from "../src/segment/models/model-store.js";
 import { checkCheckpointMatch } from "../src/segment/sam/checkpoint-check.js";
+import { createSession, ortFloat32 } from "../src/segment/sam/ort.js";
 import { pointEncoding } from "../src/segment/sam/positional-encoding.js";
 import { POSITIONAL_EMBEDDING_KEY, readSafetensors } from "../src/segment/sam/safetensors.js";
 import type { Tensor } from "../src/util/tensor.js";
+import { externalDataModel } from "./support/external-data-model.js";
 import { closedPortUrl, type HubServer, startHubServer } from "./support/hub-server.js";
 
 const TOKEN = "hf_modelstoretest0001";
@@ -85,6 +88,11 @@ const encoderBytes = randomBytes(300_000);
 const fp16Bytes = randomBytes(150_000);
 const graphBytes = randomBytes(20_000);
 const externalBytes = randomBytes(200_000);
+const EXT_SHA = "abcdefabcdefabcdefabcdefabcdefabcdefabcd";
+const OTHER_SHA = "0123401234012340123401234012340123401234";
+const weightsA = Float32Array.from([1, 2, 3, 4]);
+const weightsB = Float32Array.from([10, 20, 30, 40]);
+const extFixture = externalDataModel({ a: weightsA, b: weightsB });
 
 function registryJson(extra: Record<string, unknown>[] = []) {
   return {
@@ -104,7 +112,7 @@ function registryJson(extra: Record<string, unknown>[] = []) {
               path: "onnx/vision_encoder_fp16.onnx",
               sha256: createHash("sha256").update(fp16Bytes).digest("hex"),
             },
-            quantized: { path: "onnx/graph.onnx", externalData: { path: "onnx/graph.onnx_data" } },
+            quantized: { path: "onnx/graph.onnx", externalData: [{ path: "onnx/graph.onnx_data" }] },
           },
         },
         decoder: { repo: "tiny/decoder", revision: "main", pinned: false, path: "model.safetensors" },
@@ -148,8 +156,49 @@ beforeAll(async () => {
   });
   decoderSha = server.addRepo({ name: "tiny/decoder", files: { "model.safetensors": checkpoint.bytes } });
   server.addRepo({ name: "tiny/decoder-gap", files: { "model.safetensors": gapCheckpoint.bytes } });
+  server.addRepo({
+    name: "tiny/external",
+    sha: EXT_SHA,
+    files: {
+      "onnx/model.onnx": extFixture.model,
+      ...Object.fromEntries(Object.entries(extFixture.files).map(([k, v]) => [`onnx/${k}`, v])),
+    },
+  });
+  server.addRepo({
+    name: "tiny/external-broken",
+    sha: EXT_SHA,
+    files: { "onnx/model.onnx": extFixture.model, "onnx/weights-a.bin": extFixture.files["weights-a.bin"]! },
+  });
+  const extEntry = (id: string, repo: string) => ({
+    id,
+    description: "an encoder graph with two external-data files",
+    licence: "x",
+    quality: "x",
+    encoder: { repo, revision: EXT_SHA, variants: { fp32: { path: "onnx/model.onnx" } } },
+    decoder: { repo: "tiny/decoder", revision: "main", pinned: false, path: "model.safetensors" },
+  });
   registry = parseModelRegistry({
     json: registryJson([
+      extEntry("tiny-ext", "tiny/external"),
+      extEntry("tiny-ext-broken", "tiny/external-broken"),
+      {
+        id: "tiny-pinned",
+        description: "the encoder pinned with its size and sha256",
+        licence: "x",
+        quality: "x",
+        encoder: {
+          repo: "tiny/encoder",
+          revision: ENC_SHA,
+          variants: {
+            fp32: {
+              path: "onnx/vision_encoder.onnx",
+              size: encoderBytes.length,
+              sha256: createHash("sha256").update(encoderBytes).digest("hex"),
+            },
+          },
+        },
+        decoder: { repo: "tiny/decoder", revision: "main", pinned: false, path: "model.safetensors" },
+      },
       {
         id: "tiny-missing",
         description: "a file that is not in the repo",
@@ -333,7 +382,7 @@ describe("damaged and interrupted files", () => {
 
   it("a truncated body leaves only an .incomplete file, which the next run resumes", async () => {
     server.failNext({ route: /vision_encoder\.onnx \[bytes=131072-/, truncate: 1000 });
-    const e = await userError(resolveModelFiles(params()));
+    const e = await userError(resolveModelFiles(params({ http: { tries: 1 } })));
     expect(e.toLine()).toMatch(/vision_encoder\.onnx.*(lost|expected)/);
     expect(existsSync(encBlob())).toBe(false);
     expect(existsSync(`${encBlob()}.incomplete`)).toBe(true);
@@ -362,13 +411,23 @@ describe("damaged and interrupted files", () => {
 
   it("a 500 mid-download and a dropped connection are single lines and leave no blob", async () => {
     server.failNext({ route: /vision_encoder\.onnx \[bytes=65536-/, status: 500 });
-    const e500 = await userError(resolveModelFiles(params()));
+    const e500 = await userError(resolveModelFiles(params({ http: { tries: 1 } })));
     expect(e500.toLine()).toMatch(/server error \(500\)/);
     expect(existsSync(encBlob())).toBe(false);
     server.failNext({ route: /vision_encoder\.onnx \[bytes=196608-/, drop: true });
-    const dropped = await userError(resolveModelFiles(params()));
+    const dropped = await userError(resolveModelFiles(params({ http: { tries: 1 } })));
     expect(dropped.toLine()).toMatch(/connection to the Hub was lost/);
     expect(existsSync(encBlob())).toBe(false);
+  });
+
+  it("a 503 and a dropped connection mid-download are retried and the download completes", async () => {
+    server.failNext({ route: /vision_encoder\.onnx \[bytes=65536-/, status: 503 });
+    server.failNext({ route: /vision_encoder\.onnx \[bytes=196608-/, drop: true });
+    const files = await resolveModelFiles(params({ http: { tries: 3, baseDelayMs: 1 } }));
+    expect((await readFile(files.encoderPath)).equals(encoderBytes)).toBe(true);
+    const tries = server.requestsTo(/vision_encoder\.onnx/).filter((r) => r.range === "bytes=196608-262143");
+    expect(tries.map((r) => r.dropped)).toEqual([true, false]);
+    expect(server.requestsTo(/vision_encoder\.onnx/).filter((r) => r.status === 503)).toHaveLength(1);
   });
 });
 
@@ -379,7 +438,7 @@ describe("failures", () => {
       /^model 'tiny' is not in the Hugging Face cache \(.*\) and the Hub is unreachable — run 'persam-db models pull tiny' on a connected machine \(or copy its cache folder here\), or pass --encoder FILE\.onnx --decoder FILE\.safetensors$/,
     );
     const off = await userError(resolveModelFiles(params({ offline: true })));
-    expect(off.toLine()).toMatch(/HF_HUB_OFFLINE is set/);
+    expect(off.toLine()).toMatch(/offline mode is on \(HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE\)/);
   });
 
   it("401 says how to set HF_TOKEN; 404 names the file", async () => {
@@ -404,38 +463,142 @@ describe("failures", () => {
   });
 });
 
+/** Write a file into the HF cache the way Python's huggingface_hub does, with refs/main → `sha`. */
+async function writePythonCache(
+  repo: string,
+  sha: string,
+  path: string,
+  content: Uint8Array,
+): Promise<string> {
+  const folder = join(cacheDir, `models--${repo.replace("/", "--")}`);
+  const blob = join(folder, "blobs", sha256(content));
+  await mkdir(join(folder, "blobs"), { recursive: true });
+  await writeFile(blob, content);
+  const snap = join(folder, "snapshots", sha, path);
+  await mkdir(join(snap, ".."), { recursive: true });
+  await symlink(
+    join(
+      ...path
+        .split("/")
+        .slice(1)
+        .map(() => ".."),
+      "..",
+      "..",
+      "blobs",
+      sha256(content),
+    ),
+    snap,
+  );
+  await mkdir(join(folder, "refs"), { recursive: true });
+  await writeFile(join(folder, "refs", "main"), sha);
+  return snap;
+}
+
 describe("a cache written by Python huggingface_hub", () => {
   it("is read as-is: snapshot symlinks, refs/main, and a full checkpoint instead of an extract", async () => {
-    const write = async (repo: string, sha: string, path: string, content: Uint8Array) => {
-      const folder = join(cacheDir, `models--${repo.replace("/", "--")}`);
-      const blob = join(folder, "blobs", sha256(content));
-      await mkdir(join(folder, "blobs"), { recursive: true });
-      await writeFile(blob, content);
-      const snap = join(folder, "snapshots", sha, path);
-      await mkdir(join(snap, ".."), { recursive: true });
-      await symlink(
-        join(
-          ...path
-            .split("/")
-            .slice(1)
-            .map(() => ".."),
-          "..",
-          "..",
-          "blobs",
-          sha256(content),
-        ),
-        snap,
-      );
-      await mkdir(join(folder, "refs"), { recursive: true });
-      await writeFile(join(folder, "refs", "main"), sha);
-      return snap;
-    };
-    const enc = await write("tiny/encoder", ENC_SHA, "onnx/vision_encoder.onnx", encoderBytes);
-    const dec = await write("tiny/decoder", decoderSha, "model.safetensors", checkpoint.bytes);
+    const enc = await writePythonCache("tiny/encoder", ENC_SHA, "onnx/vision_encoder.onnx", encoderBytes);
+    const dec = await writePythonCache("tiny/decoder", decoderSha, "model.safetensors", checkpoint.bytes);
     const files = await resolveModelFiles(params({ offline: true, endpoint: await closedPortUrl() }));
     expect(files.encoderPath).toBe(enc);
     expect(files.decoderPath).toBe(dec);
     expect(server.requests).toHaveLength(0);
+  });
+
+  it("offline, follows refs/main to another commit's snapshot and takes the pinned file there when its sha256 matches", async () => {
+    const enc = await writePythonCache("tiny/encoder", OTHER_SHA, "onnx/vision_encoder.onnx", encoderBytes);
+    await writePythonCache("tiny/decoder", decoderSha, "model.safetensors", checkpoint.bytes);
+    const files = await resolveModelFiles(
+      params({ modelId: "tiny-pinned", offline: true, endpoint: await closedPortUrl() }),
+    );
+    expect(files.encoderPath).toBe(enc);
+    expect(files.revision?.encoder).toBe(OTHER_SHA);
+    expect(
+      (await modelCacheStatus({ modelId: "tiny-pinned", registry, cacheDir, persamCacheDir: persamDir }))
+        .cached,
+    ).toBe(true);
+    // The registry's hash decides: without one (model "tiny"), another commit's file is not taken.
+    const e = await userError(resolveModelFiles(params({ offline: true, endpoint: await closedPortUrl() })));
+    expect(e.toLine()).toMatch(/^model 'tiny' is not in the Hugging Face cache/);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it("never takes other bytes under refs/main for a pinned file", async () => {
+    await writePythonCache(
+      "tiny/encoder",
+      OTHER_SHA,
+      "onnx/vision_encoder.onnx",
+      randomBytes(encoderBytes.length),
+    );
+    const e = await userError(resolveModelFiles(params({ modelId: "tiny-pinned", offline: true })));
+    expect(e.toLine()).toMatch(
+      /^model 'tiny-pinned' is not in the Hugging Face cache .* and offline mode is on/,
+    );
+  });
+});
+
+describe("external data", () => {
+  it("the graph walk names every external-data location", async () => {
+    const path = join(work, "model.onnx");
+    await writeFile(path, extFixture.model);
+    expect(await externalDataLocations(path)).toEqual(["weights-a.bin", "weights-b.bin"]);
+  });
+
+  it("downloads every file the graph names, though the registry lists none, and onnxruntime runs the model", async () => {
+    const files = await resolveModelFiles(params({ modelId: "tiny-ext" }));
+    const folder = join(files.encoderPath, "..");
+    expect(files.externalDataPaths).toEqual([join(folder, "weights-a.bin"), join(folder, "weights-b.bin")]);
+    const session = await createSession(files.encoderPath, { threads: 1 });
+    try {
+      const out = await session.run({ x: ortFloat32(new Float32Array(4), [4]) });
+      expect(Array.from(out.y!.data as Float32Array)).toEqual([11, 22, 33, 44]);
+    } finally {
+      await session.release();
+    }
+    const status = await modelCacheStatus({
+      modelId: "tiny-ext",
+      registry,
+      cacheDir,
+      persamCacheDir: persamDir,
+    });
+    expect(status.files.filter((f) => f.role === "external-data").map((f) => [f.path, f.state])).toEqual([
+      ["onnx/weights-a.bin", "ok"],
+      ["onnx/weights-b.bin", "ok"],
+    ]);
+
+    // Offline with one data file gone from the cache: one line naming it.
+    await rm(join(folder, "weights-b.bin"));
+    const e = await userError(resolveModelFiles(params({ modelId: "tiny-ext", offline: true })));
+    expect(e.toLine()).toMatch(
+      /^model 'tiny-ext': the external-data file onnx\/weights-b\.bin of onnx\/model\.onnx is not in the Hugging Face cache .* and offline mode is on/,
+    );
+  });
+
+  it("a data file the repo does not have is one line", async () => {
+    const e = await userError(resolveModelFiles(params({ modelId: "tiny-ext-broken" })));
+    expect(e.toLine()).toMatch(
+      /^model 'tiny-ext-broken' needs the external-data file onnx\/weights-b\.bin of onnx\/model\.onnx, which tiny\/external-broken does not have at commit abcdefa — the export is incomplete/,
+    );
+  });
+
+  it("a local --encoder whose data file is not beside it is one line", async () => {
+    await writeFile(join(work, "model.onnx"), extFixture.model);
+    await writeFile(join(work, "weights-a.bin"), extFixture.files["weights-a.bin"]!);
+    await writeFile(join(work, "dec.safetensors"), checkpoint.bytes);
+    const e = await userError(
+      resolveModelFiles({
+        encoderPath: join(work, "model.onnx"),
+        decoderPath: join(work, "dec.safetensors"),
+      }),
+    );
+    expect(e.toLine()).toMatch(
+      /keeps weights in the external-data file 'weights-b\.bin', which is not beside it/,
+    );
+    await writeFile(join(work, "weights-b.bin"), extFixture.files["weights-b.bin"]!);
+    const ok = await resolveModelFiles({
+      encoderPath: join(work, "model.onnx"),
+      decoderPath: join(work, "dec.safetensors"),
+    });
+    expect(ok.externalDataPaths).toHaveLength(2);
   });
 });
 
@@ -451,7 +614,9 @@ describe("registry", () => {
       "sam-vit-huge",
     ]);
     const huge = bundled.models.find((m) => m.id === "sam-vit-huge")!;
-    expect(huge.encoder.variants.fp32.externalData?.path).toBe("onnx/vision_encoder.onnx_data");
+    expect(huge.encoder.variants.fp32.externalData.map((f) => f.path)).toEqual([
+      "onnx/vision_encoder.onnx_data",
+    ]);
     for (const m of bundled.models) expect(m.encoder.pinned || m.encoder.revision === "main").toBe(true);
   });
 
@@ -525,6 +690,28 @@ describe("hubConfig", () => {
     );
     expect(hubConfig({ HOME: home, HF_HUB_OFFLINE: "true" }).offline).toBe(true);
     expect(hubConfig({ HOME: home, HF_HUB_OFFLINE: "0" }).offline).toBe(false);
+    // As huggingface_hub's constants.py: HF_HUB_OFFLINE, or TRANSFORMERS_OFFLINE when it is unset.
+    expect(hubConfig({ HOME: home, TRANSFORMERS_OFFLINE: "1" })).toMatchObject({
+      offline: true,
+      offlineSource: "TRANSFORMERS_OFFLINE",
+    });
+    expect(hubConfig({ HOME: home, HF_HUB_OFFLINE: "0", TRANSFORMERS_OFFLINE: "1" }).offline).toBe(false);
+    // ~ and $VAR expanded as os.path.expandvars(os.path.expanduser(...)).
+    expect(hubConfig({ HOME: home, HF_HOME: "~/hf" }).cacheDir).toBe(join(home, "hf", "hub"));
+    expect(hubConfig({ HOME: home, BASE: "/data", HF_HOME: "$BASE/hf" }).cacheDir).toBe("/data/hf/hub");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell-style variable, meant literally
+    expect(hubConfig({ HOME: home, BASE: "/data", HF_HUB_CACHE: "${BASE}/c" }).cacheDir).toBe("/data/c");
+    expect(hubConfig({ HOME: home, HUGGINGFACE_HUB_CACHE: "~/old" }).cacheDir).toBe(join(home, "old"));
+    expect(hubConfig({ HOME: home, XDG_CACHE_HOME: "~/xdg" }).cacheDir).toBe(
+      join(home, "xdg", "huggingface", "hub"),
+    );
+    expect(hubConfig({ HOME: home, HF_HUB_CACHE: "$NOT_SET_ANYWHERE/x" }).cacheDir).toBe(
+      "$NOT_SET_ANYWHERE/x",
+    );
+    expect(hubConfig({ HOME: home, HF_HUB_CACHE: "~no-such-user-here/x" }).cacheDir).toBe(
+      "~no-such-user-here/x",
+    );
+    expect(hubConfig({ HOME: home, HF_HUB_DOWNLOAD_TIMEOUT: "5" }).idleTimeoutMs).toBe(5000);
 
     await mkdir(join(work, "hfh"), { recursive: true });
     await writeFile(join(work, "hfh", "token"), "hf_fromfile000000000\n");
@@ -543,6 +730,7 @@ describe("hubConfig", () => {
     expect(hubConfig({ HF_HOME: join(work, "hfh"), HF_TOKEN_PATH: join(work, "elsewhere") }).token).toBe(
       "hf_elsewhere000000000",
     );
+    expect(hubConfig({ HOME: work, HF_TOKEN_PATH: "~/elsewhere" }).token).toBe("hf_elsewhere000000000");
     expect(hubConfig({ HOME: home }).token).toBeUndefined();
 
     expect(persamCacheDir({ HOME: home })).toBe(join(home, ".cache", "persam-db"));

@@ -1,6 +1,6 @@
 // `persam-db models list|pull|verify|path` against the loopback Hub serving the bundled registry's
-// slimsam-77 repos (fake bytes at the registry's pinned commit), through the CLI's main() in-process
-// (test/support/cli.ts), and the handler functions directly.
+// slimsam-50 repos (fake bytes on their main branch: slimsam-77's pinned sha256 would refuse fake
+// bytes), through the CLI's main() in-process (test/support/cli.ts), and the handler functions directly.
 
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -30,12 +30,8 @@ function checkpoint(): Buffer {
 
 beforeAll(async () => {
   server = await startHubServer();
-  const slim = loadModelRegistry().models.find((m) => m.id === "slimsam-77")!;
-  server.addRepo({
-    name: slim.encoder.repo,
-    sha: slim.encoder.revision,
-    files: { "onnx/vision_encoder.onnx": randomBytes(50_000) },
-  });
+  const slim = loadModelRegistry().models.find((m) => m.id === "slimsam-50")!;
+  server.addRepo({ name: slim.encoder.repo, files: { "onnx/vision_encoder.onnx": randomBytes(50_000) } });
   server.addRepo({ name: slim.decoder.repo, files: { "model.safetensors": checkpoint() } });
   work = await mkdtemp(join(tmpdir(), "persam-cli-"));
   env = {
@@ -64,37 +60,37 @@ describe("persam-db models", () => {
   });
 
   it("pull downloads into the HF cache, prints the paths, and --json prints one document", async () => {
-    const r = await run(["models", "pull", "slimsam-77", "--json"]);
+    const r = await run(["models", "pull", "slimsam-50", "--json"]);
     expect(r.stderr).toBe("");
     const doc = JSON.parse(r.stdout) as { encoderPath: string; decoderPath: string; pinned: boolean };
-    expect(doc.encoderPath).toContain(join("models--Xenova--slimsam-77-uniform", "snapshots"));
-    expect(doc.decoderPath).toContain(join("persam", "decoders", "nielsr--slimsam-77-uniform"));
+    expect(doc.encoderPath).toContain(join("models--Xenova--slimsam-50-uniform", "snapshots"));
+    expect(doc.decoderPath).toContain(join("persam", "decoders", "nielsr--slimsam-50-uniform"));
     expect(doc.pinned).toBe(false);
     expect(server.requests.every((q) => q.url.startsWith("/") && !q.url.startsWith("//"))).toBe(true);
 
     const list = await run(["models", "--json"]);
     const rows = JSON.parse(list.stdout).models as Array<{ id: string; cached: boolean }>;
-    expect(rows.find((x) => x.id === "slimsam-77")!.cached).toBe(true);
+    expect(rows.find((x) => x.id === "slimsam-50")!.cached).toBe(true);
     expect(rows.find((x) => x.id === "sam-vit-base")!.cached).toBe(false);
   });
 
   it("path and verify work offline; a damaged file makes verify fail with one line", async () => {
     const offline = { HF_HUB_OFFLINE: "1", HF_ENDPOINT: "http://127.0.0.1:1" };
     const before = server.requests.length;
-    const p = await run(["models", "path", "slimsam-77"], offline);
+    const p = await run(["models", "path", "slimsam-50"], offline);
     expect(p.stdout).toMatch(/^encoder .*vision_encoder\.onnx\ndecoder .*decoder\.safetensors\n$/);
     const v = await run(["models", "verify"], offline);
     expect(v.code).toBe(0);
-    expect(v.stdout).toMatch(/^ok +slimsam-77 encoder/m);
+    expect(v.stdout).toMatch(/^ok +slimsam-50 encoder/m);
     expect(server.requests.length).toBe(before);
 
-    const { encoderPath } = await modelPaths({ env, id: "slimsam-77", variant: "fp32" });
+    const { encoderPath } = await modelPaths({ env, id: "slimsam-50", variant: "fp32" });
     await writeFile(encoderPath, "tampered");
-    const bad = await run(["models", "verify", "slimsam-77"], offline);
+    const bad = await run(["models", "verify", "slimsam-50"], offline);
     expect(bad.code).toBe(ExitCode.userError);
-    expect(bad.stdout).toMatch(/^damaged slimsam-77 encoder .*\(sha256 [0-9a-f]{12}…, expected/m);
+    expect(bad.stdout).toMatch(/^damaged slimsam-50 encoder .*\(sha256 [0-9a-f]{12}…, expected/m);
     expect(bad.stderr).toMatch(
-      /^persam-db: error: damaged model files: slimsam-77 encoder — run 'persam-db models pull slimsam-77'/,
+      /^persam-db: error: damaged model files: slimsam-50 encoder — run 'persam-db models pull slimsam-50'/,
     );
   });
 

@@ -207,7 +207,7 @@ describe("writePhotoOutputs", () => {
     expect([m.width, m.height]).toEqual([60, 40]);
     expect(img.data[3]).toBe(0); // top-left corner is far background
     expect(img.data.subarray(0, 3)).toEqual(new Uint8Array([255, 255, 255]));
-    expect(result.row.flags).toBeUndefined();
+    expect(result.row.flags).toEqual([]);
     // RGBA with a zero background weight: alpha 0 there, and deliberate RGB (the suppressed white).
     const rgba = decodePng(await readFile(join(outDir, result.files.rgba)));
     expect(Array.from(rgba.data.subarray(0, 4))).toEqual([255, 255, 255, 0]);

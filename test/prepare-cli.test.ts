@@ -1,12 +1,13 @@
 // CLI tests of `persam-db prepare` in-process on the tiny random model with generated photos.
 
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExitCode } from "../src/errors.js";
 import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-model.js";
 import { runCli } from "./support/cli.js";
+import { lockChildren } from "./support/lock-child.js";
 import { hashTree, scene, writeEmptyFile, writeJpeg, writeSceneMask } from "./support/photos.js";
 
 let root: string;
@@ -206,5 +207,38 @@ describe("persam-db prepare", () => {
     expect(JSON.parse(info.stdout).embeddings).toMatchObject({ entries: 2 });
     const cleared = await runCli(["cache", "clear"], { env });
     expect(cleared.stdout).toMatch(/cleared .*: 2 embeddings/);
+  });
+
+  it("refuses an output folder that another running command holds, naming it, and writes nothing", async () => {
+    const children = await lockChildren();
+    try {
+      const out = join(root, "held.persam");
+      const holder = children.start(out, "prepare");
+      expect(await holder.firstLine).toBe("locked null");
+      const run = await runCli(["prepare", dir, "-o", out, ...modelArgs(), "--resolution", "64"]);
+      expect(run.code).toBe(ExitCode.userError);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^persam-db: error: ${out} is in use by persam-db prepare \\(pid ${holder.process.pid}`,
+          "m",
+        ),
+      );
+      expect((await readdir(out)).sort()).toEqual([".persam"]);
+      holder.process.stdin!.end();
+      await holder.exited;
+      const after = await runCli([
+        "prepare",
+        dir,
+        "-o",
+        out,
+        ...modelArgs(),
+        "--resolution",
+        "64",
+        "--keep-doubtful",
+      ]);
+      expect(after.code, after.stderr).toBe(ExitCode.ok);
+    } finally {
+      await children.dispose();
+    }
   });
 });

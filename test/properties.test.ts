@@ -528,6 +528,7 @@ describe("config validation names the broken field", () => {
             "size",
             "sha256",
             "approxBytes",
+            "source",
             "externalData",
             "fp16",
             "quantized",

@@ -108,6 +108,7 @@ export async function resolveCliModelFiles(
     offline: hub.offline,
     cacheDir: hub.cacheDir,
     endpoint: hub.endpoint,
+    http: hub.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: hub.idleTimeoutMs },
     ...(hub.token !== undefined ? { token: hub.token } : {}),
     onProgress: (p) => progress.update(p),
   });

@@ -77,7 +77,8 @@ export async function listModels(
     const size = (f: { size?: number | undefined; approxBytes?: number | undefined } | undefined) =>
       f === undefined ? undefined : (f.size ?? f.approxBytes);
     const enc = size(spec);
-    const ext = spec?.externalData ? size(spec.externalData) : 0;
+    const extSizes = (spec?.externalData ?? []).map(size);
+    const ext = extSizes.includes(undefined) ? undefined : extSizes.reduce<number>((n, b) => n + (b ?? 0), 0);
     const status = spec
       ? await modelCacheStatus({ modelId: m.id, variant, registry, cacheDir, persamCacheDir: persamDir })
       : undefined;
@@ -111,6 +112,7 @@ export async function pullModel(
     cacheDir,
     persamCacheDir: persamDir,
     endpoint: hub.endpoint,
+    http: hub.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: hub.idleTimeoutMs },
     ...(hub.token === undefined ? {} : { token: hub.token }),
     ...(params.registry === undefined ? {} : { registry: params.registry }),
     ...(params.fetch === undefined ? {} : { fetch: params.fetch }),
@@ -153,7 +155,7 @@ export async function verifyModels(
  */
 export async function modelPaths(
   params: ModelsContext & { id: string; variant: ModelVariant },
-): Promise<{ encoderPath: string; decoderPath: string; externalDataPath: string | undefined }> {
+): Promise<{ encoderPath: string; decoderPath: string; externalDataPaths: string[] }> {
   const registry = params.registry ?? loadModelRegistry();
   const { cacheDir, persamCacheDir: persamDir } = locations(params);
   const entry = registry.models.find((m) => m.id === params.id);
@@ -176,7 +178,10 @@ export async function modelPaths(
       },
     );
   }
-  return { encoderPath, decoderPath, externalDataPath: pathOf("external-data") };
+  const externalDataPaths = status.files
+    .filter((f) => f.role === "external-data" && f.localPath !== undefined)
+    .map((f) => f.localPath as string);
+  return { encoderPath, decoderPath, externalDataPaths };
 }
 
 function sizeText(bytes: number | undefined): string {
@@ -298,7 +303,7 @@ export const modelsCommand = defineCommand<ModelsOptions>({
         const paths = await modelPaths({ ...ctx, id, variant: options.variant });
         reporter.emitJson({ modelId: id, variant: options.variant, ...paths });
         reporter.result(`encoder ${paths.encoderPath}`);
-        if (paths.externalDataPath) reporter.result(`external-data ${paths.externalDataPath}`);
+        for (const p of paths.externalDataPaths) reporter.result(`external-data ${p}`);
         reporter.result(`decoder ${paths.decoderPath}`);
         return;
       }

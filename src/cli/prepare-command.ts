@@ -15,6 +15,7 @@ import {
 import { checkPhotoFolder } from "../dataset/scan.js";
 import { UserError } from "../errors.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
+import { looksLikeHubToken } from "../util/hub-token.js";
 import { terminalSafe } from "../util/terminal-text.js";
 import { defineCommand } from "./command.js";
 import {
@@ -38,7 +39,9 @@ interface PrepareOptions extends ModelOptions, ReferenceOptions {
   push?: string | undefined;
   pushPrivate: boolean;
   output?: string | undefined;
-  token: string;
+  identifier: string;
+  /** The Hub token for --push. */
+  token?: string | undefined;
   class?: string | undefined;
   captionTemplate?: string | undefined;
   resolution?: number | undefined;
@@ -81,10 +84,15 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         type: "string",
         describe: "Output folder (default: <DIR>.persam beside the photo folder)",
       })
-      .option("token", {
+      .option("identifier", {
         type: "string",
         default: "sks",
-        describe: "Rare token the model learns for the subject",
+        describe: "Rare word the model learns for the subject (DreamBooth identifier)",
+      })
+      .option("token", {
+        type: "string",
+        describe:
+          "With --push: the Hub token (default: HF_TOKEN, else the 'huggingface-cli login' token file)",
       })
       .option("class", {
         type: "string",
@@ -93,7 +101,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       })
       .option("caption-template", {
         type: "string",
-        describe: "Caption with {token} and {class} (default: 'a photo of {token} {class}')",
+        describe: "Caption with {token} (the identifier) and {class} (default: 'a photo of {token} {class}')",
       })
       .option("resolution", {
         type: "number",
@@ -146,7 +154,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       .option("push", {
         type: "string",
         describe:
-          "Afterwards publish the set as the Hub dataset ns/name, as 'persam-db push' does (token: HF_TOKEN or the token file)",
+          "Afterwards publish the set as the Hub dataset ns/name, as 'persam-db push' does (token: --token, HF_TOKEN or the token file)",
       })
       .option("push-private", {
         type: "boolean",
@@ -182,6 +190,21 @@ export const prepareCommand = defineCommand<PrepareOptions>({
   handler: async (options, context) => {
     const reporter = context.reporter(options);
     const { io } = context;
+    // Values written into every caption, script and card of a set that may be published.
+    for (const [flag, value] of [
+      ["--identifier", options.identifier],
+      ["--class", options.class],
+      ["--caption-template", options.captionTemplate],
+    ] as const) {
+      if (value !== undefined && looksLikeHubToken(value)) {
+        throw new UserError(
+          `the ${flag} value looks like a Hugging Face token (hf_…): it would be written into the set`,
+          {
+            hint: "the Hub token goes in --token or HF_TOKEN; the rare word the model learns is --identifier",
+          },
+        );
+      }
+    }
     const inputDir = resolve(io.cwd, options.dir);
     // The folder and the class first: both are quick, and a wrong one should not wait for a model.
     await checkPhotoFolder(inputDir, options.dir);
@@ -251,7 +274,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         background: options.background,
         bgWeight: options.bgWeight,
         feather: options.feather,
-        token: options.token,
+        identifier: options.identifier,
         className,
         captionTemplate: options.captionTemplate,
         keepDoubtful: options.keepDoubtful,
@@ -275,7 +298,13 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       const pushed =
         options.push !== undefined && !result.dryRun && result.counts.kept > 0
           ? await runPush(
-              { out: result.outDir, repo: options.push, private: options.pushPrivate, json: options.json },
+              {
+                out: result.outDir,
+                repo: options.push,
+                private: options.pushPrivate,
+                token: options.token,
+                json: options.json,
+              },
               context,
               reporter,
             )

@@ -1,12 +1,16 @@
-// `persam-db push OUT --repo ns/name`: publish an output folder as a Hugging Face dataset. The work
-// is done by src/hub/dataset-push.ts; this module resolves the token and endpoint, parses, calls and
-// prints. The token is never printed.
+// `persam-db push OUT --repo ns/name`: publish a finished set as a Hugging Face dataset. The set is
+// checked by src/dataset/set-check.ts and the upload done by src/hub/dataset-push.ts under the
+// folder's run lock; this module resolves the token and endpoint, parses, calls and prints. The
+// token is never printed.
 
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Argv } from "yargs";
 import { hubConfig, redact } from "../config.js";
+import { checkSetForPublish, setCheckError } from "../dataset/set-check.js";
 import { ExitCode, UserError } from "../errors.js";
 import { type PushProgress, type PushResult, pushDataset } from "../hub/dataset-push.js";
+import { acquireRunLock, type RunLock } from "../util/run-lock.js";
 import { terminalSafe } from "../util/terminal-text.js";
 import { type CommandContext, defineCommand, type GlobalOptions } from "./command.js";
 import type { Reporter } from "./io.js";
@@ -22,6 +26,7 @@ export interface PushOptions {
   message?: string | undefined;
   prune: boolean;
   dryRun: boolean;
+  force: boolean;
   token?: string | undefined;
   endpoint?: string | undefined;
 }
@@ -152,6 +157,12 @@ export const pushCommand = defineCommand<PushOptions>({
         default: false,
         describe: "Show what would be uploaded and what is unchanged; write nothing",
       })
+      .option("force", {
+        type: "boolean",
+        default: false,
+        describe:
+          "Publish the folder as it is even when it is not a finished prepare set (a warning lists what is wrong)",
+      })
       .option("token", {
         type: "string",
         describe:
@@ -168,7 +179,7 @@ export const pushCommand = defineCommand<PushOptions>({
         "Propose the upload as a pull request",
       )
       .epilogue(
-        "Files are compared with the branch head by content (sha256 / git blob id); a rerun with nothing changed makes no commit, and an interrupted push completes when run again. The .persam/ state folder, temporary files and symbolic links are never uploaded.",
+        "Only a finished set is published: exactly the files the last complete 'persam-db prepare' run wrote (listed in .persam/state.json), unchanged since, while no other persam-db command works on the folder. Files are compared with the branch head by content (sha256 / git blob id); a rerun with nothing changed makes no commit, and an interrupted push completes when run again. The .persam/ state folder is never uploaded. HF_HUB_OFFLINE=1 refuses at once.",
       ) as unknown as Argv<PushOptions & GlobalOptions>,
   async handler(options, context) {
     const reporter = context.reporter(options);
@@ -193,15 +204,20 @@ export interface RunPushOptions {
   message?: string | undefined;
   prune?: boolean | undefined;
   dryRun?: boolean | undefined;
+  /** Publish the folder as it is when the set check fails (with a warning). @default false */
+  force?: boolean | undefined;
   token?: string | undefined;
   endpoint?: string | undefined;
   json: boolean;
 }
 
 /**
- * Resolve the token and endpoint, push with progress, warn about what needs it, and set the exit
- * code when something was skipped. Printing the result is the caller's (one JSON document per run).
- * @throws UserError without a token (unless a dry run), for a bad endpoint, and for Hub failures.
+ * Resolve the token and endpoint, check the set (src/dataset/set-check.ts), take the folder's run
+ * lock, push exactly the set's files with progress, warn about what needs it, and set the exit code
+ * when something was skipped. Printing the result is the caller's (one JSON document per run).
+ * @throws UserError in offline mode, for a set that is not finished or consistent (unless `force`),
+ *   for a folder another command holds, without a token (unless a dry run), for a bad endpoint,
+ *   and for Hub failures.
  */
 export async function runPush(
   options: RunPushOptions,
@@ -209,6 +225,12 @@ export async function runPush(
   reporter: Reporter,
 ): Promise<PushResult> {
   const config = hubConfig(context.io.env);
+  if (config.offline) {
+    throw new UserError(
+      `persam-db push needs the Hub, and ${config.offlineSource ?? "HF_HUB_OFFLINE"} is set (offline mode)`,
+      { hint: "unset HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE to publish" },
+    );
+  }
   const token =
     options.token !== undefined && options.token.trim() !== "" ? options.token.trim() : config.token;
   const endpoint = (options.endpoint?.trim() || config.endpoint).replace(/\/+$/, "");
@@ -223,11 +245,57 @@ export async function runPush(
       },
     );
   }
+  // One run at a time per folder: the lock first, so no prepare starts between the check and the
+  // upload. A folder that is not a prepare output gets no .persam/ (inputs are never written to);
+  // --force past a live holder publishes without the lock.
+  let lock: RunLock | undefined;
+  let lockProblem: string | undefined;
+  if (existsSync(join(options.out, ".persam"))) {
+    try {
+      lock = await acquireRunLock({ outDir: options.out, command: "push" });
+    } catch (error) {
+      if (!(error instanceof UserError) || !options.force) throw error;
+      lockProblem = error.message;
+    }
+  }
+  try {
+    return await pushChecked({ options, context, reporter, config, token, endpoint, lockProblem });
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** The set check, then the push itself (runPush holds the lock around it). */
+async function pushChecked(params: {
+  options: RunPushOptions;
+  context: CommandContext;
+  reporter: Reporter;
+  config: ReturnType<typeof hubConfig>;
+  token: string | undefined;
+  endpoint: string;
+  lockProblem: string | undefined;
+}): Promise<PushResult> {
+  const { options, context, reporter, config, token, endpoint, lockProblem } = params;
+  const check = await checkSetForPublish({ outDir: options.out, lock: false, signal: context.io.signal });
+  if (!check.ok && !options.force) throw setCheckError(check);
+  if (!check.ok || lockProblem !== undefined) {
+    const listed = [
+      ...(lockProblem === undefined ? [] : [lockProblem]),
+      ...check.problems.map((p) => (p.path === undefined ? p.detail : `${p.path} (${p.kind})`)),
+    ];
+    reporter.warn(
+      terminalSafe(
+        `--force: publishing ${options.out} as it is, though it is not a finished, consistent set: ${listed.join(", ")}`,
+      ),
+    );
+  }
   const view = progressView(reporter);
   let result: PushResult;
   try {
     result = await pushDataset({
       outDir: options.out,
+      ...(check.ok ? { files: check.files } : {}),
+      http: config.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: config.idleTimeoutMs },
       repo: options.repo,
       private: options.private ?? false,
       branch: options.branch ?? "main",

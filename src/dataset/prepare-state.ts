@@ -80,6 +80,19 @@ const photoState = z.strictObject({
 /** Everything known about one photo (keyed by its output stem). */
 export type PhotoState = z.infer<typeof photoState>;
 
+const manifestSchema = z.strictObject({
+  version: z.literal(1),
+  /** ISO time the run that wrote it finished. */
+  createdAt: z.string(),
+  /** Every file meant for publication, by its path relative to the output folder (`/`-separated; never `.persam/`). */
+  files: z.record(z.string(), fileRecord),
+});
+/**
+ * The finished set: written at the very end of a successful prepare that writes, removed at the
+ * start of any prepare run that writes (src/dataset/set-check.ts publishes exactly these files).
+ */
+export type SetManifest = z.infer<typeof manifestSchema>;
+
 const stateSchema = z.strictObject({
   version: z.literal(1),
   /** Settings hash of each stage. */
@@ -91,6 +104,8 @@ const stateSchema = z.strictObject({
   photos: z.record(z.string(), photoState),
   /** Export files written by the last run, relative to the output folder. */
   exportFiles: z.array(z.string()),
+  /** The finished set, present only after a successful run (see {@link SetManifest}). */
+  manifest: manifestSchema.optional(),
   updatedAt: z.string(),
 });
 /** OUT/.persam/state.json. */

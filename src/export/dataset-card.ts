@@ -123,6 +123,18 @@ export interface DatasetCardParams {
   readonly diffusersScript?: DiffusersScript;
 }
 
+/** The card's `data_files`: the metadata and every image folder a metadata row points into. */
+export const DATA_FILES = [
+  DATASET_LAYOUT.metadata,
+  `${DATASET_LAYOUT.images}/*.png`,
+  `${DATASET_LAYOUT.masks}/*.png`,
+  `${DATASET_LAYOUT.weights}/*.png`,
+  `${DATASET_LAYOUT.rgba}/*.png`,
+] as const;
+
+/** The oldest `datasets` that loads `*_file_name` columns as images (the mask, weight and rgba columns). */
+export const DATASETS_MIN_VERSION = "3.4";
+
 const REQUIREMENTS: Readonly<Record<DiffusersScript, string>> = {
   "train_dreambooth.py": "requirements.txt",
   "train_dreambooth_lora.py": "requirements.txt",
@@ -175,17 +187,11 @@ export function datasetCardMetadata(params: DatasetCardParams): { [key: string]:
     ],
     size_categories: [n < 1000 ? "n<1K" : n < 10_000 ? "1K<n<10K" : "10K<n<100K"],
     // Explicit data_files: without them the Hub infers splits from names, and a photo called
-    // test_1.jpg or a folder called valid/ would become its own split. The images pattern makes the
-    // Hub pick the imagefolder builder (it counts extensions; metadata files do not count); with a
-    // metadata file present the rows come from metadata.jsonl alone, and datasets >= 3.4 loads every
-    // `*_file_name` column (mask_file_name, weight_file_name) as an image, resolved from the
-    // metadata file's folder.
-    configs: [
-      {
-        config_name: "default",
-        data_files: [{ split: "train", path: [`${DATASET_LAYOUT.images}/*.png`, DATASET_LAYOUT.metadata] }],
-      },
-    ],
+    // test_1.jpg or a folder called valid/ would become its own split. `datasets` downloads only the
+    // files these patterns match, and (>= 3.4) loads every `*_file_name` column of metadata.jsonl as
+    // an image resolved from the metadata file's folder: so every folder such a column points into is
+    // listed (masks/, weights/, rgba/), one by one, not `**/*.png`, which would also pull onetrainer/.
+    configs: [{ config_name: "default", data_files: [{ split: "train", path: [...DATA_FILES] }] }],
   };
 }
 
@@ -226,10 +232,14 @@ export function datasetCard(params: DatasetCardParams): string {
     "- `weights/<stem>.png`: 8-bit loss weights (255 = full weight, feathered edge, low background floor)",
     "- `rgba/<stem>.png`: the image with alpha = loss weight, for kohya `alpha_mask`; captions as `rgba/<stem>.txt`",
     "- `captions/<stem>.txt`: one caption per image",
-    "- `metadata.jsonl`: one row per image: `file_name`, `mask_file_name`, `weight_file_name`, `text`, `confidence`",
+    "- `metadata.jsonl`: one row per image: `file_name`, `mask_file_name`, `weight_file_name`, `rgba_file_name`, `text`, `confidence` (a float in [0, 1]), `flags` (a list of diagnostics, often empty)",
     "- `dreambooth.json`, `train.sh`: diffusers arguments and launch script",
     "- `kohya.toml`, `train_kohya.sh`: kohya sd-scripts dataset config and launch script",
-    "- `onetrainer/`: OneTrainer concept folder (`<stem>.png`, `<stem>-masklabel.png`, `<stem>.txt`), `concepts.json`, `train-config.json`",
+    "- `onetrainer/`: OneTrainer concept folder (`<stem>.png`, `<stem>-masklabel.png`, `<stem>.txt`), `concepts.json`, `train-config.json`; `train_onetrainer.sh` launches it",
+    "- `report.html`, `report.json`: per-photo diagnostics (confidence, mask area, flags) with overlays",
+    "- `README.md`: this card",
+    "",
+    "Paths in these files are relative to the set; nothing names the machine it was made on.",
     "",
     "## How it was made",
     "",
@@ -248,8 +258,10 @@ export function datasetCard(params: DatasetCardParams): string {
     "from datasets import load_dataset",
     "",
     `ds = load_dataset(${JSON.stringify(repoId)}, split="train")`,
-    "# datasets >= 3.4: columns image, mask, weight (images), text, confidence",
+    "# columns: image, mask, weight, rgba (images), text, confidence, flags",
     "```",
+    "",
+    `The mask, weight and rgba columns need \`datasets\` >= ${DATASETS_MIN_VERSION}, which loads every \`*_file_name\` column as an image; older versions give their paths as strings and load only \`image\`.`,
     "",
     "## Train from it",
     "",
@@ -281,13 +293,13 @@ export function datasetCard(params: DatasetCardParams): string {
     "",
     "### OneTrainer (masked training)",
     "",
-    "`onetrainer/train-config.json` and `onetrainer/concepts.json` hold absolute paths from the machine that made the set; " +
-      "fix `concept_file_name`, `output_model_destination` and the concept `path` after downloading.",
+    "OneTrainer reads relative paths from its own folder; `train_onetrainer.sh` writes copies of " +
+      "`onetrainer/train-config.json` and `onetrainer/concepts.json` with the set's absolute paths on your machine and starts OneTrainer with them.",
     "",
     "```bash",
     "git clone https://github.com/Nerogar/OneTrainer",
-    "cd OneTrainer && ./install.sh",
-    `./run-cmd.sh train --config-path ../${local}/onetrainer/train-config.json`,
+    "(cd OneTrainer && ./install.sh)",
+    `ONETRAINER_DIR="$PWD/OneTrainer" bash ${local}/train_onetrainer.sh`,
     "```",
     "",
   ];

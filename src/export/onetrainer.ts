@@ -1,6 +1,8 @@
-// OneTrainer export: the onetrainer/ concept folder plan (image, -masklabel weight map, caption) and its concept and training JSON.
+// OneTrainer export: the onetrainer/ concept folder plan (image, -masklabel weight map, caption), its
+// concept and training JSON with paths relative to the set, and the script that fills in the
+// absolute paths OneTrainer needs on the training machine.
 
-import { resolve } from "node:path";
+import { join } from "node:path";
 import { UserError } from "../errors.js";
 import type { CopyOperation } from "./kohya.js";
 import {
@@ -10,7 +12,10 @@ import {
   ONETRAINER_MODEL_TYPES,
   type OneTrainerPreset,
   type PreparedDataset,
+  relativeInside,
+  writeTextFileAtomic,
 } from "./presets.js";
+import { shellQuote } from "./shell-quote.js";
 
 /** The OneTrainer commit whose config names and file conventions this module follows. */
 export const ONETRAINER_SOURCE = {
@@ -31,14 +36,13 @@ export interface OneTrainerPlanParams {
   readonly dataset: PreparedDataset;
   readonly preset: OneTrainerPreset;
   /**
-   * The prepare output folder as OneTrainer will see it. OneTrainer resolves relative paths from its
-   * own working directory, so the concept path is made absolute from this (relative values are
-   * resolved against the current directory).
+   * The prepare output folder. Unused for paths: the files hold paths relative to the set, never
+   * this machine's (see {@link onetrainerTrainScript}).
    */
-  readonly outputDir: string;
+  readonly outputDir?: string;
   /**
-   * Where the trained model goes (OneTrainer `output_model_destination`).
-   * @default `<outputDir>/model-onetrainer/<token>_<class>.safetensors`
+   * Where the trained model goes (OneTrainer `output_model_destination`), relative to the set.
+   * @default `model-onetrainer/<token>_<class>.safetensors`
    */
   readonly outputModel?: string;
 }
@@ -55,7 +59,12 @@ export interface OneTrainerPlan {
   readonly concepts: readonly Record<string, unknown>[];
   /** Content for `onetrainer/train-config.json`: a partial TrainConfig; OneTrainer fills the rest with its defaults. */
   readonly trainConfig: Record<string, unknown>;
+  /** Content for `train_onetrainer.sh` (see {@link onetrainerTrainScript}). */
+  readonly script: string;
 }
+
+/** The script beside the set's other launch scripts. */
+export const ONETRAINER_SCRIPT = "train_onetrainer.sh";
 
 /**
  * Plans the OneTrainer concept folder. The mask label is the loss-weight map, not the binary mask:
@@ -85,13 +94,15 @@ export function onetrainerPlan(params: OneTrainerPlanParams): OneTrainerPlan {
     { from: `${DATASET_LAYOUT.captions}/${stem}.txt`, to: `${dir}/${stem}.txt` },
   ]);
 
-  const root = resolve(params.outputDir);
-  const conceptDir = resolve(root, dir);
   const name = fileSafeName({ dataset, fallback: "persam" });
+  const outputModel = relativeInside({
+    path: params.outputModel ?? `model-onetrainer/${name}.safetensors`,
+    what: "outputModel",
+  });
   const concept: Record<string, unknown> = {
     __version: CONCEPT_CONFIG_VERSION,
     name: `${dataset.token} ${dataset.className}`,
-    path: conceptDir,
+    path: dir,
     enabled: true,
     type: "STANDARD",
     include_subdirectories: false,
@@ -108,9 +119,9 @@ export function onetrainerPlan(params: OneTrainerPlanParams): OneTrainerPlan {
     model_type: ONETRAINER_MODEL_TYPES[preset.baseModel],
     training_method: o.trainingMethod,
     base_model_name: preset.pretrainedModel,
-    output_model_destination: params.outputModel ?? resolve(root, "model-onetrainer", `${name}.safetensors`),
+    output_model_destination: outputModel,
     output_model_format: "SAFETENSORS",
-    concept_file_name: resolve(conceptDir, "concepts.json"),
+    concept_file_name: `${dir}/concepts.json`,
     resolution: String(dataset.resolution),
     learning_rate: preset.learningRate,
     epochs: o.epochs,
@@ -127,5 +138,84 @@ export function onetrainerPlan(params: OneTrainerPlanParams): OneTrainerPlan {
     trainConfig.lora_rank = o.loraRank;
     trainConfig.lora_alpha = o.loraAlpha;
   }
-  return { copies, concepts: [concept], trainConfig };
+  return { copies, concepts: [concept], trainConfig, script: onetrainerTrainScript() };
+}
+
+/**
+ * `train_onetrainer.sh`: run from anywhere, it writes copies of `onetrainer/concepts.json` and
+ * `onetrainer/train-config.json` whose set-relative paths (the concept `path`, `concept_file_name`,
+ * `output_model_destination`) are made absolute from the script's own folder, into a temporary
+ * folder, and starts OneTrainer's `run-cmd.sh train --config-path` with them (OneTrainer's launcher
+ * works from its own folder, where relative paths would point). Arguments are passed on, e.g.
+ * `--config-value epochs=50`. Needs `ONETRAINER_DIR` (a OneTrainer checkout set up with its
+ * install.sh) and python3 for the JSON.
+ */
+export function onetrainerTrainScript(): string {
+  const dir = DATASET_LAYOUT.onetrainer;
+  return [
+    "#!/usr/bin/env bash",
+    "# Generated by persam-db: OneTrainer training with masked loss (<stem>-masklabel.png in onetrainer/).",
+    "# OneTrainer reads relative paths from its own folder, so this script writes copies of",
+    `# ${dir}/concepts.json and ${dir}/train-config.json with this folder's absolute paths into a`,
+    "# temporary folder and starts OneTrainer with them. Needs a OneTrainer checkout",
+    "# (https://github.com/Nerogar/OneTrainer) set up with its install.sh, and python3.",
+    `# Options checked against ${ONETRAINER_SOURCE.repo}@${ONETRAINER_SOURCE.commit}.`,
+    "# Arguments given to this script are passed on, e.g. ./train_onetrainer.sh --config-value epochs=50",
+    "set -euo pipefail",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion, meant literally
+    'cd -- "$(dirname -- "${BASH_SOURCE[0]}")"',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion, meant literally
+    'if [[ -z "${ONETRAINER_DIR:-}" ]]; then',
+    `  echo ${shellQuote("ONETRAINER_DIR is not set: point it at a Nerogar/OneTrainer checkout")} >&2`,
+    "  exit 2",
+    "fi",
+    'work="$(mktemp -d)"',
+    `trap 'rm -rf -- "$work"' EXIT`,
+    `python3 - "$PWD" "$work" <<'PY'`,
+    "import json, os, sys",
+    "root, work = sys.argv[1], sys.argv[2]",
+    `with open(os.path.join(root, ${JSON.stringify(dir)}, "concepts.json")) as f:`,
+    "    concepts = json.load(f)",
+    "for concept in concepts:",
+    '    concept["path"] = os.path.join(root, concept["path"])',
+    'with open(os.path.join(work, "concepts.json"), "w") as f:',
+    "    json.dump(concepts, f, indent=2)",
+    `with open(os.path.join(root, ${JSON.stringify(dir)}, "train-config.json")) as f:`,
+    "    config = json.load(f)",
+    'config["concept_file_name"] = os.path.join(work, "concepts.json")',
+    'config["output_model_destination"] = os.path.join(root, config["output_model_destination"])',
+    'with open(os.path.join(work, "train-config.json"), "w") as f:',
+    "    json.dump(config, f, indent=2)",
+    "PY",
+    '"$ONETRAINER_DIR/run-cmd.sh" train --config-path "$work/train-config.json" "$@"',
+    "",
+  ].join("\n");
+}
+
+/**
+ * Write `onetrainer/concepts.json`, `onetrainer/train-config.json` and an executable
+ * `train_onetrainer.sh` into the output folder (temporary file and rename). The image copies in
+ * `plan.copies` are left to the caller.
+ * @returns the three paths written, relative to `outputDir` with `/` separators
+ */
+export async function writeOneTrainerFiles(params: {
+  outputDir: string;
+  plan: OneTrainerPlan;
+}): Promise<string[]> {
+  const dir = DATASET_LAYOUT.onetrainer;
+  const { plan } = params;
+  await writeTextFileAtomic({
+    path: join(params.outputDir, dir, "concepts.json"),
+    content: `${JSON.stringify(plan.concepts, null, 2)}\n`,
+  });
+  await writeTextFileAtomic({
+    path: join(params.outputDir, dir, "train-config.json"),
+    content: `${JSON.stringify(plan.trainConfig, null, 2)}\n`,
+  });
+  await writeTextFileAtomic({
+    path: join(params.outputDir, ONETRAINER_SCRIPT),
+    content: plan.script,
+    mode: 0o755,
+  });
+  return [`${dir}/concepts.json`, `${dir}/train-config.json`, ONETRAINER_SCRIPT];
 }

@@ -1,13 +1,13 @@
-// Publishing an output folder as a Hugging Face dataset: plan (walk + hash, never leaving the
-// folder), create the repo, compare with the branch head, upload only new or changed files in one
-// atomic commit, with retries on transient failures. The Hub itself is reached only through
-// src/hub/hub-api.ts; the token never reaches a message, a log line or a file.
+// Publishing a set of files as a Hugging Face dataset: plan (the given file list, or a walk of the
+// folder that never leaves it; hashes), create the repo, compare with the branch head, upload only
+// new or changed files in one atomic commit. Every request goes through the Hub fetch (time limits,
+// retries, credentials only to the endpoint); the token never reaches a message, a log line or a file.
 
-import { lstat, readdir, readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { lstat, readdir, readFile, realpath } from "node:fs/promises";
+import { join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { redact } from "../config.js";
-import { errorCodes, UserError } from "../errors.js";
+import { UserError } from "../errors.js";
 import { hashFile } from "../util/hash-file.js";
 import {
   commitToHub,
@@ -22,6 +22,7 @@ import {
   listHubFiles,
   resolveRevision,
 } from "./hub-api.js";
+import { DEFAULT_HUB_HTTP, type HubHttpOptions } from "./hub-fetch.js";
 
 /** How transient failures (5xx, 429, dropped connections) are retried, per HTTP request. */
 export interface PushRetryOptions {
@@ -29,7 +30,7 @@ export interface PushRetryOptions {
   readonly tries?: number;
   /** Wait before retry k (k = 0, 1, …) is `baseDelayMs · 2^k`. @default 500 */
   readonly baseDelayMs?: number;
-  /** Upper bound of one wait (also caps a server's Retry-After). @default 30000 */
+  /** Upper bound of one backoff wait. @default 30000 */
   readonly maxDelayMs?: number;
 }
 
@@ -68,6 +69,16 @@ export interface PushDatasetParams {
   readonly prune?: boolean | undefined;
   /** Only plan: read the Hub, write nothing. @default false */
   readonly dryRun?: boolean | undefined;
+  /**
+   * Exactly the files to publish, relative to `outDir` with `/` separators (a finished set's
+   * manifest, see src/dataset/set-check.ts); each must be a regular file inside `outDir`.
+   * @default undefined (every regular file of `outDir` except state, temporary files and links)
+   */
+  readonly files?: readonly string[] | undefined;
+  /** Offline mode (HF_HUB_OFFLINE): refuse at once, before any request. @default false */
+  readonly offline?: boolean | undefined;
+  /** Time limits and retries of every Hub request. @default DEFAULT_HUB_HTTP */
+  readonly http?: HubHttpOptions | undefined;
   /** Token with write access (optional for a dry run). */
   readonly token: string | undefined;
   /** Hub base URL. @default "https://huggingface.co" */
@@ -78,7 +89,7 @@ export interface PushDatasetParams {
   readonly onProgress?: ((event: PushProgress) => void) | undefined;
   /** @default undefined */
   readonly signal?: AbortSignal | undefined;
-  /** @default { tries: 4, baseDelayMs: 500, maxDelayMs: 30000 } */
+  /** Retries (the same fields of `http`, which it overrides). @default { tries: 4, baseDelayMs: 500, maxDelayMs: 30000 } */
   readonly retry?: PushRetryOptions | undefined;
   /** Silence the Hub library's console.debug lines (for --json). @default false */
   readonly quiet?: boolean | undefined;
@@ -144,7 +155,6 @@ interface LocalFile extends PushFile {
 
 const REPO_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const TEMP_NAME = /\.tmp($|[.\-_~])|\.incomplete$|\.partial$|~$/i;
-const DEFAULT_RETRY = { tries: 4, baseDelayMs: 500, maxDelayMs: 30_000 } as const;
 const HASH_CONCURRENCY = 4;
 
 /** A regular file found in `outDir`, not hashed yet. */
@@ -222,6 +232,40 @@ export async function listLocalFiles(params: {
   };
   await walk(root, "");
   return { found, skipped };
+}
+
+/**
+ * The files of an explicit list, each checked to be a regular file (never a link) inside `outDir`;
+ * sorted by path.
+ * @throws {UserError} naming the first path that is absolute, leaves the folder, or is not a file
+ */
+export async function listGivenFiles(outDir: string, files: readonly string[]): Promise<FoundFile[]> {
+  const root = resolve(outDir);
+  const out: FoundFile[] = [];
+  for (const path of [...new Set(files)].sort()) {
+    const parts = path.split("/");
+    if (path === "" || path.includes("\\") || parts.some((p) => p === "" || p === "." || p === "..")) {
+      throw new UserError(`'${path}' is not a path inside the output folder`, {
+        hint: "list files relative to the folder, with / separators",
+      });
+    }
+    const absPath = join(root, ...parts);
+    if (!absPath.startsWith(root + sep)) {
+      throw new UserError(`'${path}' is not a path inside the output folder`, {
+        hint: "list files relative to the folder, with / separators",
+      });
+    }
+    const st = await lstat(absPath).catch(() => undefined);
+    // A linked folder on the way would lead outside: the real path must stay inside too.
+    const real = st?.isFile() ? await realpath(absPath).catch(() => "") : "";
+    if (!st?.isFile() || !real.startsWith((await realpath(root)) + sep)) {
+      throw new UserError(`${path} is missing from ${root} (or is not a regular file)`, {
+        hint: "run 'persam-db prepare' again on the same photos to rewrite the output folder, then push",
+      });
+    }
+    out.push({ path, absPath, size: st.size });
+  }
+  return out;
 }
 
 /** sha256 and git blob id of each file, a few at a time, in the order given. */
@@ -330,146 +374,6 @@ export async function defaultCommitTitle(outDir: string): Promise<{ title: strin
 }
 
 // ---------------------------------------------------------------------------------------------
-// Retries
-
-const DROPPED_CODES = new Set([
-  "ECONNRESET",
-  "EPIPE",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-
-/** A connection that broke mid-request or mid-reply (not "nothing listens": that is not transient). */
-function isDropped(error: unknown): boolean {
-  if (error instanceof Error && error.name === "AbortError") return false;
-  if (errorCodes(error).some((c) => DROPPED_CODES.has(c))) return true;
-  const messages: string[] = [];
-  for (let e: unknown = error, d = 0; e instanceof Error && d < 6; e = e.cause, d++) messages.push(e.message);
-  return messages.some((m) => /terminated|other side closed|socket hang up/i.test(m));
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolvePromise();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function replayable(body: unknown): boolean {
-  return (
-    body === undefined ||
-    body === null ||
-    typeof body === "string" ||
-    body instanceof Blob ||
-    body instanceof ArrayBuffer ||
-    ArrayBuffer.isView(body) ||
-    body instanceof URLSearchParams
-  );
-}
-
-/** A Response whose body is already in memory, so a connection dropped mid-reply is caught here. */
-async function buffered(res: Response): Promise<Response> {
-  const data = await res.arrayBuffer();
-  const nullBody = [101, 103, 204, 205, 304].includes(res.status);
-  const copy = new Response(nullBody ? null : data, {
-    status: res.status,
-    statusText: res.statusText,
-    headers: res.headers,
-  });
-  Object.defineProperty(copy, "url", { value: res.url });
-  return copy;
-}
-
-function retryAfterMs(res: Response): number | undefined {
-  const value = res.headers.get("retry-after");
-  if (value === null) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const at = Date.parse(value);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
-}
-
-/**
- * A fetch that retries one request on 5xx, 429 and dropped connections with exponential backoff,
- * reads every reply into memory, and reports finished LFS uploads. A pull-request commit is never
- * re-sent after its connection dropped (it may have been created already). src/hub/hub-api.ts wraps it:
- * the signal it receives already includes the caller's, and failures reach the library only after
- * the pause its upload queue needs.
- */
-function pushFetch(params: {
-  base: typeof fetch;
-  retry: Required<PushRetryOptions>;
-  pr: boolean;
-  onProgress: ((event: PushProgress) => void) | undefined;
-}): typeof fetch {
-  const { base, retry, onProgress } = params;
-  return async (input, init) => {
-    const method = (init?.method ?? "GET").toUpperCase();
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    const isCommit = method === "POST" && /\/api\/[a-z]+s\/[^?]+\/commit\//.test(url);
-    const canReplay = replayable(init?.body);
-    const signal = init?.signal ?? undefined;
-    if (isCommit) {
-      const body = init?.body;
-      const files = typeof body === "string" ? body.split("\n").length - 1 : 0;
-      onProgress?.({ phase: "commit", files });
-    }
-    for (let attempt = 1; ; attempt++) {
-      const wait = (hint?: number) =>
-        Math.min(retry.maxDelayMs, hint ?? retry.baseDelayMs * 2 ** (attempt - 1));
-      let res: Response;
-      try {
-        res = await buffered(await base(input, init));
-      } catch (error) {
-        const again =
-          attempt < retry.tries &&
-          canReplay &&
-          isDropped(error) &&
-          !(isCommit && params.pr) &&
-          !signal?.aborted;
-        if (!again) throw error;
-        const ms = wait();
-        onProgress?.({ phase: "retry", attempt, waitMs: ms, reason: "connection dropped" });
-        await sleep(ms, signal);
-        continue;
-      }
-      if ((res.status >= 500 || res.status === 429) && attempt < retry.tries && canReplay) {
-        const ms = wait(res.status === 429 ? retryAfterMs(res) : undefined);
-        onProgress?.({ phase: "retry", attempt, waitMs: ms, reason: `HTTP ${res.status}` });
-        await sleep(ms, signal);
-        continue;
-      }
-      if (method === "PUT" && res.ok) {
-        const hint = (init as { progressHint?: { path?: unknown } } | undefined)?.progressHint;
-        const body = init?.body;
-        onProgress?.({
-          phase: "upload",
-          path: typeof hint?.path === "string" ? hint.path : "",
-          bytes: body instanceof Blob ? body.size : 0,
-        });
-      }
-      return res;
-    }
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 
 /** Compare local files with the Hub's: LFS files by sha256, regular files by git blob id. */
 function compare(
@@ -502,11 +406,12 @@ function scrub(error: unknown, token: string | undefined): unknown {
     : new UserError(message, { ...options, exitCode: error.exitCode });
 }
 
-/** Say how many tries were made when a transient failure outlived them. */
+/** Say how many tries were made when a transient failure outlived them, and what to do. */
 function afterRetries(error: unknown, tries: number): unknown {
   if (!(error instanceof HubUserError) || tries <= 1) return error;
-  if (!["server", "rate-limited", "interrupted"].includes(error.kind)) return error;
-  return new HubUserError(`${error.message} (gave up after ${tries} tries)`, {
+  if (!["server", "rate-limited", "interrupted", "timeout"].includes(error.kind)) return error;
+  const counted = /gave up after \d+ tries/.test(error.message);
+  return new HubUserError(counted ? error.message : `${error.message} (gave up after ${tries} tries)`, {
     kind: error.kind,
     status: error.status,
     hint: "run the same command again: files already uploaded are not sent twice, and nothing was committed",
@@ -556,28 +461,57 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
       hint: "create one at https://huggingface.co/settings/tokens (role: write), then set HF_TOKEN=hf_… or run 'huggingface-cli login'",
     });
   }
-  const retry = { ...DEFAULT_RETRY, ...params.retry };
+  if (params.offline) {
+    throw new HubUserError(
+      `pushing to ${params.repo} needs the Hub, and offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)`,
+      {
+        kind: "offline",
+        hint: "unset HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE to publish",
+      },
+    );
+  }
+  const http: HubHttpOptions = { ...params.http, ...params.retry };
+  const tries = http.tries ?? DEFAULT_HUB_HTTP.tries;
   const outDir = resolve(params.outDir);
 
   // List first (cheap), reach the Hub next (fast failure on a bad token or branch), hash last.
-  const { found, skipped } = await listLocalFiles({ outDir, signal: params.signal });
+  const { found, skipped } =
+    params.files === undefined
+      ? await listLocalFiles({ outDir, signal: params.signal })
+      : { found: await listGivenFiles(outDir, params.files), skipped: [] };
   if (found.length === 0) {
     throw new UserError(`${outDir} has no files to upload`, {
       hint: "run 'persam-db prepare PHOTOS' first and push the folder it wrote",
     });
   }
 
+  const onProgress = params.onProgress;
   const connection: HubConnection = {
     endpoint: params.endpoint,
     token,
     signal: params.signal,
     quiet: params.quiet,
-    fetch: pushFetch({
-      base: params.fetch ?? globalThis.fetch,
-      retry,
-      pr,
-      onProgress: params.onProgress,
-    }),
+    fetch: params.fetch,
+    http,
+    hooks: {
+      onRetry: (e) =>
+        onProgress?.({ phase: "retry", attempt: e.attempt, waitMs: e.waitMs, reason: e.reason }),
+      onStart: (r) => {
+        if (r.method === "POST" && /\/api\/[a-z]+s\/[^?]+\/commit\//.test(r.url)) {
+          const files = typeof r.body === "string" ? r.body.split("\n").length - 1 : 0;
+          onProgress?.({ phase: "commit", files });
+        }
+      },
+      onDone: (r) => {
+        if (r.method !== "PUT" || r.status < 200 || r.status >= 300) return;
+        const hint = (r.init as { progressHint?: { path?: unknown } } | undefined)?.progressHint;
+        onProgress?.({
+          phase: "upload",
+          path: typeof hint?.path === "string" ? hint.path : "",
+          bytes: r.body instanceof Blob ? r.body.size : 0,
+        });
+      },
+    },
   };
   let repoUrl = hubRepoUrl({ repo, ...(params.endpoint === undefined ? {} : { endpoint: params.endpoint }) });
 
@@ -598,7 +532,7 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
       repoCreated = !exists;
     }
   } catch (error) {
-    throw afterRetries(error, retry.tries);
+    throw afterRetries(error, tries);
   }
 
   /** The head of a branch and its files; undefined when the branch does not exist. */
@@ -663,7 +597,7 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
       }
     }
   } catch (error) {
-    throw afterRetries(error, retry.tries);
+    throw afterRetries(error, tries);
   }
 
   const localPaths = new Set(found.map((f) => f.path));
@@ -764,10 +698,9 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
   } catch (error) {
     // 409/412: the head moved — perhaps our own commit landed but its reply was lost. Compare again
     // against the new head: done if it already holds everything, else commit once more on top of it.
-    if (!(error instanceof HubUserError && error.kind === "conflict") || pr)
-      throw afterRetries(error, retry.tries);
+    if (!(error instanceof HubUserError && error.kind === "conflict") || pr) throw afterRetries(error, tries);
     const again = await readRemote(branch);
-    if (!again) throw afterRetries(error, retry.tries);
+    if (!again) throw afterRetries(error, tries);
     const next = plan(again.remote);
     const nextDeletions = params.prune ? next.remoteOnly : [];
     if (next.upload.length === 0 && nextDeletions.length === 0) {
@@ -790,7 +723,7 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
     try {
       commit = await commitOnce(head, upload, deletions);
     } catch (second) {
-      throw afterRetries(second, retry.tries);
+      throw afterRetries(second, tries);
     }
   }
   return {

@@ -99,6 +99,24 @@ export interface FailRule {
   readonly reset?: boolean;
   /** How many matching requests to affect. @default 1 */
   readonly times?: number;
+  /** Read the request, then never answer (the socket stays open until the client gives up). */
+  readonly hang?: boolean;
+  /** Send the headers of the normal reply, then one body byte every `trickleMs` milliseconds. */
+  readonly trickleMs?: number;
+  /** Answer this body instead of the normal reply (a proxy, a captive portal, a look-alike server). */
+  readonly body?: { readonly status?: number; readonly contentType: string; readonly text: string };
+  /** With `status`: a Retry-After header value. */
+  readonly retryAfter?: string;
+}
+
+/** How downloads of LFS files are redirected to a second loopback host (a CDN with signed URLs). */
+export interface CdnOptions {
+  /** Loopback address of the storage host. @default "127.0.0.2" */
+  readonly host?: string;
+  /** The X-Cache header the storage host sends (CloudFront says `Hit from cloudfront`). @default undefined */
+  readonly xCache?: string;
+  /** Requests a signed URL serves before it answers 403 as expired. @default Infinity */
+  readonly expireAfter?: number;
 }
 
 interface Reply {
@@ -177,6 +195,12 @@ export class HubServer {
   private server: Server | undefined;
   private base: string | undefined;
   private commitCounter = 0;
+  /** Every request the storage host received (see {@link startCdn}). */
+  readonly cdnRequests: RecordedRequest[] = [];
+  private cdn: { server: Server; url: string; options: CdnOptions } | undefined;
+  private readonly signatures = new Map<string, { oid: string; used: number }>();
+  private signatureCounter = 0;
+  private readonly hanging = new Set<ServerResponse>();
 
   /** Base URL (`http://127.0.0.1:<port>`), once started. */
   get url(): string {
@@ -208,6 +232,7 @@ export class HubServer {
   }
 
   async stop(): Promise<void> {
+    await this.stopCdn();
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -215,9 +240,116 @@ export class HubServer {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** Forget the recorded requests. */
+  /**
+   * Serve LFS files from a second loopback host: `resolve/` of an LFS file answers 302 to a signed
+   * URL there (with X-Linked-Etag and X-Linked-Size, as the Hub does), and each signature serves
+   * `expireAfter` requests, then answers 403. The storage host records its requests in
+   * {@link cdnRequests} and never checks a token.
+   * @returns the storage host's base URL
+   */
+  async startCdn(options: CdnOptions = {}): Promise<string> {
+    await this.stopCdn();
+    const host = options.host ?? "127.0.0.2";
+    const server = createServer((req, res) => {
+      this.handleCdn(req, res).catch(() => res.destroy());
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, host, () => resolve());
+    });
+    const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+    this.cdn = { server, url, options };
+    return url;
+  }
+
+  /** Change how many requests each signature serves from now on (signatures already minted too). */
+  setCdnExpiry(expireAfter: number): void {
+    if (!this.cdn) throw new Error("the storage host is not started");
+    this.cdn = { ...this.cdn, options: { ...this.cdn.options, expireAfter } };
+  }
+
+  /** Stop redirecting to the storage host. */
+  async stopCdn(): Promise<void> {
+    const cdn = this.cdn;
+    if (!cdn) return;
+    this.cdn = undefined;
+    cdn.server.closeAllConnections();
+    await new Promise<void>((resolve) => cdn.server.close(() => resolve()));
+  }
+
+  private async handleCdn(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const rawUrl = req.url ?? "/";
+    const url = new URL(rawUrl, "http://127.0.0.2");
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v === undefined) continue;
+      headers[k] = k === "authorization" ? "Bearer <present>" : Array.isArray(v) ? v.join(", ") : v;
+    }
+    const record: RecordedRequest = {
+      method: req.method ?? "GET",
+      url: rawUrl,
+      path: decodeURIComponent(url.pathname),
+      headers,
+      hasAuth: req.headers.authorization !== undefined,
+      range: req.headers.range,
+      body: recordBody(await readBody(req), undefined),
+      status: undefined,
+      bodyBytes: 0,
+      dropped: false,
+    };
+    this.cdnRequests.push(record);
+    const signature = this.signatures.get(url.searchParams.get("sig") ?? "");
+    const limit = this.cdn?.options.expireAfter ?? Number.POSITIVE_INFINITY;
+    const xCache = this.cdn?.options.xCache;
+    const extra: Record<string, string> = xCache === undefined ? {} : { "X-Cache": xCache };
+    if (!signature || signature.used >= limit) {
+      const body = Buffer.from(
+        "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+      );
+      record.status = 403;
+      record.bodyBytes = body.length;
+      res.writeHead(403, {
+        "Content-Type": "application/xml",
+        "Content-Length": String(body.length),
+        ...extra,
+      });
+      res.end(body);
+      return;
+    }
+    signature.used += 1;
+    const content = this.lfs.get(signature.oid) ?? this.findLfsContent(signature.oid);
+    if (!content) {
+      record.status = 404;
+      res.writeHead(404, { "Content-Length": "0" });
+      res.end();
+      return;
+    }
+    // Storage's own ETag is not the sha256: only the Hub's X-Linked-Etag names the content.
+    const reply = rangeReply(content, req.headers.range, {
+      "Content-Type": "application/octet-stream",
+      "Accept-Ranges": "bytes",
+      ETag: `"${createHash("md5").update(content).digest("hex")}"`,
+      ...extra,
+    });
+    record.status = reply.status;
+    record.bodyBytes = reply.body.length;
+    res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(reply.body.length) });
+    res.end(req.method === "HEAD" ? undefined : reply.body);
+  }
+
+  private findLfsContent(oid: string): Buffer | undefined {
+    for (const repo of this.repos.values()) {
+      for (const commit of repo.commits.values()) {
+        for (const file of commit.files.values()) if (file.lfs && file.sha256 === oid) return file.content;
+      }
+    }
+    return undefined;
+  }
+
+  /** Forget the recorded requests (of both hosts). */
   clearRequests(): void {
     this.requests.length = 0;
+    this.cdnRequests.length = 0;
   }
 
   /** Requests whose `METHOD path` matches. */
@@ -395,12 +527,27 @@ export class HubServer {
       res.destroy();
       return;
     }
+    if (fault?.hang) {
+      // Never answer; stop() closes the socket.
+      this.hanging.add(res);
+      res.on("close", () => this.hanging.delete(res));
+      return;
+    }
     let reply: Reply;
-    if (fault?.status !== undefined) {
+    if (fault?.body !== undefined) {
+      reply = {
+        status: fault.body.status ?? 200,
+        headers: { "Content-Type": fault.body.contentType },
+        body: Buffer.from(fault.body.text),
+      };
+    } else if (fault?.status !== undefined) {
       reply = json(
         fault.status,
         { error: `injected failure ${fault.status}` },
-        fault.status === 404 ? { "X-Error-Code": "EntryNotFound" } : {},
+        {
+          ...(fault.status === 404 ? { "X-Error-Code": "EntryNotFound" } : {}),
+          ...(fault.retryAfter === undefined ? {} : { "Retry-After": fault.retryAfter }),
+        },
       );
     } else {
       try {
@@ -425,6 +572,23 @@ export class HubServer {
     record: RecordedRequest,
     fault?: FailRule,
   ): void {
+    if (fault?.trickleMs !== undefined && method !== "HEAD" && reply.body.length > 0) {
+      record.status = reply.status;
+      res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(reply.body.length) });
+      let at = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || at >= reply.body.length) {
+          clearInterval(timer);
+          if (!res.destroyed) res.end();
+          return;
+        }
+        res.write(reply.body.subarray(at, at + 1));
+        at += 1;
+        record.bodyBytes = at;
+      }, fault.trickleMs);
+      res.on("close", () => clearInterval(timer));
+      return;
+    }
     const cutting = fault?.truncate !== undefined || fault?.drop === true;
     if (cutting && (method === "HEAD" || reply.body.length === 0)) {
       // Nothing to cut mid-body: the reply is lost before its status line.
@@ -557,34 +721,21 @@ export class HubServer {
       headers["X-Linked-Etag"] = `"${file.sha256}"`;
       headers["X-Linked-Size"] = String(file.content.length);
     }
-    const range = req.headers.range;
-    if (range === undefined) return { status: 200, headers, body: content };
-    const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
-    const size = content.length;
-    let start: number | undefined;
-    let end: number | undefined;
-    if (m && (m[1] !== "" || m[2] !== "")) {
-      if (m[1] === "") {
-        const n = Number(m[2]);
-        start = Math.max(0, size - n);
-        end = size - 1;
-      } else {
-        start = Number(m[1]);
-        end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
-      }
-    }
-    if (start === undefined || end === undefined || start > end || start >= size) {
+    if (this.cdn && file.lfs && kind === "resolve") {
+      this.signatureCounter += 1;
+      const sig = createHash("sha1").update(`${file.sha256}/${this.signatureCounter}`).digest("hex");
+      this.signatures.set(sig, { oid: file.sha256, used: 0 });
       return {
-        status: 416,
-        headers: { ...headers, "Content-Range": `bytes */${size}` },
+        status: 302,
+        headers: {
+          ...headers,
+          Location: `${this.cdn.url}/cdn/${file.sha256}?sig=${sig}`,
+          "Content-Length": "0",
+        },
         body: Buffer.alloc(0),
       };
     }
-    return {
-      status: 206,
-      headers: { ...headers, "Content-Range": `bytes ${start}-${end}/${size}` },
-      body: content.subarray(start, end + 1),
-    };
+    return rangeReply(content, req.headers.range, headers);
   }
 
   private api(
@@ -871,6 +1022,37 @@ export class HubServer {
         : { pullRequestUrl: `${this.url}/${prefix}${repo.name}/discussions/${prNumber}` }),
     });
   }
+}
+
+/** The reply to a GET with an optional Range header: 200, 206 with Content-Range, or 416. */
+function rangeReply(content: Buffer, range: string | undefined, headers: Record<string, string>): Reply {
+  if (range === undefined) return { status: 200, headers, body: content };
+  const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
+  const size = content.length;
+  let start: number | undefined;
+  let end: number | undefined;
+  if (m && (m[1] !== "" || m[2] !== "")) {
+    if (m[1] === "") {
+      const n = Number(m[2]);
+      start = Math.max(0, size - n);
+      end = size - 1;
+    } else {
+      start = Number(m[1]);
+      end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+    }
+  }
+  if (start === undefined || end === undefined || start > end || start >= size) {
+    return {
+      status: 416,
+      headers: { ...headers, "Content-Range": `bytes */${size}` },
+      body: Buffer.alloc(0),
+    };
+  }
+  return {
+    status: 206,
+    headers: { ...headers, "Content-Range": `bytes ${start}-${end}/${size}` },
+    body: content.subarray(start, end + 1),
+  };
 }
 
 function recordBody(body: Buffer, contentType: string | undefined): RecordedBody {

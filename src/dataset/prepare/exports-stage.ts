@@ -6,15 +6,20 @@ import { join, relative, sep } from "node:path";
 import { datasetCard } from "../../export/dataset-card.js";
 import { diffusersConfig, writeDiffusersFiles } from "../../export/diffusers.js";
 import { type CopyOperation, kohyaConfig, writeKohyaFiles } from "../../export/kohya.js";
-import { onetrainerPlan } from "../../export/onetrainer.js";
+import { onetrainerPlan, writeOneTrainerFiles } from "../../export/onetrainer.js";
 import type { PreparedDataset } from "../../export/presets.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
-import { type MetadataRow, toJsonl } from "../metadata.js";
+import { type MetadataRow, metadataRow, toJsonl } from "../metadata.js";
 import type { Settings } from "./settings.js";
 
-/** The imagefolder metadata of the photos in the training set, in order. */
+/**
+ * The imagefolder metadata of the photos in the training set, in order. Rows recorded by an older
+ * run are rebuilt through `metadataRow`, so every row has today's columns in today's order.
+ */
 export async function writeMetadata(outDir: string, rows: readonly MetadataRow[]): Promise<string> {
-  await writeFileAtomic(join(outDir, "metadata.jsonl"), toJsonl(rows), { mkdir: true });
+  await writeFileAtomic(join(outDir, "metadata.jsonl"), toJsonl(rows.map((r) => metadataRow(r))), {
+    mkdir: true,
+  });
   return "metadata.jsonl";
 }
 
@@ -30,10 +35,6 @@ export async function writeExports(
   const files: string[] = [];
   const { diffusers, kohya, onetrainer } = settings.presets;
   const rel = (path: string): string => relative(outDir, path).split(sep).join("/");
-  const writeJson = async (file: string, value: unknown): Promise<void> => {
-    await writeFileAtomic(join(outDir, file), `${JSON.stringify(value, null, 2)}\n`, { mkdir: true });
-    files.push(file);
-  };
   if (diffusers) {
     const config = diffusersConfig({ dataset, preset: diffusers });
     const w = await writeDiffusersFiles({ outputDir: outDir, config, description: diffusers.description });
@@ -46,10 +47,9 @@ export async function writeExports(
     files.push(...(await copyInside(outDir, config.copies)));
   }
   if (onetrainer) {
-    const plan = onetrainerPlan({ dataset, preset: onetrainer, outputDir: outDir });
+    const plan = onetrainerPlan({ dataset, preset: onetrainer });
     files.push(...(await copyInside(outDir, plan.copies)));
-    await writeJson("onetrainer/concepts.json", plan.concepts);
-    await writeJson("onetrainer/train-config.json", plan.trainConfig);
+    files.push(...(await writeOneTrainerFiles({ outputDir: outDir, plan })));
   }
   const card = datasetCard({
     dataset,

@@ -94,7 +94,7 @@ export async function planPrepare(params: PrepareParams): Promise<PreparePlan> {
     exports: settingsHash({
       trainer: settings.trainer,
       presets: settings.presets,
-      token: settings.token,
+      token: settings.identifier,
       className: settings.className,
     }),
     model: modelKey,

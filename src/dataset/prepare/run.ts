@@ -5,6 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import pLimit from "p-limit";
+import { UserError } from "../../errors.js";
 import { PhotoLoader } from "../../image/photo-loader.js";
 import {
   defaultEmbeddingCache,
@@ -16,11 +17,13 @@ import { PhotoEncoder } from "../../segment/sam/photo-encoder.js";
 import type { EncodedPhoto, SamModel } from "../../segment/sam/sam-model.js";
 import { isTestModelFile } from "../../segment/sam/test-weights.js";
 import { removeStaleTempFiles } from "../../util/atomic-write.js";
+import { acquireRunLock } from "../../util/run-lock.js";
 import type { MetadataRow } from "../metadata.js";
-import { emptyState, STATE_DIR, StateStore } from "../prepare-state.js";
+import { emptyState, type FileRecord, readState, STATE_DIR, StateStore } from "../prepare-state.js";
 import type { PhotoReport } from "../report.js";
 import { summaryTable } from "../report.js";
 import { writeExports, writeMetadata } from "./exports-stage.js";
+import { finishSet } from "./finish-stage.js";
 import {
   failedPhoto,
   handedOn,
@@ -83,21 +86,47 @@ export async function runPrepare(params: RunPrepareParams): Promise<PrepareResul
   const { plan, model } = params;
   if (plan.dryRun) throw new Error("runPrepare: a dry-run plan is reported, not run");
   if (plan.needsModel && model === undefined) throw new Error("runPrepare: the plan needs the model");
-  const { outDir, settings, input, previous, keys } = plan;
-  const { signal } = plan.params;
-  const emit = (event: PrepareEvent): void => plan.params.onEvent?.(event);
+  const { outDir, previous } = plan;
   const warnings = [...plan.warnings];
-  const warn = (message: string): void => {
-    warnings.push(message);
-    emit({ type: "warning", message });
-  };
   const store = new StateStore(
     outDir,
     plan.force ? { ...emptyState(), exportFiles: previous.exportFiles } : previous,
   );
-  const state = store.state;
-  // The output folder first: a folder that cannot be written stops the run before any work.
+  // The output folder first: a folder that cannot be written stops the run before any work. One run
+  // at a time per output folder (the lock names the process that holds it).
   await mkdir(join(outDir, STATE_DIR), { recursive: true });
+  const lock = await acquireRunLock({ outDir, command: "prepare" });
+  try {
+    // Another run may have finished between the plan and the lock: then the plan is out of date.
+    const now = await readState(outDir);
+    if (now.state.updatedAt !== previous.updatedAt) {
+      throw new UserError(`${outDir} changed since this run was planned (another run wrote to it)`, {
+        hint: "run the command again",
+      });
+    }
+    return await runLocked({ ...params, store, warnings, started });
+  } finally {
+    await lock.release();
+  }
+}
+
+/** {@link runPrepare} with the folder locked. */
+async function runLocked(
+  params: RunPrepareParams & { store: StateStore; warnings: string[]; started: number },
+): Promise<PrepareResult> {
+  const { plan, model, store, warnings, started } = params;
+  const { outDir, settings, input, previous, keys } = plan;
+  const { signal } = plan.params;
+  const emit = (event: PrepareEvent): void => plan.params.onEvent?.(event);
+  const warn = (message: string): void => {
+    warnings.push(message);
+    emit({ type: "warning", message });
+  };
+  const state = store.state;
+  // From here until the run finishes, the folder is not a finished set (set-check.ts).
+  await store.update((s) => {
+    delete s.manifest;
+  });
   await removeStaleTempFiles(outDir);
 
   // ---- reference ---------------------------------------------------------------------------
@@ -241,7 +270,7 @@ export async function runPrepare(params: RunPrepareParams): Promise<PrepareResul
       ...(await writeExports(
         outDir,
         {
-          token: settings.token,
+          token: settings.identifier,
           className: settings.className,
           instancePrompt: settings.caption,
           resolution: settings.resolution,
@@ -293,7 +322,9 @@ export async function runPrepare(params: RunPrepareParams): Promise<PrepareResul
     totalMs: performance.now() - started,
   });
   files.push(...(await writeReport(outDir, report, state)));
-  await store.flush();
+  const known: Record<string, FileRecord> = {};
+  for (const stem of keptStems) Object.assign(known, state.photos[stem]!.outputs!.files);
+  await finishSet({ outDir, store, files: [...files, ...Object.keys(known)], known });
 
   const count = (s: PhotoResult["status"]): number => ordered.filter((r) => r.status === s).length;
   const excluded = count("excluded");

@@ -15,6 +15,7 @@ import {
 import type { ReferenceMode } from "../../segment/persam/reference-source.js";
 import { encoderFingerprint } from "../../segment/sam/embedding-cache.js";
 import type { SamModel } from "../../segment/sam/sam-model.js";
+import { looksLikeHubToken } from "../../util/hub-token.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "../background.js";
 import { DEFAULT_TOKEN, caption as makeCaption, requireClassFromFolder } from "../captions.js";
 import type { CropMode } from "../crop.js";
@@ -88,7 +89,8 @@ export interface Settings {
   readonly background: Background;
   readonly bgWeight: number;
   readonly feather: number;
-  readonly token: string;
+  /** The rare word the model learns (`{token}` in captions). */
+  readonly identifier: string;
   readonly className: string;
   readonly caption: string;
   readonly keepDoubtful: boolean;
@@ -158,9 +160,24 @@ export async function resolveSettings(params: PrepareParams, inputDir: string): 
     throw new UserError(`Expected persam or persam-f for mode but received ${JSON.stringify(mode)}`);
   }
   const margin = params.margin ?? 0.1;
-  const token = params.token ?? defaults.token ?? DEFAULT_TOKEN;
+  const identifier = params.identifier ?? defaults.token ?? DEFAULT_TOKEN;
   const className = params.className ?? requireClassFromFolder(inputDir);
   const template = params.captionTemplate ?? defaults.instancePrompt;
+  // Every one of these is written into captions, scripts and the card of a set that may be published.
+  for (const [what, value] of [
+    ["identifier", identifier],
+    ["class", className],
+    ["caption template", template],
+  ] as const) {
+    if (looksLikeHubToken(value)) {
+      throw new UserError(
+        `The ${what} looks like a Hugging Face token (hf_…): it would be written into the set`,
+        {
+          hint: "the Hub token goes in --token or HF_TOKEN; the rare word the model learns is --identifier",
+        },
+      );
+    }
+  }
   return {
     mode,
     resolution,
@@ -170,9 +187,9 @@ export async function resolveSettings(params: PrepareParams, inputDir: string): 
     background: parseBackground(params.background ?? DEFAULT_BACKGROUND),
     bgWeight,
     feather,
-    token,
+    identifier,
     className,
-    caption: makeCaption({ token, className, template }),
+    caption: makeCaption({ token: identifier, className, template }),
     keepDoubtful: params.keepDoubtful ?? false,
     trainer,
     presets,

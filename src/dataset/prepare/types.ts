@@ -102,8 +102,12 @@ export interface PrepareParams {
   readonly bgWeight?: number | undefined;
   /** Soft edge of the loss weights, in output pixels. @default 8 */
   readonly feather?: number | undefined;
-  /** @default "sks" */
-  readonly token?: string | undefined;
+  /**
+   * The rare word the model learns for the subject (DreamBooth's identifier; `{token}` in the
+   * caption template). Never a Hub token: a value that looks like one is refused.
+   * @default "sks"
+   */
+  readonly identifier?: string | undefined;
   /** The subject's class noun. @default from the folder name (captions.ts, classFromFolder) */
   readonly className?: string | undefined;
   /** @default "a photo of {token} {class}" */

@@ -36,6 +36,12 @@ const filePath = z
   .refine((p) => !p.startsWith("/") && !p.split("/").some((s) => s === ".." || s === "." || s === ""), {
     message: "expected a relative path inside the repo without '..'",
   });
+/** Where a pinned value came from: one line. */
+const source = z
+  .string()
+  .min(1)
+  .refine((s) => !s.includes("\n"), { message: "expected one line" });
+
 const fileSpec = {
   path: filePath,
   /** Exact size in bytes at the pinned commit (verified after download). */
@@ -44,10 +50,19 @@ const fileSpec = {
   sha256: z.string().regex(SHA256, { message: "expected 64 lowercase hex digits" }).optional(),
   /** Display-only size from the Hub pages (not verified). */
   approxBytes: z.number().int().positive().optional(),
+  /** Where `size` and `sha256` came from. */
+  source: source.optional(),
 };
 
 const fileSchema = z.strictObject(fileSpec);
-const variantSchema = z.strictObject({ ...fileSpec, externalData: fileSchema.optional() });
+const variantSchema = z.strictObject({
+  ...fileSpec,
+  /**
+   * External-data files the graph names. Files the graph names but the registry does not list are
+   * found by reading the graph after download.
+   */
+  externalData: z.array(fileSchema).optional(),
+});
 
 /** `revision` is a commit SHA, or a branch with an explicit `pinned: false`. */
 function revisionChecked<T extends { revision: string; pinned?: boolean | undefined }>(
@@ -76,6 +91,8 @@ const encoderSchema = z
     repo: repoName,
     revision: z.string().min(1),
     pinned: z.boolean().optional(),
+    /** Where the revision came from. */
+    source: source.optional(),
     variants: z.strictObject({
       fp32: variantSchema,
       fp16: variantSchema.optional(),
@@ -90,6 +107,8 @@ const decoderSchema = z
     revision: z.string().min(1),
     pinned: z.boolean().optional(),
     ...fileSpec,
+    /** Where the revision, size and sha256 came from. */
+    source: source.optional(),
   })
   .superRefine(revisionChecked)
   .refine((d) => d.path.endsWith(".safetensors"), {
@@ -137,11 +156,16 @@ export interface RegistryFile {
   readonly size?: number | undefined;
   readonly sha256?: string | undefined;
   readonly approxBytes?: number | undefined;
+  /** Where `size` and `sha256` came from. */
+  readonly source?: string | undefined;
 }
 
-/** One encoder variant; `externalData` is the weights file of a large ONNX model. */
+/**
+ * One encoder variant; `externalData` lists the weight files a large ONNX graph keeps beside it
+ * (empty when the registry declares none; the graph itself may still name some).
+ */
 export interface RegistryVariant extends RegistryFile {
-  readonly externalData?: RegistryFile | undefined;
+  readonly externalData: readonly RegistryFile[];
 }
 
 /** A repo at a revision; `pinned` is false when the revision is a branch. */
@@ -149,6 +173,8 @@ export interface RegistryRepoRef {
   readonly repo: string;
   readonly revision: string;
   readonly pinned: boolean;
+  /** Where the revision came from. */
+  readonly source?: string | undefined;
 }
 
 /** One model of the registry. */
@@ -189,11 +215,24 @@ export function parseModelRegistry(params: { json: unknown; source?: string }): 
     );
   }
   const r = result.data;
+  const variant = (v: z.infer<typeof variantSchema>): RegistryVariant => ({
+    ...v,
+    externalData:
+      v.externalData === undefined ? [] : Array.isArray(v.externalData) ? v.externalData : [v.externalData],
+  });
   return {
     defaultId: r.default,
     models: r.models.map((m) => ({
       ...m,
-      encoder: { ...m.encoder, pinned: COMMIT.test(m.encoder.revision) },
+      encoder: {
+        ...m.encoder,
+        pinned: COMMIT.test(m.encoder.revision),
+        variants: {
+          fp32: variant(m.encoder.variants.fp32),
+          ...(m.encoder.variants.fp16 ? { fp16: variant(m.encoder.variants.fp16) } : {}),
+          ...(m.encoder.variants.quantized ? { quantized: variant(m.encoder.variants.quantized) } : {}),
+        },
+      },
       decoder: { ...m.decoder, pinned: COMMIT.test(m.decoder.revision) },
     })),
   };

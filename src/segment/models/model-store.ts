@@ -1,33 +1,31 @@
-// Model files on disk: registry models downloaded from the Hub into the standard Hugging Face cache
-// (blobs/<etag>, snapshots/<sha>/<path> links, refs/main) at pinned commits and verified by size
-// and sha256; the decoder cut out of a checkpoint with one range request into persam-db's cache;
-// offline use; and the encoder/decoder checkpoint-match check.
+// Registry models on disk: which files make a model (encoder variant, every external-data file its
+// graph names, the decoder tensors of the same checkpoint), found in or downloaded into the standard
+// Hugging Face cache at pinned commits (src/hub/ owns the cache layout and the downloads), the
+// decoder cut out of a checkpoint with range requests into persam-db's cache, offline use, and the
+// encoder/decoder checkpoint-match check.
 
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import {
-  copyFile,
-  lstat,
-  mkdir,
-  open,
-  readFile,
-  readlink,
-  rename,
-  rm,
-  stat,
-  symlink,
-  unlink,
-} from "node:fs/promises";
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { lstat, mkdir, readFile, rm, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { persamCacheDir as defaultPersamCacheDir, hubConfig } from "../../config.js";
 import { UserError } from "../../errors.js";
+import { type DownloadProgress, downloadToCache, openHubFile } from "../../hub/download-file.js";
 import {
-  getPathsInfo,
-  type HubConnection,
-  HubUserError,
-  openHubFile,
-  resolveRevision,
-} from "../../hub/hub-api.js";
+  blobPath,
+  checkFile,
+  type ExpectedFile,
+  expectedFromEtag,
+  type FileCheck,
+  findCachedFile,
+  hfRepoFolder,
+  linkedEtag,
+  linkSnapshot,
+  readRefFile,
+  snapshotPath,
+  writeRefFile,
+} from "../../hub/hf-cache.js";
+import { getPathsInfo, type HubConnection, HubUserError, resolveRevision } from "../../hub/hub-api.js";
+import type { HubHttpOptions } from "../../hub/hub-fetch.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { hashFile } from "../../util/hash-file.js";
 import {
@@ -38,6 +36,7 @@ import {
   type SafetensorsHeader,
   safetensorsHeaderLength,
 } from "../sam/safetensors.js";
+import { externalDataLocations, externalDataRepoPath } from "./external-data.js";
 import {
   encoderVariant,
   findModel,
@@ -47,25 +46,16 @@ import {
   type ModelRegistry,
   type ModelVariant,
   type RegistryFile,
+  type RegistryVariant,
 } from "./model-registry.js";
 
-/** Progress of one file transfer. */
-export interface DownloadProgress {
-  /** `repo/path` being fetched. */
-  readonly file: string;
-  /** Bytes received so far (including a resumed part). */
-  readonly loaded: number;
-  /** Bytes expected, when known. */
-  readonly total: number | undefined;
-  /** Average speed of this transfer. */
-  readonly bytesPerSecond: number;
-  /** True on the last call for this file. */
-  readonly done: boolean;
-}
+export type { DownloadProgress } from "../../hub/download-file.js";
+export type { FileCheck } from "../../hub/hf-cache.js";
+export { hfRepoFolder } from "../../hub/hf-cache.js";
 
 /** Where to look for and put model files, and how to reach the Hub. */
 export interface ModelStoreOptions {
-  /** Never touch the network (HF_HUB_OFFLINE). @default hubConfig().offline */
+  /** Never touch the network (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE). @default hubConfig().offline */
   offline?: boolean;
   /** Hugging Face hub cache folder. @default hubConfig().cacheDir */
   cacheDir?: string;
@@ -75,8 +65,10 @@ export interface ModelStoreOptions {
   endpoint?: string;
   /** Hub token. @default hubConfig().token */
   token?: string;
-  /** fetch to use (tests). @default globalThis.fetch */
+  /** fetch under the Hub fetch (tests). @default globalThis.fetch */
   fetch?: typeof fetch;
+  /** Time limits and retries of Hub requests. @default DEFAULT_HUB_HTTP, idle limit from hubConfig() */
+  http?: HubHttpOptions;
   /** Aborts downloads. @default undefined */
   signal?: AbortSignal;
   /** Silence the Hub library's console output (--json). @default false */
@@ -104,6 +96,8 @@ export interface ResolveModelFilesParams extends ModelStoreOptions {
 /** Local paths of a model's files. */
 export interface ModelFiles {
   readonly encoderPath: string;
+  /** External-data files of the encoder, beside it (empty for a self-contained graph). */
+  readonly externalDataPaths: readonly string[];
   readonly decoderPath: string;
   /** The registry id, or undefined for local files. */
   readonly modelId: string | undefined;
@@ -120,6 +114,8 @@ interface Store {
   readonly offline: boolean;
   readonly cacheDir: string;
   readonly persamDir: string;
+  /** Verification marks (see checkFile). */
+  readonly marksDir: string;
   readonly conn: HubConnection;
   readonly onProgress: ((p: DownloadProgress) => void) | undefined;
   readonly chunkBytes: number;
@@ -128,22 +124,29 @@ interface Store {
 
 const DEFAULT_CHUNK = 8 * 1024 * 1024;
 const SHA256_RE = /^[0-9a-f]{64}$/;
-const GIT_OID_RE = /^[0-9a-f]{40}$/;
 
 function makeStore(o: ModelStoreOptions): Store {
   const needsEnv =
-    o.offline === undefined || o.cacheDir === undefined || o.endpoint === undefined || o.token === undefined;
+    o.offline === undefined ||
+    o.cacheDir === undefined ||
+    o.endpoint === undefined ||
+    o.token === undefined ||
+    o.http === undefined;
   const env = needsEnv ? hubConfig() : undefined;
   const token = o.token ?? env?.token;
+  const persamDir = o.persamCacheDir ?? defaultPersamCacheDir();
+  const idle = env?.idleTimeoutMs;
   return {
     offline: o.offline ?? env?.offline ?? false,
     cacheDir: o.cacheDir ?? env!.cacheDir,
-    persamDir: o.persamCacheDir ?? defaultPersamCacheDir(),
+    persamDir,
+    marksDir: join(persamDir, "verified"),
     conn: {
       endpoint: o.endpoint ?? env?.endpoint,
       ...(token === undefined ? {} : { token }),
       ...(o.fetch === undefined ? {} : { fetch: o.fetch }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
+      http: o.http ?? (idle === undefined ? {} : { idleTimeoutMs: idle }),
       quiet: o.quiet ?? false,
     },
     onProgress: o.onProgress,
@@ -152,50 +155,27 @@ function makeStore(o: ModelStoreOptions): Store {
   };
 }
 
-/** `models--ns--name` folder of a model repo in the HF cache. */
-export function hfRepoFolder(cacheDir: string, repo: string): string {
-  return join(cacheDir, `models--${repo.split("/").join("--")}`);
-}
-
 /** persam-db's folder for decoders extracted from `repo`. */
 function decoderFolder(persamDir: string, repo: string): string {
   return join(persamDir, "decoders", repo.split("/").join("--"));
 }
 
 /**
- * Local paths of a model's encoder and decoder weights: the two given files, or a registry model
- * found in (or downloaded into) the Hugging Face cache at its pinned commit. A branch revision
+ * Local paths of a model's encoder (with every external-data file its graph names) and decoder
+ * weights: the two given files, or a registry model found in (or downloaded into) the Hugging Face
+ * cache at its pinned commit. A file another tool fetched at another commit (Python's
+ * huggingface_hub under `refs/main`) is used when it has the registry's sha256. A branch revision
  * (`pinned: false`) is resolved to a commit with the Hub and recorded as `refs/<branch>`; offline,
  * the recorded commit is used. Downloads are verified (size, sha256 or git oid) before use, go to
  * `<blob>.incomplete` first (resumed on the next run, never trusted until verified), and cached
  * files whose size or hash no longer match are fetched again.
- * @throws {UserError} unknown model or variant; missing local file; model not cached while offline
- *   or the Hub is unreachable; Hub errors (401/403/404/5xx, interrupted transfers) as one line
+ * @throws {UserError} unknown model or variant; missing local file or external-data file; model not
+ *   cached while offline or the Hub is unreachable; Hub errors (401/403/404/5xx, time limits,
+ *   interrupted transfers) as one line
  */
 export async function resolveModelFiles(params: ResolveModelFilesParams): Promise<ModelFiles> {
   if (params.encoderPath !== undefined || params.decoderPath !== undefined) {
-    if (params.encoderPath === undefined || params.decoderPath === undefined) {
-      throw new UserError("An encoder and a decoder file must be given together", {
-        hint: "pass --encoder FILE.onnx --decoder FILE.safetensors, or --model ID",
-      });
-    }
-    for (const [flag, path] of [
-      ["--encoder", params.encoderPath],
-      ["--decoder", params.decoderPath],
-    ] as const) {
-      const s = await stat(path).catch(() => undefined);
-      if (!s?.isFile())
-        throw new UserError(`${flag} file ${path} does not exist`, { hint: "check the path" });
-    }
-    return {
-      encoderPath: resolve(params.encoderPath),
-      decoderPath: resolve(params.decoderPath),
-      modelId: undefined,
-      variant: undefined,
-      revision: undefined,
-      pinned: true,
-      downloadedBytes: 0,
-    };
+    return localModelFiles(params);
   }
   const registry = params.registry ?? loadModelRegistry();
   const entry = findModel({ registry, id: params.modelId ?? registry.defaultId });
@@ -203,19 +183,18 @@ export async function resolveModelFiles(params: ResolveModelFilesParams): Promis
   const spec = encoderVariant({ entry, variant });
   const store = makeStore(params);
   const encFolder = hfRepoFolder(store.cacheDir, entry.encoder.repo);
-  const encFiles: RegistryFile[] = [spec, ...(spec.externalData ? [spec.externalData] : [])];
 
   const encSha = await resolveSha(store, entry, {
     repo: entry.encoder.repo,
     revision: entry.encoder.revision,
     refsDir: join(encFolder, "refs"),
   });
-  const encPaths: string[] = [];
-  for (const file of encFiles) {
-    encPaths.push(
-      await ensureRepoFile(store, entry, { repo: entry.encoder.repo, folder: encFolder, sha: encSha, file }),
-    );
-  }
+  const encoder = await ensureRepoFile(store, entry, { repo: entry.encoder.repo, sha: encSha, file: spec });
+  const externalDataPaths = await ensureExternalData(store, entry, {
+    sha: encoder.sha,
+    spec,
+    encoderPath: encoder.path,
+  });
   const decSha = await resolveSha(store, entry, {
     repo: entry.decoder.repo,
     revision: entry.decoder.revision,
@@ -225,20 +204,78 @@ export async function resolveModelFiles(params: ResolveModelFilesParams): Promis
   });
   const decoderPath = await ensureDecoder(store, entry, decSha);
   return {
-    encoderPath: encPaths[0]!,
+    encoderPath: encoder.path,
+    externalDataPaths,
     decoderPath,
     modelId: entry.id,
     variant,
-    revision: { encoder: encSha, decoder: decSha },
+    revision: { encoder: encoder.sha, decoder: decSha },
     pinned: entry.encoder.pinned && entry.decoder.pinned,
     downloadedBytes: store.downloaded,
   };
 }
 
+/** The two given files, checked: both exist, and every external-data file the encoder names is beside it. */
+async function localModelFiles(params: ResolveModelFilesParams): Promise<ModelFiles> {
+  if (params.encoderPath === undefined || params.decoderPath === undefined) {
+    throw new UserError("An encoder and a decoder file must be given together", {
+      hint: "pass --encoder FILE.onnx --decoder FILE.safetensors, or --model ID",
+    });
+  }
+  for (const [flag, path] of [
+    ["--encoder", params.encoderPath],
+    ["--decoder", params.decoderPath],
+  ] as const) {
+    const s = await stat(path).catch(() => undefined);
+    if (!s?.isFile()) throw new UserError(`${flag} file ${path} does not exist`, { hint: "check the path" });
+  }
+  const encoderPath = resolve(params.encoderPath);
+  const externalDataPaths: string[] = [];
+  for (const location of await graphLocations(encoderPath)) {
+    const path = join(dirname(encoderPath), ...location.split("/"));
+    const s = await stat(path).catch(() => undefined);
+    if (!s?.isFile()) {
+      throw new UserError(
+        `--encoder file ${encoderPath} keeps weights in the external-data file '${location}', which is not beside it (${path})`,
+        { hint: "copy every file the model was exported with into the encoder's folder" },
+      );
+    }
+    externalDataPaths.push(path);
+  }
+  return {
+    encoderPath,
+    externalDataPaths,
+    decoderPath: resolve(params.decoderPath),
+    modelId: undefined,
+    variant: undefined,
+    revision: undefined,
+    pinned: true,
+    downloadedBytes: 0,
+  };
+}
+
+/**
+ * The external-data locations a graph names, or none when the file is not an ONNX graph this walk
+ * can read (onnxruntime then reports the file itself when it loads it).
+ */
+async function graphLocations(path: string): Promise<string[]> {
+  try {
+    return await externalDataLocations(path);
+  } catch (error) {
+    if (error instanceof UserError) return [];
+    throw error;
+  }
+}
+
+function offlineWhy(store: Store): string {
+  return store.offline
+    ? "offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)"
+    : "the Hub is unreachable";
+}
+
 function notCached(store: Store, entry: ModelEntry, cause?: unknown): UserError {
-  const why = store.offline ? "HF_HUB_OFFLINE is set" : "the Hub is unreachable";
   return new UserError(
-    `model '${entry.id}' is not in the Hugging Face cache (${store.cacheDir}) and ${why}`,
+    `model '${entry.id}' is not in the Hugging Face cache (${store.cacheDir}) and ${offlineWhy(store)}`,
     {
       hint: `run 'persam-db models pull ${entry.id}' on a connected machine (or copy its cache folder here), or pass --encoder FILE.onnx --decoder FILE.safetensors`,
       ...(cause === undefined ? {} : { cause }),
@@ -247,13 +284,7 @@ function notCached(store: Store, entry: ModelEntry, cause?: unknown): UserError 
 }
 
 function isUnreachable(error: unknown): boolean {
-  return error instanceof HubUserError && error.kind === "network";
-}
-
-async function readRef(refsDir: string, ref: string): Promise<string | undefined> {
-  const text = await readFile(join(refsDir, ref), "utf8").catch(() => undefined);
-  const sha = text?.trim();
-  return sha !== undefined && isCommitSha(sha) ? sha : undefined;
+  return error instanceof HubUserError && (error.kind === "network" || error.kind === "offline");
 }
 
 async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
@@ -268,8 +299,8 @@ async function resolveSha(
   ref: { repo: string; revision: string; refsDir: string; otherRefsDirs?: readonly string[] },
 ): Promise<string> {
   if (isCommitSha(ref.revision)) return ref.revision;
-  let recorded = await readRef(ref.refsDir, ref.revision);
-  for (const dir of ref.otherRefsDirs ?? []) recorded ??= await readRef(dir, ref.revision);
+  let recorded = await readRefFile(ref.refsDir, ref.revision);
+  for (const dir of ref.otherRefsDirs ?? []) recorded ??= await readRefFile(dir, ref.revision);
   if (store.offline) {
     if (recorded) return recorded;
     throw notCached(store, entry);
@@ -280,7 +311,7 @@ async function resolveSha(
       repo: { type: "model", name: ref.repo },
       revision: ref.revision,
     });
-    if (sha !== recorded) await writeAtomic(join(ref.refsDir, ref.revision), sha);
+    if (sha !== recorded) await writeRefFile(ref.refsDir, ref.revision, sha);
     return sha;
   } catch (error) {
     if (isUnreachable(error)) {
@@ -292,120 +323,70 @@ async function resolveSha(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Verification
+// Whole files into the HF cache
 
-/** Expected identity of a file. */
-interface Expected {
-  size?: number | undefined;
-  sha256?: string | undefined;
-  gitOid?: string | undefined;
-}
-
-/** What is known about a local file after checking it. */
-export interface FileCheck {
-  readonly ok: boolean;
-  /** Why it failed ("size 10 != 12", "sha256 …"). */
-  readonly problem: string | undefined;
-  /** True when a hash was compared (not only the size). */
-  readonly hashed: boolean;
-}
-
-interface VerifiedMark {
-  path: string;
-  size: number;
-  mtimeMs: number;
-  sha256: string;
-}
-
-function markPath(store: { persamDir: string }, file: string): string {
-  return join(
-    store.persamDir,
-    "verified",
-    `${createHash("sha256").update(resolve(file)).digest("hex").slice(0, 32)}.json`,
-  );
-}
-
-/**
- * Check a local file against its expected size and hash. A sha256 already verified for the same
- * size and modification time (recorded in persam-db's cache) is trusted unless `full`.
- */
-async function checkFile(
-  store: { persamDir: string },
-  path: string,
-  expected: Expected,
-  full: boolean,
-): Promise<FileCheck> {
-  const s = await stat(path).catch(() => undefined);
-  if (!s?.isFile()) return { ok: false, problem: "missing", hashed: false };
-  if (expected.size !== undefined && s.size !== expected.size) {
-    return { ok: false, problem: `size ${s.size} bytes, expected ${expected.size}`, hashed: false };
-  }
-  if (expected.sha256 !== undefined) {
-    const mark = markPath(store, path);
-    if (!full) {
-      const m = JSON.parse(await readFile(mark, "utf8").catch(() => "null")) as VerifiedMark | null;
-      if (m && m.size === s.size && m.mtimeMs === s.mtimeMs && m.sha256 === expected.sha256) {
-        return { ok: true, problem: undefined, hashed: true };
-      }
-    }
-    const { sha256 } = await hashFile(path);
-    if (sha256 !== expected.sha256) {
-      return {
-        ok: false,
-        problem: `sha256 ${sha256.slice(0, 12)}…, expected ${expected.sha256.slice(0, 12)}…`,
-        hashed: true,
-      };
-    }
-    const mark2: VerifiedMark = { path: resolve(path), size: s.size, mtimeMs: s.mtimeMs, sha256 };
-    await writeAtomic(mark, JSON.stringify(mark2)).catch(() => undefined);
-    return { ok: true, problem: undefined, hashed: true };
-  }
-  if (expected.gitOid !== undefined) {
-    const { gitOid } = await hashFile(path, s.size);
-    if (gitOid !== expected.gitOid)
-      return { ok: false, problem: `git oid differs from ${expected.gitOid}`, hashed: true };
-    return { ok: true, problem: undefined, hashed: true };
-  }
-  return { ok: true, problem: undefined, hashed: false };
-}
-
-/** The blob a snapshot entry links to (its name is the etag: sha256 for LFS files, git oid otherwise). */
-async function linkedEtag(snapshotFile: string): Promise<string | undefined> {
-  const l = await lstat(snapshotFile).catch(() => undefined);
-  if (!l?.isSymbolicLink()) return undefined;
-  const target = await readlink(snapshotFile).catch(() => undefined);
-  return target === undefined ? undefined : basename(target);
-}
-
-function expectedFrom(file: RegistryFile, etag: string | undefined): Expected {
+function expectedFrom(file: RegistryFile, etag: string | undefined): ExpectedFile {
+  const fromEtag = expectedFromEtag(etag);
   return {
     size: file.size,
-    sha256: file.sha256 ?? (etag !== undefined && SHA256_RE.test(etag) ? etag : undefined),
-    gitOid: file.sha256 === undefined && etag !== undefined && GIT_OID_RE.test(etag) ? etag : undefined,
+    sha256: file.sha256 ?? fromEtag.sha256,
+    gitOid: file.sha256 === undefined ? fromEtag.gitOid : undefined,
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Whole files into the HF cache
+/** What a file is to the model, for messages. */
+interface FileRole {
+  /** `external-data file onnx/w2.bin of onnx/graph.onnx`; undefined for the encoder itself. */
+  readonly describe?: string | undefined;
+  /** Look for the same bytes under other commits (refs) of the cache. @default true */
+  readonly refs?: boolean | undefined;
+}
 
-/** Make sure `file` of `repo` at `sha` is in the HF cache and valid; returns its snapshot path. */
+/**
+ * Make sure `file` of `repo` at `sha` is in the HF cache and valid: in `snapshots/<sha>`, else (with
+ * a registry sha256) in the snapshot of any recorded ref, else downloaded.
+ * @returns the snapshot path and the commit of the snapshot it is in
+ */
 async function ensureRepoFile(
   store: Store,
   entry: ModelEntry,
-  target: { repo: string; folder: string; sha: string; file: RegistryFile },
-): Promise<string> {
-  const { repo, folder, sha, file } = target;
-  const snap = join(folder, "snapshots", sha, ...file.path.split("/"));
-  const cached = await checkFile(store, snap, expectedFrom(file, await linkedEtag(snap)), false);
-  if (cached.ok) return snap;
+  target: { repo: string; sha: string; file: RegistryFile },
+  role: FileRole = {},
+): Promise<{ path: string; sha: string }> {
+  const { repo, sha, file } = target;
+  const what = role.describe ?? `${repo}/${file.path}`;
+  const snap = snapshotPath({ cacheDir: store.cacheDir, repo, sha, path: file.path });
+  const cached = await checkFile({
+    path: snap,
+    expected: expectedFrom(file, await linkedEtag(snap)),
+    marksDir: store.marksDir,
+  });
+  if (cached.ok) return { path: snap, sha };
+  if (file.sha256 !== undefined && role.refs !== false) {
+    // The same bytes fetched by another tool under a branch (Python's huggingface_hub: refs/main).
+    const other = await findCachedFile({
+      cacheDir: store.cacheDir,
+      repo,
+      sha: undefined,
+      path: file.path,
+      expected: { size: file.size, sha256: file.sha256 },
+      marksDir: store.marksDir,
+    });
+    if (other) return { path: other.path, sha: other.sha };
+  }
   if (store.offline) {
-    if (cached.problem === "missing") throw notCached(store, entry);
-    throw new UserError(
-      `cached ${repo}/${file.path} is damaged (${cached.problem}) and HF_HUB_OFFLINE is set`,
-      {
-        hint: `unset HF_HUB_OFFLINE and run 'persam-db models pull ${entry.id}' to fetch it again`,
-      },
-    );
+    if (cached.problem === "missing") {
+      if (role.describe === undefined) throw notCached(store, entry);
+      throw new UserError(
+        `model '${entry.id}': ${what} is not in the Hugging Face cache (${store.cacheDir}) and ${offlineWhy(store)}`,
+        {
+          hint: `run 'persam-db models pull ${entry.id}' on a connected machine (or copy the file into ${dirname(snap)})`,
+        },
+      );
+    }
+    throw new UserError(`cached ${what} is damaged (${cached.problem}) and ${offlineWhy(store)}`, {
+      hint: `unset HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE and run 'persam-db models pull ${entry.id}' to fetch it again`,
+    });
   }
   let info: Awaited<ReturnType<typeof getPathsInfo>>[number] | undefined;
   try {
@@ -420,6 +401,14 @@ async function ensureRepoFile(
     throw error;
   }
   if (info?.type !== "file" || info.etag === undefined) {
+    if (role.describe !== undefined) {
+      throw new UserError(
+        `model '${entry.id}' needs ${what}, which ${repo} does not have at commit ${sha.slice(0, 7)}`,
+        {
+          hint: "the export is incomplete; report it, or pass --encoder with a local copy of every file",
+        },
+      );
+    }
     throw new UserError(`${repo} has no file ${file.path} at commit ${sha.slice(0, 7)}`, {
       hint: "the model registry entry is wrong; report it",
     });
@@ -435,116 +424,59 @@ async function ensureRepoFile(
       },
     );
   }
-  const expected: Expected = {
+  const expected: ExpectedFile = {
     size: info.size,
     sha256: info.lfsSha256 ?? file.sha256,
-    gitOid: info.lfsSha256 === undefined ? info.oid : undefined,
+    gitOid: info.lfsSha256 === undefined && file.sha256 === undefined ? info.oid : undefined,
   };
-  const blob = join(folder, "blobs", info.etag);
-  const blobCheck = await checkFile(store, blob, expected, false);
+  const blob = blobPath({ cacheDir: store.cacheDir, repo, etag: info.etag });
+  const blobCheck = await checkFile({ path: blob, expected, marksDir: store.marksDir });
   if (!blobCheck.ok) {
     await rm(blob, { force: true });
-    await downloadBlob(store, { repo, sha, path: file.path, blob, expected });
+    store.downloaded += await downloadToCache({
+      ...store.conn,
+      repo: { type: "model", name: repo },
+      revision: sha,
+      path: file.path,
+      blob,
+      expected,
+      chunkBytes: store.chunkBytes,
+      marksDir: store.marksDir,
+      onProgress: store.onProgress,
+    });
   }
   await linkSnapshot(blob, snap);
-  return snap;
-}
-
-/** Link `snap` to `blob` (relative symlink as huggingface_hub does; a copy where links fail). */
-async function linkSnapshot(blob: string, snap: string): Promise<void> {
-  await mkdir(dirname(snap), { recursive: true });
-  await rm(snap, { force: true });
-  try {
-    await symlink(relative(dirname(snap), blob), snap);
-  } catch {
-    await copyFile(blob, snap);
-  }
+  return { path: snap, sha };
 }
 
 /**
- * Download a whole file with range requests into `<blob>.incomplete` (resuming a previous partial
- * file), verify size and hash, then rename to `blob`.
+ * Every external-data file of the encoder at `encoderPath` (snapshot of `sha`): the ones the registry
+ * lists and the ones the graph names, each in the same snapshot folder as the graph (onnxruntime
+ * looks for them beside it).
+ * @returns their snapshot paths
  */
-async function downloadBlob(
+async function ensureExternalData(
   store: Store,
-  t: { repo: string; sha: string; path: string; blob: string; expected: Expected },
-): Promise<void> {
-  const label = `${t.repo}/${t.path}`;
-  const hubFile = await openHubFile({
-    ...store.conn,
-    repo: { type: "model", name: t.repo },
-    revision: t.sha,
-    path: t.path,
-  });
-  const total = hubFile.size;
-  if (t.expected.size !== undefined && total !== t.expected.size) {
-    throw new UserError(`${label}: the Hub serves ${total} bytes but paths-info said ${t.expected.size}`, {
-      hint: "run again; if it persists, check HF_ENDPOINT",
-    });
-  }
-  const incomplete = `${t.blob}.incomplete`;
-  await mkdir(dirname(t.blob), { recursive: true });
-  const sha = createHash("sha256");
-  const git = t.expected.gitOid !== undefined ? createHash("sha1").update(`blob ${total}\0`) : undefined;
-  let offset = 0;
-  const partial = await stat(incomplete).catch(() => undefined);
-  if (partial && partial.size > 0 && partial.size <= total) {
-    // Resume: hash what is there; the final hash check covers the whole file.
-    for await (const chunk of createReadStream(incomplete)) {
-      sha.update(chunk as Buffer);
-      git?.update(chunk as Buffer);
-    }
-    offset = partial.size;
-  }
-  const fh = await open(incomplete, offset > 0 ? "a" : "w");
-  const started = Date.now();
-  const resumedFrom = offset;
-  const report = (done: boolean) => {
-    const seconds = Math.max((Date.now() - started) / 1000, 1e-3);
-    store.onProgress?.({
-      file: label,
-      loaded: offset,
-      total,
-      bytesPerSecond: (offset - resumedFrom) / seconds,
-      done,
-    });
-  };
-  try {
-    report(false);
-    while (offset < total) {
-      const end = Math.min(total, offset + store.chunkBytes);
-      const bytes = await hubFile.read(offset, end);
-      await fh.write(bytes, 0, bytes.length);
-      sha.update(bytes);
-      git?.update(bytes);
-      offset = end;
-      store.downloaded += bytes.length;
-      report(offset >= total);
-    }
-    if (total === 0) report(true);
-  } finally {
-    await fh.close();
-  }
-  const digest = sha.digest("hex");
-  const gitOid = git?.digest("hex");
-  const bad =
-    (t.expected.sha256 !== undefined && digest !== t.expected.sha256) ||
-    (t.expected.gitOid !== undefined && gitOid !== t.expected.gitOid);
-  if (bad) {
-    await unlink(incomplete).catch(() => undefined);
-    throw new UserError(
-      `${label}: the downloaded bytes do not match the Hub's hash (sha256 ${digest.slice(0, 12)}…)`,
-      {
-        hint: "run again; the partial file was deleted",
-      },
+  entry: ModelEntry,
+  target: { sha: string; spec: RegistryVariant; encoderPath: string },
+): Promise<string[]> {
+  const { spec } = target;
+  const named = (await graphLocations(target.encoderPath)).map((location) =>
+    externalDataRepoPath({ modelPath: spec.path, location }),
+  );
+  const paths = [...new Set([...spec.externalData.map((f) => f.path), ...named])];
+  const out: string[] = [];
+  for (const path of paths) {
+    const file = spec.externalData.find((f) => f.path === path) ?? { path };
+    const got = await ensureRepoFile(
+      store,
+      entry,
+      { repo: entry.encoder.repo, sha: target.sha, file },
+      { describe: `the external-data file ${path} of ${spec.path}`, refs: false },
     );
+    out.push(got.path);
   }
-  await rename(incomplete, t.blob);
-  if (t.expected.sha256 !== undefined) {
-    const s = await stat(t.blob);
-    const mark: VerifiedMark = { path: resolve(t.blob), size: s.size, mtimeMs: s.mtimeMs, sha256: digest };
-    await writeAtomic(markPath(store, t.blob), JSON.stringify(mark)).catch(() => undefined);
-  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -604,10 +536,13 @@ async function checkExtracted(file: string, sidecarPath: string): Promise<FileCh
  */
 async function ensureDecoder(store: Store, entry: ModelEntry, sha: string): Promise<string> {
   const d = entry.decoder;
-  const folder = hfRepoFolder(store.cacheDir, d.repo);
-  const snap = join(folder, "snapshots", sha, ...d.path.split("/"));
+  const snap = snapshotPath({ cacheDir: store.cacheDir, repo: d.repo, sha, path: d.path });
   if ((await lstat(snap).catch(() => undefined)) !== undefined) {
-    const check = await checkFile(store, snap, expectedFrom(d, await linkedEtag(snap)), false);
+    const check = await checkFile({
+      path: snap,
+      expected: expectedFrom(d, await linkedEtag(snap)),
+      marksDir: store.marksDir,
+    });
     if (check.ok) return snap;
   }
   const { file, sidecar } = extractedDecoderPaths({ persamCacheDir: store.persamDir, repo: d.repo, sha });
@@ -829,27 +764,52 @@ export async function modelCacheStatus(
   const spec = encoderVariant({ entry, variant });
   const cacheDir = params.cacheDir ?? hubConfig().cacheDir;
   const persamDir = params.persamCacheDir ?? defaultPersamCacheDir();
-  const store = { persamDir };
+  const marksDir = join(persamDir, "verified");
   const full = params.full ?? false;
   const files: CachedFileStatus[] = [];
+  const check = async (path: string | undefined, file: RegistryFile): Promise<FileCheck> =>
+    path === undefined
+      ? { ok: false, problem: "missing", hashed: false }
+      : checkFile({ path, expected: expectedFrom(file, await linkedEtag(path)), marksDir, full });
 
-  const encFolder = hfRepoFolder(cacheDir, entry.encoder.repo);
-  const encSha = entry.encoder.pinned
+  // The encoder: at its commit, else the same bytes under another recorded commit (findCachedFile).
+  const encRepo = entry.encoder.repo;
+  let encSha = entry.encoder.pinned
     ? entry.encoder.revision
-    : await readRef(join(encFolder, "refs"), entry.encoder.revision);
-  const encFiles: Array<[CachedFileStatus["role"], RegistryFile]> = [
-    ["encoder", spec],
-    ...(spec.externalData
-      ? [["external-data", spec.externalData] as [CachedFileStatus["role"], RegistryFile]]
-      : []),
+    : await readRefFile(join(hfRepoFolder(cacheDir, encRepo), "refs"), entry.encoder.revision);
+  let encPath =
+    encSha === undefined
+      ? undefined
+      : snapshotPath({ cacheDir, repo: encRepo, sha: encSha, path: spec.path });
+  let encCheck = await check(encPath, spec);
+  if (!encCheck.ok && spec.sha256 !== undefined) {
+    const other = await findCachedFile({
+      cacheDir,
+      repo: encRepo,
+      sha: undefined,
+      path: spec.path,
+      expected: { size: spec.size, sha256: spec.sha256 },
+      marksDir,
+    });
+    if (other) {
+      encSha = other.sha;
+      encPath = other.path;
+      encCheck = await check(encPath, spec);
+    }
+  }
+  files.push(fileStatus("encoder", encRepo, spec.path, encPath, encCheck, spec.size));
+  const named = encCheck.ok && encPath !== undefined ? await graphLocations(encPath) : [];
+  const external = [
+    ...new Set([
+      ...spec.externalData.map((f) => f.path),
+      ...named.map((location) => externalDataRepoPath({ modelPath: spec.path, location })),
+    ]),
   ];
-  for (const [role, file] of encFiles) {
+  for (const path of external) {
+    const file = spec.externalData.find((f) => f.path === path) ?? { path };
     const local =
-      encSha === undefined ? undefined : join(encFolder, "snapshots", encSha, ...file.path.split("/"));
-    const check = local
-      ? await checkFile(store, local, expectedFrom(file, await linkedEtag(local)), full)
-      : { ok: false, problem: "missing", hashed: false };
-    files.push(fileStatus(role, entry.encoder.repo, file.path, local, check, file.size));
+      encSha === undefined ? undefined : snapshotPath({ cacheDir, repo: encRepo, sha: encSha, path });
+    files.push(fileStatus("external-data", encRepo, path, local, await check(local, file), file.size));
   }
 
   const d = entry.decoder;
@@ -857,7 +817,7 @@ export async function modelCacheStatus(
   const decFolder = hfRepoFolder(cacheDir, d.repo);
   const decSha = d.pinned
     ? d.revision
-    : ((await readRef(decRefs, d.revision)) ?? (await readRef(join(decFolder, "refs"), d.revision)));
+    : ((await readRefFile(decRefs, d.revision)) ?? (await readRefFile(join(decFolder, "refs"), d.revision)));
   let decoder: CachedFileStatus = fileStatus(
     "decoder",
     d.repo,
@@ -867,16 +827,15 @@ export async function modelCacheStatus(
     d.size,
   );
   if (decSha !== undefined) {
-    const snap = join(decFolder, "snapshots", decSha, ...d.path.split("/"));
+    const snap = snapshotPath({ cacheDir, repo: d.repo, sha: decSha, path: d.path });
     const extracted = extractedDecoderPaths({ persamCacheDir: persamDir, repo: d.repo, sha: decSha });
     if ((await lstat(snap).catch(() => undefined)) !== undefined) {
-      const check = await checkFile(store, snap, expectedFrom(d, await linkedEtag(snap)), full);
-      decoder = fileStatus("decoder", d.repo, d.path, snap, check, d.size);
+      decoder = fileStatus("decoder", d.repo, d.path, snap, await check(snap, d), d.size);
     }
     if (decoder.state !== "ok") {
-      const check = await checkExtracted(extracted.file, extracted.sidecar);
-      if (check.ok || decoder.localPath === undefined) {
-        decoder = fileStatus("decoder", d.repo, d.path, extracted.file, check, undefined);
+      const extract = await checkExtracted(extracted.file, extracted.sidecar);
+      if (extract.ok || decoder.localPath === undefined) {
+        decoder = fileStatus("decoder", d.repo, d.path, extracted.file, extract, undefined);
       }
     }
   }
