@@ -4,6 +4,8 @@
 import { resolve } from "node:path";
 import { classFromFolderNotice, requireClassFromFolder } from "../dataset/captions.js";
 import {
+  DEFAULT_DECODE,
+  type DecodeMode,
   defaultOutDir,
   dryRunResult,
   modelKeyOf,
@@ -53,6 +55,7 @@ interface PrepareOptions extends ModelOptions, ReferenceOptions {
   trainer: TrainerChoice;
   preset?: string | undefined;
   keepDoubtful: boolean;
+  decode: DecodeMode;
   force: boolean;
   dryRun: boolean;
   jobs: number;
@@ -140,6 +143,13 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         type: "boolean",
         default: false,
         describe: "Keep photos whose mask looks doubtful in the training set",
+      })
+      .option("decode", {
+        type: "string",
+        choices: ["full", "scaled"],
+        default: DEFAULT_DECODE,
+        describe:
+          "full: the encoder sees the reference's pixels; scaled: JPEGs decoded at the smallest DCT scale that keeps 1024 px and the training resolution (faster, a documented deviation)",
       })
       .option("force", {
         type: "boolean",
@@ -278,6 +288,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         className,
         captionTemplate: options.captionTemplate,
         keepDoubtful: options.keepDoubtful,
+        decode: options.decode,
         trainer: options.trainer,
         preset: options.preset,
         force: options.force,

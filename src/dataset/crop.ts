@@ -1,7 +1,7 @@
 // Subject-aware crop rectangles and the pure-TypeScript crop/resize of images and mask planes that
 // keeps training images, masks and weight maps pixel-aligned.
 
-import { type RgbImage, resizeRegion } from "../image/image-io.js";
+import { photoSize, type RgbImage, resizeRegion } from "../image/image-io.js";
 import type { Box } from "../util/tensor.js";
 
 /** How the training crop is chosen: around the subject, the photo's centre, or not at all. */
@@ -471,11 +471,49 @@ function coverageTable(n: number, m: number): ResampleTable {
   return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
 }
 
+/**
+ * A crop in photo pixels moved onto the grid of a reduced decode (DCT factor f): its corner rounded
+ * to a multiple of f and its sides shortened to multiples of f, so that the same region is whole
+ * pixels in both the photo and the decode. The region moves by less than f photo pixels; callers
+ * keep the output size of the crop before snapping. A crop of a full decode is unchanged.
+ */
+export function snapToDecodedGrid(crop: CropRect, image: RgbImage): CropRect {
+  const f = image.scaledFrom?.factor ?? 1;
+  if (f === 1) return crop;
+  const full = photoSize(image);
+  const snap = (start: number, size: number, limit: number): [number, number] => {
+    const length = Math.max(f, Math.floor(size / f) * f);
+    const at = Math.min(Math.round(start / f) * f, Math.floor((limit - length) / f) * f);
+    return [Math.max(0, at), Math.min(length, limit)];
+  };
+  const [left, width] = snap(crop.left, crop.width, full.width);
+  const [top, height] = snap(crop.top, crop.height, full.height);
+  return { ...crop, left, top, width, height };
+}
+
+/** The same region in the decoded pixels (a crop on the decode's grid, see snapToDecodedGrid). */
+function onDecodedGrid(crop: CropRect, image: RgbImage): CropRect {
+  const f = image.scaledFrom?.factor ?? 1;
+  if (f === 1) return crop;
+  const left = crop.left / f;
+  const top = crop.top / f;
+  if (!Number.isInteger(left) || !Number.isInteger(top)) {
+    throw new RangeError(`Expected a crop on the 1/${f} decode's grid but received ${JSON.stringify(crop)}`);
+  }
+  return {
+    ...crop,
+    left,
+    top,
+    width: Math.min(image.width - left, Math.ceil(crop.width / f)),
+    height: Math.min(image.height - top, Math.ceil(crop.height / f)),
+  };
+}
+
 /** Parameters of {@link cropAndResize}. */
 export interface CropAndResizeParams {
-  /** The full photo. */
+  /** The photo: in full, or decoded reduced (`image.scaledFrom`) when the crop is on its grid. */
   readonly image: RgbImage;
-  /** Its binary subject mask, `image.width × image.height`. */
+  /** Its binary subject mask at the photo's own size (`photoSize(image)`). */
   readonly mask: Uint8Array;
   readonly crop: CropRect;
   /** Output size (see {@link outputSize}). */
@@ -499,17 +537,19 @@ export async function cropAndResize(
 ): Promise<{ image: RgbImage; mask: Uint8Array; coverage: Float32Array }> {
   const { image, mask, crop, width, height } = params;
   const n = width * height;
-  if (crop.width === width && crop.height === height) {
-    const same = cropPlane(mask, image.width, image.height, crop, 1);
+  const full = photoSize(image);
+  const imageCrop = onDecodedGrid(crop, image);
+  if (crop.width === width && crop.height === height && image.scaledFrom === undefined) {
+    const same = cropPlane(mask, full.width, full.height, crop, 1);
     return { image: cropImage(image, crop), mask: same, coverage: Float32Array.from(same) };
   }
   // Only the crop of the mask becomes a 0/255 grey plane (one byte per pixel: sharp resizes bands
   // independently, so this is the first band of the RGB rendering used before, byte for byte), and
   // the photo is resized straight from its full buffer without a cropped copy.
-  const grey = cropPlane(mask, image.width, image.height, crop, 255);
+  const grey = cropPlane(mask, full.width, full.height, crop, 255);
   const whole = { left: 0, top: 0, width: crop.width, height: crop.height };
   const [resized, resizedMask] = await Promise.all([
-    resizeRegion(image, crop, width, height, "lanczos3"),
+    resizeRegion(image, imageCrop, width, height, "lanczos3"),
     resizeRegion(
       { data: grey, width: crop.width, height: crop.height, channels: 1 },
       whole,
@@ -523,8 +563,8 @@ export async function cropAndResize(
   for (let i = 0; i < n; i++) out[i] = m[i]! >= 128 ? 1 : 0;
   const coverage = maskCoverage({
     mask,
-    width: image.width,
-    height: image.height,
+    width: full.width,
+    height: full.height,
     crop,
     outWidth: width,
     outHeight: height,

@@ -3,7 +3,7 @@
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { encodePng, encodePngWithAlpha, type RgbImage } from "../image/image-io.js";
+import { encodePng, encodePngWithAlpha, photoSize, type RgbImage } from "../image/image-io.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import {
   type Background,
@@ -36,12 +36,17 @@ export interface WritePhotoOutputsParams {
   readonly outDir: string;
   /** Output file stem from the scan: one path segment, no separators, not hidden. */
   readonly stem: string;
-  /** The full, upright RGB photo. */
+  /** The upright RGB photo: in full, or decoded reduced (`photo.scaledFrom`). */
   readonly photo: RgbImage;
-  /** PerSAM's full-resolution binary mask (non-zero = subject), `photo.width × photo.height`. */
+  /** PerSAM's full-resolution binary mask (non-zero = subject), at the photo's own size. */
   readonly mask: Uint8Array;
-  /** The training crop, in photo pixels (see subjectCrop). */
+  /**
+   * The training crop, in photo pixels (see subjectCrop); on the decode's grid for a reduced photo
+   * (see snapToDecodedGrid).
+   */
   readonly crop: CropRect;
+  /** The crop whose aspect sets the output size, when `crop` was snapped. @default crop */
+  readonly sizeFrom?: CropRect;
   /** Training resolution: the shorter output side (see outputSize). */
   readonly resolution: number;
   /** @default DEFAULT_BACKGROUND ("white") */
@@ -100,13 +105,14 @@ function checkStem(stem: string): void {
 export async function writePhotoOutputs(params: WritePhotoOutputsParams): Promise<PhotoOutputs> {
   const { outDir, stem, photo, crop, resolution } = params;
   checkStem(stem);
-  if (params.mask.length !== photo.width * photo.height) {
+  const full = photoSize(photo);
+  if (params.mask.length !== full.width * full.height) {
     throw new RangeError(
-      `Expected ${photo.width * photo.height} mask values (${photo.width}×${photo.height}) for mask but received ${params.mask.length}`,
+      `Expected ${full.width * full.height} mask values (${full.width}×${full.height}) for mask but received ${params.mask.length}`,
     );
   }
   const feather = params.feather ?? DEFAULT_FEATHER;
-  const { width, height } = outputSize(crop, resolution);
+  const { width, height } = outputSize(params.sizeFrom ?? crop, resolution);
   const { image, mask, coverage } = await cropAndResize({
     image: photo,
     mask: params.mask,

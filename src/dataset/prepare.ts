@@ -12,7 +12,7 @@ import type { PrepareParams, PrepareResult } from "./prepare/types.js";
 export { dryRunResult, type PreparePlan, planPrepare } from "./prepare/plan.js";
 export { referenceText } from "./prepare/reference-stage.js";
 export { runPrepare } from "./prepare/run.js";
-export { defaultOutDir, modelKeyOf } from "./prepare/settings.js";
+export { DEFAULT_DECODE, defaultOutDir, modelKeyOf } from "./prepare/settings.js";
 export * from "./prepare/types.js";
 
 /**

@@ -17,6 +17,19 @@ export interface RgbImage {
   width: number;
   height: number;
   channels: 3 | 4;
+  /**
+   * Set when the pixels were decoded at a reduced scale (JPEG DCT scaling, see
+   * `LoadImageOptions.shrink`): the photo's own upright size and the factor. Pixel (x, y) here covers
+   * the photo's pixels [x·factor, (x+1)·factor) × [y·factor, (y+1)·factor) (fewer at the right and
+   * bottom edges when the size is not a multiple of the factor).
+   */
+  scaledFrom?: { readonly width: number; readonly height: number; readonly factor: number };
+}
+
+/** The upright size of the photo an image was decoded from (its own size unless scaled). */
+export function photoSize(image: RgbImage): { width: number; height: number } {
+  const { width, height } = image.scaledFrom ?? image;
+  return { width, height };
 }
 
 /** Single-channel 8-bit pixels, row-major (masks, loss-weight maps). */
@@ -56,6 +69,12 @@ export interface LoadImageOptions {
    * @default DEFAULT_MAX_PIXELS (100 MP)
    */
   maxPixels?: number;
+  /**
+   * Decode a JPEG at 1/shrink of its size with libjpeg's DCT scaling (sharp's shrink-on-load): the
+   * pixels differ from a full decode resized, so this is for callers that document the deviation.
+   * Other formats are decoded in full. @default 1
+   */
+  shrink?: 1 | 2 | 4 | 8;
 }
 
 /** Default pixel limit: 100 MP, above any current phone or DSLR photo. */
@@ -161,11 +180,30 @@ export async function probeImage(path: string, options: LoadImageOptions = {}): 
  */
 export async function loadRgb(path: string, options: LoadImageOptions = {}): Promise<RgbImage> {
   const probe = await probeImage(path, options);
+  const factor = probe.format === "jpeg" ? (options.shrink ?? 1) : 1;
+  const width = Math.ceil(probe.width / factor);
+  const height = Math.ceil(probe.height / factor);
   const { data, info } = await decode(path, probe, options, (s) =>
-    s.toColourspace("srgb").removeAlpha().raw({ depth: "uchar" }),
+    // An exact 1/factor target lets libvips decode with the JPEG's DCT scaling and leaves a
+    // nearest-neighbour resize of scale 1, which copies.
+    (factor > 1 ? s.resize(width, height, { fastShrinkOnLoad: true, kernel: "nearest" }) : s)
+      .toColourspace("srgb")
+      .removeAlpha()
+      .raw({ depth: "uchar" }),
   );
   if (info.channels !== 3) throw new Error(`Expected 3 channels from ${path} but received ${info.channels}`);
-  return { data, width: info.width, height: info.height, channels: 3 };
+  if (factor > 1 && (info.width !== width || info.height !== height)) {
+    throw new Error(
+      `Expected ${width}×${height} from ${path} at 1/${factor} but received ${info.width}×${info.height}`,
+    );
+  }
+  return {
+    data,
+    width: info.width,
+    height: info.height,
+    channels: 3,
+    ...(factor > 1 ? { scaledFrom: { width: probe.width, height: probe.height, factor } } : {}),
+  };
 }
 
 /** How a mask file encoded its foreground (see {@link loadMaskRed}). */

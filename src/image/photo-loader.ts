@@ -1,11 +1,26 @@
-// The decoder of a run's photos: one pixel limit for every decode, and a notice per decode for the
-// caller's progress and diagnostics. Passed down to whatever needs pixels (the photo encoder).
+// The decoder of a run's photos: one pixel limit and one scale policy for every decode, and a
+// notice per decode for the caller's progress and diagnostics. Passed down to whatever needs pixels
+// (the photo encoder), so a photo is decoded the same way wherever it is decoded.
 
-import { type LoadImageOptions, loadRgb, type RgbImage } from "./image-io.js";
+import { type LoadImageOptions, loadRgb, probeImage, type RgbImage } from "./image-io.js";
+
+/** The smallest decode a caller can work with: the decoded photo keeps at least these sides. */
+export interface DecodeNeed {
+  /** Longer side, in pixels (SAM's encoder input: 1024). */
+  readonly longSide: number;
+  /** Shorter side, in pixels (the training resolution). */
+  readonly shortSide: number;
+}
 
 /** Options of {@link PhotoLoader}. */
-export interface PhotoLoaderOptions extends LoadImageOptions {
-  /** Told of every full-resolution decode, after it succeeded. */
+export interface PhotoLoaderOptions extends Omit<LoadImageOptions, "shrink"> {
+  /**
+   * Decode JPEGs at the smallest DCT scale (1/2, 1/4, 1/8) that still keeps these sides; other
+   * formats, and photos too small to shrink, in full. A deviation from the reference's pixels (see
+   * `LoadImageOptions.shrink`). @default undefined (every photo in full)
+   */
+  readonly scaled?: DecodeNeed | undefined;
+  /** Told of every decode, after it succeeded. */
   readonly onDecode?: ((path: string) => void) | undefined;
 }
 
@@ -16,17 +31,48 @@ export interface DecodedPhoto {
   readonly image: RgbImage;
 }
 
+/** The largest of 1, 2, 4, 8 that keeps a `width × height` photo at least as large as `need`. */
+export function shrinkFactor(width: number, height: number, need: DecodeNeed): 1 | 2 | 4 | 8 {
+  for (const f of [8, 4, 2] as const) {
+    const long = Math.ceil(Math.max(width, height) / f);
+    const short = Math.ceil(Math.min(width, height) / f);
+    if (long >= need.longSide && short >= need.shortSide) return f;
+  }
+  return 1;
+}
+
 /** Decodes photos to upright sRGB RGB8 with one set of options (see `loadRgb`). */
 export class PhotoLoader {
   constructor(private readonly options: PhotoLoaderOptions = {}) {}
 
   /**
-   * The photo's pixels.
+   * The scale a photo is decoded at by {@link load}: 1, or the DCT factor (JPEGs only). Reads the
+   * header only.
+   * @throws UserError naming the file when it is not an image persam-db reads.
+   */
+  async factorFor(path: string): Promise<1 | 2 | 4 | 8> {
+    const need = this.options.scaled;
+    if (need === undefined) return 1;
+    const probe = await probeImage(path, this.options);
+    return probe.format === "jpeg" ? shrinkFactor(probe.width, probe.height, need) : 1;
+  }
+
+  /**
+   * The photo's pixels, at the loader's scale.
    * @throws UserError naming the file when it cannot be read or decoded, or exceeds the pixel limit.
    */
   async load(path: string): Promise<RgbImage> {
-    const { onDecode, ...options } = this.options;
-    const image = await loadRgb(path, options);
+    return this.decode(path, await this.factorFor(path));
+  }
+
+  /** The photo's pixels at full resolution, whatever the loader's scale. */
+  async loadFull(path: string): Promise<RgbImage> {
+    return this.decode(path, 1);
+  }
+
+  private async decode(path: string, shrink: 1 | 2 | 4 | 8): Promise<RgbImage> {
+    const { onDecode, scaled: _scaled, ...options } = this.options;
+    const image = await loadRgb(path, { ...options, shrink });
     onDecode?.(path);
     return image;
   }

@@ -5,7 +5,7 @@
 import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isUserError } from "../../errors.js";
-import { encodeJpeg, loadMaskRed, type RgbImage, resizeRgb } from "../../image/image-io.js";
+import { encodeJpeg, loadMaskRed, photoSize, type RgbImage, resizeRgb } from "../../image/image-io.js";
 import { decodeMaskPng, encodeMaskPng } from "../../image/mask-png.js";
 import type { DecodedPhoto, PhotoLoader } from "../../image/photo-loader.js";
 import { segmentPhoto } from "../../segment/persam/segment-photos.js";
@@ -14,7 +14,7 @@ import { maskBox } from "../../segment/sam/postprocess.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { clamp01, roundMs, roundTimings } from "../../util/numbers.js";
 import type { Box } from "../../util/tensor.js";
-import { type CropRect, outputSize, resizeMask, subjectCrop } from "../crop.js";
+import { type CropRect, outputSize, resizeMask, snapToDecodedGrid, subjectCrop } from "../crop.js";
 import { OUTPUT_FOLDERS, writePhotoOutputs } from "../outputs.js";
 import {
   MASKS_DIR,
@@ -164,7 +164,7 @@ export async function processPhoto(
       mask = await loadStoredMask(join(outDir, seg.maskFile), seg);
       loadTimings.maskLoadMs = roundMs(performance.now() - t);
     }
-    ps.outputs = await outputsStep(ctx, photo.stem, image, mask, seg, loadTimings);
+    ps.outputs = await outputsStep(ctx, photo.stem, photo.path, image, mask, seg, loadTimings);
     work.outputs = true;
   } else if (!kept) {
     // Left out of the training set: no file of it may remain where a trainer would read it.
@@ -318,6 +318,7 @@ async function segmentStep(
 async function outputsStep(
   ctx: PhotoStageContext,
   stem: string,
+  photoPath: string,
   image: RgbImage,
   mask: Uint8Array,
   seg: SegmentationRecord,
@@ -325,21 +326,31 @@ async function outputsStep(
 ): Promise<OutputsRecord> {
   const { settings } = ctx;
   const t1 = performance.now();
-  const box = maskBox(mask, image.width, image.height);
+  const full = photoSize(image);
+  const box = maskBox(mask, full.width, full.height);
   const crop = subjectCrop({
-    width: image.width,
-    height: image.height,
+    width: full.width,
+    height: full.height,
     box,
     aspect: settings.aspect,
     margin: settings.margin,
     mode: settings.crop,
   });
+  const size = outputSize(crop, settings.resolution);
+  // A reduced decode serves only when it has at least the output's pixels in the crop; otherwise
+  // the photo is decoded in full for its outputs (a small subject in a large photo).
+  const f = image.scaledFrom?.factor ?? 1;
+  const pixels =
+    f > 1 && (crop.width / f < size.width || crop.height / f < size.height)
+      ? await ctx.loader.loadFull(photoPath)
+      : image;
   const written = await writePhotoOutputs({
     outDir: ctx.outDir,
     stem,
-    photo: image,
+    photo: pixels,
     mask,
-    crop,
+    crop: snapToDecodedGrid(crop, pixels),
+    sizeFrom: crop,
     resolution: settings.resolution,
     background: settings.background,
     bgWeight: settings.bgWeight,
@@ -348,7 +359,6 @@ async function outputsStep(
     confidence: seg.confidence,
     flags: seg.doubtful ? ["doubtful", ...seg.flags] : seg.flags,
   });
-  const size = outputSize(crop, settings.resolution);
   const cropFlags = [
     ...(crop.cutsSubject ? ["cuts-subject"] : []),
     ...(crop.marginReduced ? ["margin-reduced"] : []),
@@ -409,14 +419,15 @@ async function writeThumbnails(
   image: RgbImage,
   mask: Uint8Array,
 ): Promise<{ photo: string; mask: string }> {
-  const scale = Math.min(1, THUMB_SIDE / Math.max(image.width, image.height));
-  const w = Math.max(1, Math.round(image.width * scale));
-  const h = Math.max(1, Math.round(image.height * scale));
+  const full = photoSize(image);
+  const scale = Math.min(1, THUMB_SIDE / Math.max(full.width, full.height));
+  const w = Math.max(1, Math.round(full.width * scale));
+  const h = Math.max(1, Math.round(full.height * scale));
   // sharp shrinks the photo on its thread while the mask is resized here.
-  const small = scale < 1 ? resizeRgb(image, w, h) : Promise.resolve(image);
+  const small = w !== image.width || h !== image.height ? resizeRgb(image, w, h) : Promise.resolve(image);
   const smallMask =
-    scale < 1
-      ? resizeMask({ mask, width: image.width, height: image.height, outWidth: w, outHeight: h })
+    w !== full.width || h !== full.height
+      ? resizeMask({ mask, width: full.width, height: full.height, outWidth: w, outHeight: h })
       : mask;
   const photo = `${THUMBS_DIR}/${stem}.jpg`;
   const maskFile = `${THUMBS_DIR}/${stem}.mask.png`;

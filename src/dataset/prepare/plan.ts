@@ -146,6 +146,8 @@ export function segmentationKey(
     model: keys.model,
     mode: settings.mode,
     reference: referenceIdentity,
+    // The reference's pixels (full) keep the keys of earlier versions.
+    decode: settings.decode === "full" ? undefined : settings.decode,
     fusion: settings.mode === "persam-f" ? (params.fusionTrainer ?? {}) : undefined,
   });
 }
@@ -221,6 +223,7 @@ function outputsKey(settings: Settings): string {
     bgWeight: settings.bgWeight,
     feather: settings.feather,
     caption: settings.caption,
+    decode: settings.decode === "full" ? undefined : settings.decode,
   });
 }
 

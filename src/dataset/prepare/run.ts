@@ -14,6 +14,7 @@ import {
   embeddingKeyId,
 } from "../../segment/sam/embedding-cache.js";
 import { PhotoEncoder } from "../../segment/sam/photo-encoder.js";
+import { ENCODER_SIDE } from "../../segment/sam/sam-constants.js";
 import type { EncodedPhoto, SamModel } from "../../segment/sam/sam-model.js";
 import { isTestModelFile } from "../../segment/sam/test-weights.js";
 import { removeStaleTempFiles } from "../../util/atomic-write.js";
@@ -133,6 +134,8 @@ async function runLocked(
   let encoded = 0;
   const loader = new PhotoLoader({
     ...(plan.params.maxPixels === undefined ? {} : { maxPixels: plan.params.maxPixels }),
+    scaled:
+      settings.decode === "scaled" ? { longSide: ENCODER_SIDE, shortSide: settings.resolution } : undefined,
     onDecode: (path) => emit({ type: "decode", path }),
   });
   const encoder =

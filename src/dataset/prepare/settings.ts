@@ -21,7 +21,7 @@ import { DEFAULT_TOKEN, caption as makeCaption, requireClassFromFolder } from ".
 import type { CropMode } from "../crop.js";
 import { checkPhotoFolder, isInside } from "../scan.js";
 import { DEFAULT_BG_WEIGHT, DEFAULT_FEATHER } from "../weight-map.js";
-import { DEFAULT_PRESETS, type PrepareParams, type TrainerChoice } from "./types.js";
+import { DEFAULT_PRESETS, type DecodeMode, type PrepareParams, type TrainerChoice } from "./types.js";
 
 /** A model's identity for the state: registry label, encoder fingerprint and decoder file. */
 export async function modelKeyOf(files: SamModel["files"]): Promise<string> {
@@ -79,6 +79,9 @@ export function resolveJobs(value: number | undefined): number {
   return jobs;
 }
 
+/** How `prepare` decodes photos unless told otherwise (see `PrepareParams.decode`). */
+export const DEFAULT_DECODE: DecodeMode = "full";
+
 /** The run's settings, every default applied and every value checked. */
 export interface Settings {
   readonly mode: ReferenceMode;
@@ -94,6 +97,7 @@ export interface Settings {
   readonly className: string;
   readonly caption: string;
   readonly keepDoubtful: boolean;
+  readonly decode: DecodeMode;
   readonly trainer: TrainerChoice;
   readonly presets: {
     readonly diffusers?: DiffusersPreset;
@@ -160,6 +164,10 @@ export async function resolveSettings(params: PrepareParams, inputDir: string): 
     throw new UserError(`Expected persam or persam-f for mode but received ${JSON.stringify(mode)}`);
   }
   const margin = params.margin ?? 0.1;
+  const decode = params.decode ?? DEFAULT_DECODE;
+  if (decode !== "full" && decode !== "scaled") {
+    throw new UserError(`Expected full or scaled for decode but received ${JSON.stringify(decode)}`);
+  }
   const identifier = params.identifier ?? defaults.token ?? DEFAULT_TOKEN;
   const className = params.className ?? requireClassFromFolder(inputDir);
   const template = params.captionTemplate ?? defaults.instancePrompt;
@@ -191,6 +199,7 @@ export async function resolveSettings(params: PrepareParams, inputDir: string): 
     className,
     caption: makeCaption({ token: identifier, className, template }),
     keepDoubtful: params.keepDoubtful ?? false,
+    decode,
     trainer,
     presets,
   };

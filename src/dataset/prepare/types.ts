@@ -19,6 +19,9 @@ export const DEFAULT_PRESETS = {
   onetrainer: "onetrainer-sd15-lora",
 } as const;
 
+/** How `prepare` decodes photos (see `PrepareParams.decode`). */
+export type DecodeMode = "full" | "scaled";
+
 /** What happens to a photo in this run. */
 export type PhotoAction = "skip" | "outputs" | "segment" | "exclude" | "fail";
 
@@ -133,6 +136,14 @@ export interface PrepareParams {
    * @default the user's cache (`defaultEmbeddingCache`)
    */
   readonly embeddingCache?: EmbeddingStore | undefined;
+  /**
+   * How photos are decoded: `full` gives the encoder the reference's pixels (a PIL resize of the
+   * whole photo); `scaled` decodes JPEGs at the smallest DCT scale that still holds the encoder's
+   * 1024 pixels and the training resolution (faster, a documented deviation: README, "How PerSAM is
+   * reproduced"). Masks and coordinates are at the photo's size either way.
+   * @default "full"
+   */
+  readonly decode?: DecodeMode | undefined;
   /** Pixel limit per photo. @default DEFAULT_MAX_PIXELS */
   readonly maxPixels?: number | undefined;
   /** Tool name for the report. @default "persam-db" */

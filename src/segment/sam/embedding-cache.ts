@@ -25,6 +25,8 @@ export interface EmbeddingKey {
   readonly photoSha256: string;
   /** A fingerprint of the encoder (see {@link encoderFingerprint}). */
   readonly encoder: string;
+  /** The DCT scale the photo was decoded at, when reduced (see `PhotoLoader`). @default 1 */
+  readonly decodeFactor?: number;
 }
 
 /** Where embeddings are looked up and kept (the disk cache, or a wrapper of it). */
@@ -133,7 +135,9 @@ export async function encoderFingerprint(path: string, label: string): Promise<s
 }
 
 function embeddingKeyText(key: EmbeddingKey): string {
-  return `${key.encoder}\n${key.photoSha256}`;
+  const scale =
+    key.decodeFactor !== undefined && key.decodeFactor !== 1 ? `\ndecode 1/${key.decodeFactor}` : "";
+  return `${key.encoder}\n${key.photoSha256}${scale}`;
 }
 
 /** A short identity of a key, for sets of keys seen in one run. */

@@ -41,7 +41,7 @@ export interface EncodedPhotoFile {
   readonly path: string;
   readonly sha256: string;
   readonly encoded: EncodedPhoto;
-  /** Photo size after EXIF orientation. */
+  /** Photo size after EXIF orientation (the photo's own, also when it was decoded reduced). */
   readonly width: number;
   readonly height: number;
   /** True when the embedding came from memory or the disk cache. */
@@ -83,15 +83,22 @@ export class PhotoEncoder {
     const { path } = photo;
     const t0 = performance.now();
     const hash = photo.sha256 ?? (await photoSha256(path));
-    const hit = this.memory.get(hash);
+    // A reduced decode gives another embedding: its factor is part of the key.
+    const factor = photo.image ? (photo.image.scaledFrom?.factor ?? 1) : await this.loader.factorFor(path);
+    const memoryKey = factor === 1 ? hash : `${hash}/${factor}`;
+    const hit = this.memory.get(memoryKey);
     if (hit) {
-      this.memory.delete(hash);
-      this.memory.set(hash, hit);
+      this.memory.delete(memoryKey);
+      this.memory.set(memoryKey, hit);
       return { ...hit, path, cached: true, loadMs: 0, encodeMs: 0 };
     }
     const { cache, model } = this.params;
     this.fingerprint ??= await encoderFingerprint(model.files.encoderPath, model.files.label);
-    const key = { photoSha256: hash, encoder: this.fingerprint };
+    const key = {
+      photoSha256: hash,
+      encoder: this.fingerprint,
+      ...(factor > 1 ? { decodeFactor: factor } : {}),
+    };
     const stored = cache ? await cache.get(key) : undefined;
     let result: EncodedPhotoFile;
     let decoded: RgbImage | undefined;
@@ -114,19 +121,20 @@ export class PhotoEncoder {
       const encoded = await model.encode(pixels);
       const t2 = performance.now();
       if (cache) await cache.put(key, encoded);
+      const [height, width] = encoded.originalSize;
       result = {
         path,
         sha256: hash,
         encoded,
-        width: pixels.width,
-        height: pixels.height,
+        width,
+        height,
         cached: false,
         loadMs: t1 - t0,
         encodeMs: t2 - t1,
       };
     }
     if (this.limit > 0) {
-      this.memory.set(hash, result);
+      this.memory.set(memoryKey, result);
       while (this.memory.size > this.limit) this.memory.delete(this.memory.keys().next().value as string);
     }
     return decoded === undefined ? result : { ...result, decoded };

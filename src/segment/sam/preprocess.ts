@@ -349,17 +349,21 @@ export function normalizeAndPad(rgb: Uint8Array, width: number, height: number, 
 /**
  * The whole image side of SAM preprocessing (persam-spec §1.1): PIL-bilinear resize of interleaved
  * RGB uint8 to the long-side-1024 size, normalise, pad to `[1, 3, 1024, 1024]`.
+ * @param originalSize `[H, W]` of the photo when `rgb` is a reduced decode of it (DCT scaling): the
+ *   input size and every coordinate stay those of the photo; only the resize starts from fewer
+ *   pixels. @default [height, width]
  * @throws RangeError when a size is not a positive integer or `rgb` has the wrong length.
  */
 export function samPreprocess(
   rgb: Uint8Array,
   width: number,
   height: number,
+  originalSize: Size = [height, width],
 ): { pixelValues: Tensor; inputSize: Size; originalSize: Size } {
-  const inputSize = preprocessShape(height, width);
+  const inputSize = preprocessShape(originalSize[0], originalSize[1]);
   const [hIn, wIn] = inputSize;
   const resized = pilResizeBilinear(rgb, width, height, 3, wIn, hIn);
-  return { pixelValues: normalizeAndPad(resized, wIn, hIn), inputSize, originalSize: [height, width] };
+  return { pixelValues: normalizeAndPad(resized, wIn, hIn), inputSize, originalSize };
 }
 
 /**

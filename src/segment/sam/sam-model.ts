@@ -3,7 +3,7 @@
 
 import { createHash } from "node:crypto";
 import { UserError } from "../../errors.js";
-import type { RgbImage } from "../../image/image-io.js";
+import { photoSize, type RgbImage } from "../../image/image-io.js";
 import type { Size, Tensor } from "../../util/tensor.js";
 import { checkCheckpointMatch } from "./checkpoint-check.js";
 import { SamDecoder } from "./decoder-session.js";
@@ -105,11 +105,15 @@ export class SamModel {
     return model;
   }
 
-  /** Preprocess and encode one decoded photo (RGB8). */
+  /** Preprocess and encode one decoded photo (RGB8; a reduced decode keeps the photo's coordinates). */
   async encode(image: RgbImage): Promise<EncodedPhoto> {
     if (image.channels !== 3)
       throw new Error(`Expected an RGB image but received ${image.channels} channels`);
-    const { pixelValues, inputSize, originalSize } = samPreprocess(image.data, image.width, image.height);
+    const { width, height } = photoSize(image);
+    const { pixelValues, inputSize, originalSize } = samPreprocess(image.data, image.width, image.height, [
+      height,
+      width,
+    ]);
     const out = await this.encoder.encode(pixelValues);
     this.checkCheckpoint(out);
     return { embedding: out.embedding, originalSize, inputSize };
