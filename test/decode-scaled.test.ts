@@ -149,6 +149,7 @@ describe("reduced decode", () => {
       return { result, decodes: decodes.sort() };
     };
     const full = await run("full", "full.persam");
+    expect(full.result.counts).toMatchObject({ kept: 2, segmented: 2, encoded: 2 });
     const scaled = await run("scaled", "scaled.persam");
     expect(scaled.result.counts).toMatchObject({ kept: 2, segmented: 2, encoded: 2 });
     expect(scaled.decodes).toEqual(["ball-1.jpg", "ball-2.jpg"]);
