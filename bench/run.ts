@@ -30,6 +30,8 @@ Options:
   --check       exit with code 1 when a median misses its target
   --big         encoder, prepare, encoder-variants: also / instead use the SAM ViT-B-size encoder (slow)
   --sweep       encoder: also measure onnxruntime session-option variants
+  --model-file PATH  encoder: measure this encoder .onnx file instead of the generated ones
+                (e.g. one written by torch.onnx.export: bench/models/torch-vit-encoder.py)
   --photos N    prepare: number of generated 12 MP photos (default 20)
   --jobs N      prepare: photos processed at once, as prepare's --jobs (default: prepare's default)
   --encoder-thread  prepare: run the image encoder in a worker thread (SamModelOptions.encoderThread)
@@ -92,6 +94,7 @@ async function main(argv: readonly string[]): Promise<number> {
       check: { type: "boolean", default: false },
       big: { type: "boolean", default: false },
       sweep: { type: "boolean", default: false },
+      "model-file": { type: "string" },
       photos: { type: "string" },
       jobs: { type: "string" },
       "encoder-thread": { type: "boolean", default: false },
@@ -110,7 +113,11 @@ async function main(argv: readonly string[]): Promise<number> {
     postprocessCase,
     persamFCase,
     persamCase,
-    encoderCase({ big: values.big, sweep: values.sweep }),
+    encoderCase({
+      big: values.big,
+      sweep: values.sweep,
+      modelFile: values["model-file"] === undefined ? undefined : resolve(values["model-file"]),
+    }),
     prepareCase({
       cacheDir: join(outDir, "cache"),
       outDir,

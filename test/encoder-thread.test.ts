@@ -59,6 +59,8 @@ describe("image encoder thread", () => {
       expect(threaded.embedDim).toBe(local.embedDim);
       expect(threaded.hasPositional).toBe(local.hasPositional);
       expect(threaded.loadNotes).toEqual(local.loadNotes);
+      expect(threaded.positionalPrecision).toBe("float32");
+      expect(local.positionalPrecision).toBe("float32");
       for (const seed of [1, 2]) {
         const expected = await local.encode(pixels(seed));
         const input = pixels(seed);

@@ -9,15 +9,22 @@ import { type TinyModelFiles, writeTinyModel } from "../src/segment/models/tiny-
 import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../src/segment/sam/safetensors.js";
 import { TEST_MODEL_METADATA_KEY } from "../src/segment/sam/test-weights.js";
 import { runCli } from "./support/cli.js";
+import { EXPORT_KINDS, type ExportModelFiles, writeExportModel } from "./support/export-encoders.js";
 import { haveSharedFixtures, persegPath } from "./support/fixtures.js";
 
 let dir: string;
 let model: TinyModelFiles;
 let photo: string;
+/** Encoders shaped like the Hub's exports, of two random checkpoints (test/support/export-encoders.ts). */
+let exports: [ExportModelFiles, ExportModelFiles];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "persam-mask-"));
   model = await writeTinyModel({ dir: join(dir, "model") });
+  exports = [
+    await writeExportModel({ dir: join(dir, "exports"), seed: 1 }),
+    await writeExportModel({ dir: join(dir, "exports"), seed: 2 }),
+  ];
   photo = join(dir, "photo.png");
   // A 320×200 photo: a bright disc on a dark gradient.
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="200">
@@ -178,6 +185,36 @@ describe("persam-db mask", () => {
     ]);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`cannot load the image encoder ${model.decoderPath}`);
+  });
+
+  describe.each(EXPORT_KINDS)("with an encoder shaped like the Hub's %s export", (kind) => {
+    /** stderr without the line that says the decoder holds random test weights. */
+    const problems = (stderr: string) =>
+      stderr.split("\n").filter((l) => l !== "" && !l.includes("RANDOM TEST WEIGHTS"));
+
+    it("runs with its checkpoint's decoder, the attention examined and rewritten", async () => {
+      const [own] = exports;
+      const out = join(dir, `export-${kind}.png`);
+      const args = ["--encoder", own.encoders[kind], "--decoder", own.decoderPath, "-o", out, "--json"];
+      const run = await runCli(["mask", photo, "--point", "200,90", ...args]);
+      expect(problems(run.stderr)).toEqual([]);
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.stdout).masks).toHaveLength(1);
+      const meta = await sharp(out).metadata();
+      expect([meta.width, meta.height]).toEqual([320, 200]);
+    });
+
+    it("refuses another checkpoint's decoder in one line", async () => {
+      const [own, other] = exports;
+      const args = ["--encoder", own.encoders[kind], "--decoder", other.decoderPath];
+      const run = await runCli(["mask", photo, "--point", "200,90", ...args, "-o", join(dir, "never.png")]);
+      expect(run.code).toBe(1);
+      const lines = problems(run.stderr);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(
+        `${own.encoders[kind]} and ${other.decoderPath} come from different SAM checkpoints`,
+      );
+    });
   });
 
   it.skipIf(!haveSharedFixtures("mask CLI on a real photo"))(

@@ -5,8 +5,11 @@
 // Without options it measures persam-db's defaults and the same without attention chunking (the
 // graph as exported); --sweep also measures onnxruntime session options (optimisation level, memory
 // arena, memory pattern, threads, execution mode, spinning) one change at a time against
-// onnxruntime's defaults, and 4 attention chunks instead of 12.
+// onnxruntime's defaults, and 4 attention chunks instead of 12. --model-file measures an encoder
+// file made elsewhere (e.g. by torch.onnx.export, bench/models/torch-vit-encoder.py) instead.
 
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import type { SamEncoderOptions } from "../../src/segment/sam/encoder-session.js";
 import { DEFAULT_ATTENTION_CHUNKS } from "../../src/segment/sam/encoder-session.js";
 import { type EncoderTiming, type EncoderTimingArgs, timeEncoder } from "../encoder-child.js";
@@ -29,6 +32,11 @@ export interface EncoderCaseOptions {
   readonly sweep: boolean;
   /** Folder of the generated encoders. @default vit-encoder.ts's defaultVitCacheDir() */
   readonly modelDir?: string | undefined;
+  /**
+   * An encoder .onnx file to measure instead of the generated ones (named `file:<name>` in the
+   * results); with `sweep`, every session-option variant. @default none
+   */
+  readonly modelFile?: string | undefined;
 }
 
 /** Session options plus the encoder's load-time attention chunking. */
@@ -114,20 +122,27 @@ function encodeTask(raw: unknown): Promise<EncoderTiming> {
   return timeEncoder(raw as EncoderTimingArgs);
 }
 
-/** FLOPs of a preset's graph at [1,3,1024,1024] (static count, no weights generated). */
-function presetFlops(preset: VitPreset): { total: number; mac: number; byOp: string } {
-  const report = countFlops(buildVitEncoderShapeOnly({ preset }));
-  if (report.unknown.length > 0) throw new Error(`FLOP count left out ${report.unknown.length} nodes`);
+/**
+ * FLOPs of an encoder graph at [1,3,1024,1024] (static count); a preset's without generating its
+ * weights. Nodes the counter does not know are left out of a file's count, and named in `byOp`.
+ */
+function graphFlops(model: VitPreset | { file: string }): { total: number; mac: number; byOp: string } {
+  const file = typeof model === "object";
+  const report = countFlops(file ? readFileSync(model.file) : buildVitEncoderShapeOnly({ preset: model }));
+  if (report.unknown.length > 0 && !file) {
+    throw new Error(`FLOP count left out ${report.unknown.length} nodes`);
+  }
   const byOp = Object.entries(report.byOp)
     .slice(0, 6)
     .map(([op, f]) => `${op} ${(f.flops / 1e9).toFixed(1)}`)
     .join(", ");
-  return { total: report.total, mac: report.mac, byOp };
+  const left = report.unknown.length > 0 ? `; ${report.unknown.length} nodes not counted` : "";
+  return { total: report.total, mac: report.mac, byOp: byOp + left };
 }
 
 async function measure(
   ctx: BenchContext,
-  preset: VitPreset,
+  preset: string,
   modelPath: string,
   variant: Variant,
   flops: { total: number; mac: number; byOp: string },
@@ -188,15 +203,24 @@ export function encoderCase(options: EncoderCaseOptions): BenchCase {
     name: "encoder",
     summary: "SAM ViT image encoder, SlimSAM-77 size (ViT-B with --big): create, encode, GFLOP/s, peak RSS",
     async run(ctx) {
-      const presets: VitPreset[] = options.big ? ["slimsam-77", "sam-vit-base"] : ["slimsam-77"];
       const results: Measurement[] = [];
+      if (options.modelFile !== undefined) {
+        const label = `file:${basename(options.modelFile)}`;
+        const flops = graphFlops({ file: options.modelFile });
+        const variants = options.sweep
+          ? VARIANTS
+          : VARIANTS.filter((v) => v.name === "default" || v.name === "unchunked");
+        for (const v of variants) results.push(...(await measure(ctx, label, options.modelFile, v, flops)));
+        return results;
+      }
+      const presets: VitPreset[] = options.big ? ["slimsam-77", "sam-vit-base"] : ["slimsam-77"];
       for (const preset of presets) {
         ctx.log(`encoder/${preset}: ${(vitParameterCount(preset) / 1e6).toFixed(1)} M random parameters`);
         const modelPath =
           options.modelDir === undefined
             ? ensureVitEncoderModel({ preset })
             : ensureVitEncoderModel({ preset }, options.modelDir);
-        const flops = presetFlops(preset);
+        const flops = graphFlops(preset);
         const variants = !options.sweep
           ? VARIANTS.filter((v) => v.name === "default" || v.name === "unchunked")
           : preset === "slimsam-77"

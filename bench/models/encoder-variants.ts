@@ -22,7 +22,8 @@ import {
   type ValueInfoProtoData,
 } from "../../src/segment/onnx/proto.js";
 import type { ReadAttribute, ReadModel, ReadNode, ReadTensor } from "../../src/segment/onnx/proto-reader.js";
-import { float32ToFloat16Bits } from "../../src/segment/sam/ort.js";
+import { startInference } from "../../src/segment/onnx/shape-inference.js";
+import { float32ToFloat16Bits } from "../../src/util/float16.js";
 
 // `TensorProto.DataType` codes beyond proto.ts's `DataType` (which lists only what graph-builder
 // emits); the writer stores the code as given, so widening the type here is safe.
@@ -283,23 +284,63 @@ export function fp16WeightsVariant(model: ReadModel): Uint8Array {
   return finish(model, g);
 }
 
+/** Options of {@link fp16Variant}. */
+export interface Fp16Options {
+  /**
+   * Keep the graph's float inputs and outputs float32, with a Cast to float16 after each input and
+   * a Cast to float32 before each output (onnxconverter-common's `keep_io_types`, which the
+   * Transformers.js fp16 conversion uses). @default false
+   */
+  readonly keepIoTypes?: boolean;
+  /**
+   * Ops left in float32, between a Cast to float32 of each float input and a Cast back to float16
+   * of each float output (onnxconverter-common's `op_block_list`: ops onnxruntime lacks float16
+   * kernels for). @default none
+   */
+  readonly opBlockList?: readonly string[];
+}
+
+/**
+ * The ops of onnxconverter-common's default block list (also Transformers.js's float16 conversion)
+ * that an image encoder can contain.
+ */
+export const FP16_OP_BLOCK_LIST = [
+  "CumSum",
+  "Min",
+  "Max",
+  "Resize",
+  "Upsample",
+  "TopK",
+  "RoiAlign",
+  "NonMaxSuppression",
+] as const;
+
 /**
  * The whole graph in float16: every float initializer (scalars included, since an op's inputs must
- * share one type), float `Constant` values, `Cast(to=float)` targets and the graph's float inputs
- * and outputs become float16. Attributes stay float (ONNX defines them so, e.g. LayerNorm's epsilon).
- * Whether a session can be created depends on the execution provider having float16 kernels for
- * every op of the graph (onnxruntime's CPU provider lacks several; it does not insert casts).
+ * share one type), float `Constant` and `ConstantOfShape` values, `Cast(to=float)` targets and the
+ * graph's float inputs and outputs (unless `keepIoTypes`) become float16. Attributes stay float
+ * (ONNX defines them so, e.g. LayerNorm's epsilon). Whether a session can be created depends on the
+ * execution provider having float16 kernels for every op of the graph (onnxruntime's CPU provider
+ * lacks several; it does not insert casts).
  */
-export function fp16Variant(model: ReadModel): Uint8Array {
+export function fp16Variant(model: ReadModel, options: Fp16Options = {}): Uint8Array {
   const g = toGraph(model);
   for (const [name, t] of g.initializers)
     if (t.dataType === FLOAT) g.initializers.set(name, halfTensor(name, t));
-  const half = (v: ValueInfoProtoData): ValueInfoProtoData =>
-    v.elemType === FLOAT ? { ...v, elemType: FLOAT16 } : v;
-  g.inputs = g.inputs.map(half);
-  g.outputs = g.outputs.map(half);
+  const cast = (input: string, output: string, to: DataType): NodeProtoData => ({
+    opType: "Cast",
+    name: fresh(g, `${output}_cast`),
+    inputs: [input],
+    outputs: [output],
+    attributes: [{ name: "to", kind: "int", value: to }],
+  });
+  const blocked = new Set(options.opBlockList ?? []);
+  // Element types of the float32 graph's values, to find a blocked node's float inputs and outputs.
+  const types = startInference(model);
+  if (blocked.size > 0) for (const n of model.graph.nodes) types.infer(n);
   g.nodes = g.nodes.map((n) => {
-    if (n.opType === "Constant" && (n.domain ?? "") === "") {
+    if (blocked.has(n.opType) && (n.domain ?? "") === "") return n;
+    if ((n.opType === "Constant" || n.opType === "ConstantOfShape") && (n.domain ?? "") === "") {
       return {
         ...n,
         attributes: (n.attributes ?? []).map((a) =>
@@ -319,6 +360,54 @@ export function fp16Variant(model: ReadModel): Uint8Array {
     }
     return n;
   });
+  g.nodes = g.nodes.flatMap((n) => {
+    if (!blocked.has(n.opType) || (n.domain ?? "") !== "") return [n];
+    const isFloat = (v: string) => v !== "" && types.type(v) === FLOAT;
+    const before: NodeProtoData[] = [];
+    const after: NodeProtoData[] = [];
+    const inputs = n.inputs.map((v) => {
+      if (!isFloat(v)) return v;
+      const wide = fresh(g, `${v}_fp32`);
+      before.push(cast(v, wide, FLOAT));
+      return wide;
+    });
+    const outputs = n.outputs.map((v) => {
+      if (!isFloat(v)) return v;
+      const wide = fresh(g, `${v}_fp32`);
+      after.push(cast(wide, v, FLOAT16));
+      return wide;
+    });
+    return [...before, { ...n, inputs, outputs }, ...after];
+  });
+  if (!options.keepIoTypes) {
+    const half = (v: ValueInfoProtoData): ValueInfoProtoData =>
+      v.elemType === FLOAT ? { ...v, elemType: FLOAT16 } : v;
+    g.inputs = g.inputs.map(half);
+    g.outputs = g.outputs.map(half);
+    return finish(model, g);
+  }
+  const renamed = new Map<string, string>();
+  const first: NodeProtoData[] = [];
+  for (const v of g.inputs) {
+    if (v.elemType !== FLOAT || g.initializers.has(v.name)) continue;
+    const inner = fresh(g, `${v.name}_fp16`);
+    renamed.set(v.name, inner);
+    first.push(cast(v.name, inner, FLOAT16));
+  }
+  const last: NodeProtoData[] = [];
+  const produced = new Set(g.nodes.flatMap((n) => n.outputs));
+  for (const v of g.outputs) {
+    if (v.elemType !== FLOAT || !produced.has(v.name)) continue;
+    const inner = fresh(g, `${v.name}_fp16`);
+    renamed.set(v.name, inner);
+    last.push(cast(inner, v.name, FLOAT));
+  }
+  const rename = (name: string): string => renamed.get(name) ?? name;
+  g.nodes = [
+    ...first,
+    ...g.nodes.map((n) => ({ ...n, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) })),
+    ...last,
+  ];
   return finish(model, g);
 }
 

@@ -1,4 +1,5 @@
-// chunkAttention from a model file to a model file, and a worker thread to run it in. The rewrite
+// chunkAttention from a model file to a model file, and a worker thread to run it in; the same read
+// of the file also tells the precision of chosen outputs (value-precision.ts). The rewrite
 // needs the model's bytes whole (a ViT-B-size encoder: 363 MB); read on the main thread they stay
 // allocated until the next garbage collection, on top of onnxruntime's own copy of the weights and
 // the first encode's activations, which for ViT-B size raised the peak RSS from 1.6 to 2.0 GiB. A
@@ -12,6 +13,8 @@ import {
   type AttentionChunkingResult,
   chunkAttention,
 } from "./attention-chunking.js";
+import { readModel } from "./proto-reader.js";
+import { type ValuePrecision, valuePrecision } from "./value-precision.js";
 
 /** What to rewrite. */
 export interface ChunkFileRequest {
@@ -22,6 +25,8 @@ export interface ChunkFileRequest {
   readonly chunks: number;
   /** See {@link AttentionChunkingOptions.minScoreBytes}. */
   readonly minScoreBytes?: number | undefined;
+  /** Values whose precision to report (see {@link ChunkFileReply.precisions}). @default none */
+  readonly precisionOf?: readonly string[] | undefined;
 }
 
 /** What was done. */
@@ -31,15 +36,24 @@ export interface ChunkFileReply {
   /** See {@link AttentionChunkingResult.large}. */
   readonly large: number;
   readonly notes: readonly string[];
+  /**
+   * {@link valuePrecision} of each `precisionOf` value the graph has; empty when the model could not
+   * be parsed.
+   */
+  readonly precisions: Readonly<Record<string, ValuePrecision>>;
 }
 
-/** Rewrite `input` into `output` in this thread (see {@link chunkAttentionFileInWorker}). */
+/**
+ * Rewrite `input` into `output` in this thread (see {@link chunkAttentionFileInWorker}); with
+ * `chunks` 1 only the precisions are found.
+ */
 export function chunkAttentionFile(request: ChunkFileRequest): ChunkFileReply {
   const bytes = readFileSync(request.input);
   const result = chunkAttention(bytes, {
     chunks: request.chunks,
     ...(request.minScoreBytes === undefined ? {} : { minScoreBytes: request.minScoreBytes }),
   });
+  const precisions = precisionsOf(bytes, request.precisionOf ?? []);
   if (result.rewritten > 0) {
     const fd = openSync(request.output, "w");
     try {
@@ -51,7 +65,23 @@ export function chunkAttentionFile(request: ChunkFileRequest): ChunkFileReply {
       closeSync(fd);
     }
   }
-  return { rewritten: result.rewritten, large: result.large, notes: result.notes };
+  return { rewritten: result.rewritten, large: result.large, notes: result.notes, precisions };
+}
+
+function precisionsOf(bytes: Uint8Array, values: readonly string[]): Record<string, ValuePrecision> {
+  const out: Record<string, ValuePrecision> = {};
+  if (values.length === 0) return out;
+  let model: ReturnType<typeof readModel>;
+  try {
+    model = readModel(bytes);
+  } catch {
+    return out; // chunkAttention's notes already say that the model could not be parsed
+  }
+  for (const v of values) {
+    const p = valuePrecision(model, v);
+    if (p !== undefined) out[v] = p;
+  }
+  return out;
 }
 
 const WORKER_TAG = "persam-db attention chunking";

@@ -5,6 +5,7 @@ import {
   type AttributeProtoData,
   DataType,
   encodeModel,
+  float16Bytes,
   float32Bytes,
   type GraphProtoData,
   int64Bytes,
@@ -14,7 +15,7 @@ import {
 } from "./proto.js";
 
 /** Element types a graph interface may declare. */
-export type ElemType = "float" | "int64";
+export type ElemType = "float" | "int64" | "float16";
 
 /** A dimension: a fixed size, or a name for a dynamic axis. */
 export type Dim = number | string;
@@ -38,7 +39,11 @@ export type AttrValue =
   | { readonly floats: readonly number[] }
   | { readonly tensor: TensorProtoData };
 
-const ELEM: Record<ElemType, DataType> = { float: DataType.FLOAT, int64: DataType.INT64 };
+const ELEM: Record<ElemType, DataType> = {
+  float: DataType.FLOAT,
+  int64: DataType.INT64,
+  float16: DataType.FLOAT16,
+};
 
 function toAttribute(name: string, v: AttrValue): AttributeProtoData {
   if (typeof v === "number") {
@@ -132,6 +137,24 @@ export class GraphBuilder {
       dataType: DataType.FLOAT,
       dims: [...dims],
       rawData: float32Bytes(data),
+    });
+    return { name: unique };
+  }
+
+  /** A float16 initializer from float values (rounded to nearest even) and dims. */
+  initFloat16(name: string, data: Float32Array | readonly number[], dims: readonly number[]): Value {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== n) {
+      throw new Error(
+        `Expected ${n} values for initializer ${name} [${dims.join(",")}] but received ${data.length}`,
+      );
+    }
+    const unique = this.uniqueName(name);
+    this.initializers.push({
+      name: unique,
+      dataType: DataType.FLOAT16,
+      dims: [...dims],
+      rawData: float16Bytes(data),
     });
     return { name: unique };
   }

@@ -1,10 +1,12 @@
 // A minimal protobuf writer for ONNX ModelProto: only the messages and fields our hand-built graphs use.
 
+import { float32ToFloat16Bits } from "../../util/float16.js";
+
 // Field numbers below are those of onnx/onnx `onnx/onnx.proto` (proto2). Repeated scalar fields are
 // written unpacked, as proto2 declares them; every protobuf parser also accepts that form.
 
 /** ONNX tensor element types we emit (`TensorProto.DataType`). */
-export const DataType = { FLOAT: 1, INT64: 7 } as const;
+export const DataType = { FLOAT: 1, INT64: 7, FLOAT16: 10 } as const;
 export type DataType = (typeof DataType)[keyof typeof DataType];
 
 /** A tensor stored inline as little-endian `raw_data`. */
@@ -300,6 +302,15 @@ export function float32Bytes(values: Float32Array | readonly number[]): Uint8Arr
   const out = new Uint8Array(values.length * 4);
   const view = new DataView(out.buffer);
   for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i]!, true);
+  return out;
+}
+
+/** Little-endian bytes of float16 values (each rounded to the nearest float16, ties to even). */
+export function float16Bytes(values: Float32Array | readonly number[]): Uint8Array {
+  const bits = float32ToFloat16Bits(Float32Array.from(values));
+  const out = new Uint8Array(bits.length * 2);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < bits.length; i++) view.setUint16(i * 2, bits[i]!, true);
   return out;
 }
 

@@ -9,6 +9,7 @@ import { basename, join } from "node:path";
 import { firstLine, UserError } from "../../errors.js";
 import type { Tensor } from "../../util/tensor.js";
 import { type ChunkFileReply, chunkAttentionFileInWorker } from "../onnx/attention-chunking-file.js";
+import type { ValuePrecision } from "../onnx/value-precision.js";
 import {
   createSession,
   fromOrt,
@@ -74,6 +75,12 @@ export class SamEncoder {
      * attention is chunked, when there is none, or when chunking was turned off.
      */
     readonly attentionsKeptWhole: number,
+    /**
+     * What the positional output is computed in (onnx/value-precision.ts: float16 or int8 in the
+     * fp16 and `_quantized` exports), for the checkpoint check's tolerance; undefined when there is
+     * no positional output or the graph could not be examined.
+     */
+    readonly positionalPrecision: ValuePrecision | undefined,
   ) {}
 
   /**
@@ -84,10 +91,12 @@ export class SamEncoder {
     let session: OrtSession;
     let loadNotes: string[] = [];
     let keptWhole = 0;
+    let precisions: Readonly<Record<string, ValuePrecision>> = {};
     try {
       const opened = await openChunked(options);
       loadNotes = opened.notes;
       keptWhole = opened.keptWhole;
+      precisions = opened.precisions;
       session = opened.session ?? (await createSession(options.path, options));
     } catch (error) {
       throw new UserError(`cannot load the image encoder ${options.path}: ${firstLine(error)}`, {
@@ -136,6 +145,7 @@ export class SamEncoder {
       options.path,
       loadNotes,
       keptWhole,
+      positionalName === undefined ? undefined : precisions[positionalName],
     );
   }
 
@@ -170,56 +180,61 @@ export class SamEncoder {
 
 /**
  * Open the encoder with its large attentions chunked ({@link SamEncoderOptions.attentionChunks}),
- * or return no session (and why) so the caller opens the file as it is. The rewritten model goes
- * to a temporary file that onnxruntime reads as it reads any model; the rewrite runs in a worker
- * thread (onnx/attention-chunking-file.ts) so that no JS copy of the weights outlives it. A model
- * with external data is left to onnxruntime.
+ * or return no session (and why) so the caller opens the file as it is; either way, the precision of
+ * the positional output as the graph computes it. The rewritten model goes to a temporary file that
+ * onnxruntime reads as it reads any model; the rewrite (and, with chunking off, the reading of the
+ * graph alone) runs in a worker thread (onnx/attention-chunking-file.ts) so that no JS copy of the
+ * weights outlives it. A model with external data is left to onnxruntime.
  */
-async function openChunked(
-  options: SamEncoderOptions,
-): Promise<{ session: OrtSession | undefined; notes: string[]; keptWhole: number }> {
+async function openChunked(options: SamEncoderOptions): Promise<{
+  session: OrtSession | undefined;
+  notes: string[];
+  keptWhole: number;
+  precisions: Readonly<Record<string, ValuePrecision>>;
+}> {
   const chunks = options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS;
-  if (chunks <= 1) return { session: undefined, notes: ["attention chunking off"], keptWhole: 0 };
+  const off = chunks <= 1;
   await access(options.path); // a missing file is reported as such, not as a failed rewrite
+  const unchanged = (notes: string[], keptWhole: number, precisions = {}) => ({
+    session: undefined,
+    notes: off ? ["attention chunking off"] : notes,
+    keptWhole: off ? 0 : keptWhole,
+    precisions,
+  });
   let dir: string;
   try {
     dir = await mkdtemp(join(tmpdir(), "persam-db-encoder-"));
   } catch (error) {
-    return {
-      session: undefined,
-      notes: [`no temporary folder (${firstLine(error)}); loaded unchanged`],
-      keptWhole: -1,
-    };
+    return unchanged([`no temporary folder (${firstLine(error)}); loaded unchanged`], -1);
   }
   const output = join(dir, basename(options.path));
   try {
     let reply: ChunkFileReply;
     try {
-      reply = await chunkAttentionFileInWorker({ input: options.path, output, chunks });
+      reply = await chunkAttentionFileInWorker({
+        input: options.path,
+        output,
+        chunks: off ? 1 : chunks,
+        precisionOf: POSITIONAL_NAMES,
+      });
     } catch (error) {
       // A bug in the rewrite must not cost the user the encoder: load the file as it is.
-      return {
-        session: undefined,
-        notes: [`attention chunking failed (${firstLine(error)}); loaded unchanged`],
-        keptWhole: -1,
-      };
+      return unchanged([`attention chunking failed (${firstLine(error)}); loaded unchanged`], -1);
     }
-    if (reply.rewritten === 0) return { session: undefined, notes: [...reply.notes], keptWhole: reply.large };
+    if (reply.rewritten === 0) return unchanged([...reply.notes], reply.large, reply.precisions);
     try {
       return {
         session: await createSession(output, options),
         notes: [...reply.notes],
         keptWhole: reply.large - reply.rewritten,
+        precisions: reply.precisions,
       };
     } catch (error) {
-      return {
-        session: undefined,
-        notes: [
-          `onnxruntime refused the chunked graph (${firstLine(error)}); loaded unchanged`,
-          ...reply.notes,
-        ],
-        keptWhole: reply.large,
-      };
+      return unchanged(
+        [`onnxruntime refused the chunked graph (${firstLine(error)}); loaded unchanged`, ...reply.notes],
+        reply.large,
+        reply.precisions,
+      );
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { UserError } from "../../errors.js";
 import type { Tensor } from "../../util/tensor.js";
+import type { ValuePrecision } from "../onnx/value-precision.js";
 import { type EncoderOutput, SamEncoder, type SamEncoderOptions } from "./encoder-session.js";
 
 /** What SamModel needs of an image encoder, on this thread or in a worker. */
@@ -30,6 +31,8 @@ export interface ImageEncoder {
   readonly loadNotes: readonly string[];
   /** See {@link SamEncoder.attentionsKeptWhole}. */
   readonly attentionsKeptWhole: number;
+  /** See {@link SamEncoder.positionalPrecision}. */
+  readonly positionalPrecision: ValuePrecision | undefined;
   /** True when the session runs in a worker thread. */
   readonly threaded: boolean;
   /** Milliseconds spent inside the session's runs so far (measured on the thread that runs them). */
@@ -50,6 +53,7 @@ type Reply =
       hasPositional: boolean;
       loadNotes: string[];
       attentionsKeptWhole: number;
+      positionalPrecision: ValuePrecision | undefined;
     }
   | {
       type: "encoded";
@@ -108,6 +112,9 @@ class LocalEncoder implements ImageEncoder {
   get attentionsKeptWhole(): number {
     return this.encoder.attentionsKeptWhole;
   }
+  get positionalPrecision(): ValuePrecision | undefined {
+    return this.encoder.positionalPrecision;
+  }
   async encode(pixelValues: Tensor): Promise<EncoderOutput> {
     const t = performance.now();
     try {
@@ -140,6 +147,7 @@ class ThreadEncoder implements ImageEncoder {
     readonly hasPositional: boolean,
     readonly loadNotes: readonly string[],
     readonly attentionsKeptWhole: number,
+    readonly positionalPrecision: ValuePrecision | undefined,
   ) {
     // An idle worker does not keep the process alive (a model the caller forgot to dispose must
     // not hang the CLI at exit); one with an encode in flight does.
@@ -238,6 +246,7 @@ export async function createImageEncoder(options: SamEncoderOptions, thread: boo
     ready.hasPositional,
     ready.loadNotes,
     ready.attentionsKeptWhole,
+    ready.positionalPrecision,
   );
 }
 
@@ -258,6 +267,7 @@ async function workerMain(options: SamEncoderOptions): Promise<void> {
     hasPositional: encoder.hasPositional,
     loadNotes: [...encoder.loadNotes],
     attentionsKeptWhole: encoder.attentionsKeptWhole,
+    positionalPrecision: encoder.positionalPrecision,
   } satisfies Reply);
   // One session run at a time: concurrent runs would share its threads and double its activations.
   let queue: Promise<void> = Promise.resolve();

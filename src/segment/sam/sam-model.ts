@@ -132,6 +132,7 @@ export class SamModel {
       decoderWeights: this.decoderWeights,
       encoderPath: this.files.encoderPath,
       decoderPath: this.files.decoderPath,
+      precision: this.encoder.positionalPrecision,
     });
     this.checkedCheckpoint = true;
   }
