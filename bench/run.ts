@@ -6,6 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { decodeCase } from "./cases/decode.js";
 import { decoderCase } from "./cases/decoder.js";
 import { encoderCase } from "./cases/encoder.js";
 import { encoderVariantsCase } from "./cases/encoder-variants.js";
@@ -19,8 +20,8 @@ import { formatMachineInfo, machineInfo } from "./machine.js";
 
 const USAGE = `Usage: npm run bench -- [case…] [options]
 
-Cases (all but prepare and encoder-variants when none is named): decoder, preprocess, postprocess,
-persam-f, persam, encoder, prepare, encoder-variants
+Cases (all but prepare, encoder-variants and decode when none is named): decoder, preprocess,
+postprocess, persam-f, persam, encoder, prepare, encoder-variants, decode
 
 Options:
   --runs N      timed runs per measurement (default: each case's own, e.g. 20 for decoder)
@@ -35,6 +36,7 @@ Options:
   --photos N    prepare: number of generated 12 MP photos (default 20)
   --jobs N      prepare: photos processed at once, as prepare's --jobs (default: prepare's default)
   --encoder-thread  prepare: run the image encoder in a worker thread (SamModelOptions.encoderThread)
+  --decode MODE prepare: full (the reference's pixels, default) or scaled (DCT-scaled JPEG decoding)
   --list        list the cases and exit
   --help        this text`;
 
@@ -45,6 +47,11 @@ function positiveInt(name: string, value: string | undefined, min: number): numb
     throw new Error(`Expected an integer ≥ ${min} for --${name} but received ${JSON.stringify(value)}`);
   }
   return n;
+}
+
+function decodeMode(value: string | undefined): "full" | "scaled" | undefined {
+  if (value === undefined || value === "full" || value === "scaled") return value;
+  throw new Error(`Expected full or scaled for --decode but received ${JSON.stringify(value)}`);
 }
 
 function pad(s: string, n: number, right = false): string {
@@ -98,6 +105,7 @@ async function main(argv: readonly string[]): Promise<number> {
       photos: { type: "string" },
       jobs: { type: "string" },
       "encoder-thread": { type: "boolean", default: false },
+      decode: { type: "string" },
       list: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -124,9 +132,11 @@ async function main(argv: readonly string[]): Promise<number> {
       photos: positiveInt("photos", values.photos, 1),
       jobs: positiveInt("jobs", values.jobs, 1),
       encoderThread: values["encoder-thread"],
+      decode: decodeMode(values.decode),
       big: values.big,
     }),
     encoderVariantsCase({ big: values.big, scratchDir: join(outDir, "cache", "encoder-variants") }),
+    decodeCase({ cacheDir: join(outDir, "cache"), outDir }),
   ];
   if (values.list) {
     for (const c of cases) console.log(`${c.name.padEnd(12)} ${c.summary}`);
@@ -138,8 +148,8 @@ async function main(argv: readonly string[]): Promise<number> {
       `Expected case names among ${cases.map((c) => c.name).join(", ")} but received ${unknown.join(", ")}`,
     );
   }
-  // `prepare` and `encoder-variants` (minutes each) run only when named.
-  const onlyWhenNamed = ["prepare", "encoder-variants"];
+  // `prepare`, `encoder-variants` and `decode` (minutes each) run only when named.
+  const onlyWhenNamed = ["prepare", "encoder-variants", "decode"];
   const selected =
     positionals.length === 0
       ? cases.filter((c) => !onlyWhenNamed.includes(c.name))

@@ -12,9 +12,11 @@
 import { existsSync } from "node:fs";
 import { copyFile, link, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import type { DecodeMode } from "../../src/dataset/prepare.js";
 import { planPrepare, runPrepare } from "../../src/dataset/prepare.js";
 import { encodeJpeg } from "../../src/image/image-io.js";
 import { randomDecoderWeights } from "../../src/segment/models/random-weights.js";
+import { EmbeddingCache } from "../../src/segment/sam/embedding-cache.js";
 import { POSITIONAL_EMBEDDING_KEY, writeSafetensors } from "../../src/segment/sam/safetensors.js";
 import { SamModel } from "../../src/segment/sam/sam-model.js";
 import { TEST_MODEL_METADATA_KEY } from "../../src/segment/sam/test-weights.js";
@@ -40,6 +42,8 @@ export interface PrepareCaseOptions {
   readonly encoderThread?: boolean | undefined;
   /** Folder of the generated encoders. @default vit-encoder.ts's defaultVitCacheDir() */
   readonly modelDir?: string | undefined;
+  /** prepare's `decode` (full: the reference's pixels; scaled: DCT-scaled JPEG decoding). @default "full" */
+  readonly decode?: DecodeMode | undefined;
 }
 
 /** The rerun must be at least this many times faster than the first run. */
@@ -58,6 +62,9 @@ interface PrepareTaskArgs {
   readonly configsDir: string;
   readonly jobs: number | undefined;
   readonly encoderThread: boolean;
+  readonly decode: DecodeMode;
+  /** The run's own embedding cache (removed before the first run, kept for the rerun). */
+  readonly embeddingCacheDir: string;
 }
 
 /** The reference of every run: a box around the middle of the first photo (12 MP, 4032 × 3024). */
@@ -111,6 +118,8 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
       inputDir: args.inputDir,
       outDir: args.outDir,
       modelFiles: files,
+      decode: args.decode,
+      embeddingCache: new EmbeddingCache({ dir: args.embeddingCacheDir }),
       className: "object",
       configsDir: args.configsDir,
       keepDoubtful: true,
@@ -180,7 +189,7 @@ async function photoFolder(cacheDir: string, count: number, ctx: BenchContext): 
 }
 
 /** Random width-256 decoder weights matching the benchmark encoder of `seed`, written once. */
-async function benchmarkDecoder(cacheDir: string): Promise<string> {
+export async function benchmarkDecoder(cacheDir: string): Promise<string> {
   const path = join(cacheDir, `decoder-${DECODER_WIDTH}-seed${SEED}.RANDOM.safetensors`);
   if (existsSync(path)) return path;
   const weights = randomDecoderWeights({ embedDim: DECODER_WIDTH, seed: SEED });
@@ -210,8 +219,11 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
           ? ensureVitEncoderModel({ preset, seed: SEED })
           : ensureVitEncoderModel({ preset, seed: SEED }, options.modelDir);
       const decoderPath = await benchmarkDecoder(options.cacheDir);
-      const outDir = join(options.outDir, `prepare-${preset}-${count}.persam`);
+      const decode = options.decode ?? "full";
+      const outDir = join(options.outDir, `prepare-${preset}-${count}-${decode}.persam`);
+      const embeddingCacheDir = `${outDir}.embeddings`;
       await rm(outDir, { recursive: true, force: true });
+      await rm(embeddingCacheDir, { recursive: true, force: true });
       const args: PrepareTaskArgs = {
         inputDir,
         outDir,
@@ -223,6 +235,8 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
         configsDir: resolve("configs"),
         jobs: options.jobs,
         encoderThread: options.encoderThread ?? false,
+        decode,
+        embeddingCacheDir,
       };
       const runs: { name: string; description: string }[] = [
         { name: "first", description: `prepare ${count} × 12 MP into an empty output folder` },
@@ -231,7 +245,7 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
       const reports = [];
       for (const run of runs) {
         ctx.log(
-          `prepare/${run.name}: ${count} photos, ${preset}-size encoder, ${ctx.threads} threads, jobs ${options.jobs ?? "default"}`,
+          `prepare/${run.name}: ${count} photos, ${preset}-size encoder, ${ctx.threads} threads, jobs ${options.jobs ?? "default"}, decode ${decode}`,
         );
         reports.push(await runChild<PrepareTaskResult>(import.meta.url, "prepare", args));
       }
@@ -247,6 +261,7 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
           photos: count,
           jobs: options.jobs ?? "default",
           encoderThread: args.encoderThread ? "yes" : "no",
+          decode,
           loadModelMs: round(r.value.loadMs),
           prepareMs: round(r.value.prepareMs),
           perPhotoMs: round(r.value.prepareMs / count),

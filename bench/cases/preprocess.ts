@@ -104,6 +104,57 @@ export function preprocessCase(cacheDir: string): BenchCase {
         details,
       });
 
+      // prepare --decode scaled: the same photo decoded at 1/2 (DCT scaling), resized to the same
+      // encoder input. The input difference says how far the scaled path moves from the reference.
+      ctx.log("preprocess/decode-scaled");
+      let half: RgbImage | undefined;
+      const decodeScaled = await timeIt(
+        async () => {
+          half = await loadRgb(path, { shrink: 2 });
+        },
+        { runs, warmup },
+      );
+      const exact = samPreprocess(rgb.data, width, height).pixelValues.data;
+      const scaled = samPreprocess(half!.data, half!.width, half!.height, [height, width]).pixelValues.data;
+      let sum = 0;
+      let max = 0;
+      for (let i = 0; i < exact.length; i++) {
+        const d = Math.abs(exact[i]! - scaled[i]!);
+        sum += d;
+        if (d > max) max = d;
+      }
+      results.push({
+        name: "preprocess/decode-scaled",
+        description:
+          "loadRgb with shrink 2: the JPEG decoded at half size by DCT scaling (prepare --decode scaled)",
+        stats: decodeScaled.stats,
+        cpu: decodeScaled.cpu,
+        details: {
+          ...details,
+          decodedWidth: half!.width,
+          decodedHeight: half!.height,
+          // Over the [1,3,1024,1024] normalised encoder input (pad included), in units of σ.
+          inputMeanAbsDiff: Math.round((sum / exact.length) * 1e5) / 1e5,
+          inputMaxAbsDiff: Math.round(max * 1e4) / 1e4,
+        },
+      });
+
+      ctx.log("preprocess/total-scaled");
+      const totalScaled = await timeIt(
+        async () => {
+          const img = await loadRgb(path, { shrink: 2 });
+          samPreprocess(img.data, img.width, img.height, [height, width]);
+        },
+        { runs, warmup },
+      );
+      results.push({
+        name: "preprocess/total-scaled",
+        description: "the same with the scaled decode: photo file → encoder input (prepare --decode scaled)",
+        stats: totalScaled.stats,
+        cpu: totalScaled.cpu,
+        details,
+      });
+
       ctx.log("preprocess/total");
       const total = await timeIt(
         async () => {
