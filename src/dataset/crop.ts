@@ -298,8 +298,8 @@ export function resizeMask(params: ResizeMaskParams): Uint8Array {
   const ys = resampleTable(height, outHeight);
   // Horizontal pass: height × outWidth floats. A footprint wholly inside or outside the mask (all but
   // the few along the outline) sums to `full[o]` or 0 with the very same additions as the weighted
-  // loop, so it is only counted, without the gather and float sum (~1.3× faster on a 12 MP photo's
-  // thumbnail, measured; same values to the bit).
+  // loop, so it is only counted, without the gather and float sum (same values to the bit, less
+  // work).
   const { start, index, weight } = xs;
   const full = new Float32Array(outWidth);
   for (let o = 0; o < outWidth; o++) {
@@ -525,9 +525,9 @@ export interface CropAndResizeParams {
  * Crop a photo and its mask to the same rectangle and resize both to `width × height` with sharp's
  * lanczos3 (sharp detail, no ringing worth noticing at training resolution). The mask goes through
  * the very same resize as the photo (as a grey plane, then thresholded at 128), so its geometry is the
- * photo's by construction: sharp is centre-aligned when shrinking but, measured with sharp 0.35, half
- * an output pixel off when enlarging, which a separate pure resize ({@link resizeMask}) would not
- * match. Weight maps are then computed from this mask, so everything aligns. `coverage` is the
+ * photo's by construction: sharp is centre-aligned when shrinking but (sharp 0.35) half an output
+ * pixel off when enlarging, which a separate pure resize ({@link resizeMask}) would not match.
+ * Weight maps are then computed from this mask, so everything aligns. `coverage` is the
  * full-resolution mask's area coverage at the output size ({@link maskCoverage}): the anti-aliased
  * edge that images/ is composited with (background.ts, edgeAlpha).
  * @throws RangeError when the mask does not match the photo or the crop is not inside it.
@@ -544,7 +544,7 @@ export async function cropAndResize(
     return { image: cropImage(image, crop), mask: same, coverage: Float32Array.from(same) };
   }
   // Only the crop of the mask becomes a 0/255 grey plane (one byte per pixel: sharp resizes bands
-  // independently, so this is the first band of the RGB rendering used before, byte for byte), and
+  // independently, so this is byte for byte the first band of an RGB rendering of the mask), and
   // the photo is resized straight from its full buffer without a cropped copy.
   const grey = cropPlane(mask, full.width, full.height, crop, 255);
   const whole = { left: 0, top: 0, width: crop.width, height: crop.height };

@@ -1,7 +1,7 @@
 // The full-resolution masks of the state folder (.persam/masks) as 1-bit greyscale PNGs, written and
-// read without sharp. Measured on a 12 MP mask (2 cores, loaded): writing ~15–25 ms against ~50–65 ms
-// for sharp's 8-bit PNG of the same mask, reading back ~15–60 ms against ~120–300 ms for sharp plus
-// loadMaskRed. The files stay standard PNGs (any viewer, sharp and loadMaskRed read them as grey 0/255).
+// read without sharp: several times cheaper to write than sharp's 8-bit PNG of the same mask, and to
+// read back than sharp plus loadMaskRed (bench/README.md, case `prepare`). The files stay standard
+// PNGs (any viewer, sharp and loadMaskRed read them as grey 0/255).
 
 import { deflateSync, inflateSync } from "node:zlib";
 
@@ -50,9 +50,9 @@ function checkSize(mask: Uint8Array, width: number, height: number): void {
 
 /**
  * Encode a binary mask (non-zero = subject) as a 1-bit greyscale PNG: white (255 when read as 8-bit)
- * on the subject, black elsewhere; filter "none" on every row and zlib level 1. Level 1 deflates the
- * 1.5 MB of bits of a 12 MP mask in ~8 ms to ~200 KB; level 6 would give ~135 KB in ~30 ms, and
- * sharp's 8-bit PNG ~175 KB. The state folder is not shipped, so the time matters more.
+ * on the subject, black elsewhere; filter "none" on every row and zlib level 1. A higher level
+ * gives a somewhat smaller file for several times the time; the state folder is not shipped, so
+ * the time matters more than the size.
  * @throws RangeError when the mask length does not match the size.
  */
 export function encodeMaskPng(mask: Uint8Array, width: number, height: number): Buffer {
@@ -145,7 +145,7 @@ export function decodeMaskPng(
 /**
  * Unpack filter-"none" 1-bit rows to 0/1 bytes, or undefined when a row has another filter. Written
  * to run fast from its first call (once per photo, before the JIT has warmed up): no read past the
- * rows (an out-of-bounds read de-optimises the loop; measured 10 ms against 120 ms for 12 MP).
+ * rows (an out-of-bounds read de-optimises the loop, which then runs many times slower).
  */
 function unpackRows(raw: Uint8Array, width: number, height: number, stride: number): Uint8Array | undefined {
   const mask = new Uint8Array(width * height);

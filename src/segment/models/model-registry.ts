@@ -8,10 +8,11 @@ import { z } from "zod";
 import { UserError } from "../../errors.js";
 
 /**
- * The model used when none is named: SlimSAM-77. Its encoder is 23 MB (fp32) and roughly ten
- * times cheaper than SAM ViT-B on a CPU, it keeps SAM's decoder architecture (so PerSAM and
- * PerSAM-F apply unchanged), it is Apache-2.0, and its encoder is pinned to a verified commit
- * (hub.md §1.5). Use `sam-vit-base` when quality matters more than time.
+ * The model used when none is named: SlimSAM-77. Its encoder is 23 MB (fp32), far smaller and
+ * cheaper on a CPU than SAM ViT-B's (bench/README.md, case `encoder`), it keeps SAM's decoder
+ * architecture (so PerSAM and PerSAM-F apply unchanged), it is Apache-2.0, and its encoder is
+ * pinned to a verified commit (hub.md §1.5). Use `sam-vit-base` when quality matters more than
+ * time.
  */
 export const DEFAULT_MODEL_ID = "slimsam-77";
 

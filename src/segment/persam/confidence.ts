@@ -125,8 +125,8 @@ export function photoConfidence(params: PhotoConfidenceParams): PhotoConfidence 
  * Foreground pixel count and the size of the largest 4-connected component. Works on runs rather
  * than pixels: each row's runs of non-zero pixels are joined (union–find with sizes) to the runs
  * of the row above that share a column with them. A 12 MP mask then costs one pass over its bytes
- * and memory in proportion to its runs, where a pixel flood fill needed a 12 MB visited map and a
- * 48 MB stack per photo (~160 ms a photo, most of it page faults on the fresh buffers).
+ * and memory in proportion to its runs, where a pixel flood fill would need a 12 MB visited map and
+ * a 48 MB stack per photo, its time going mostly to page faults on those fresh buffers.
  */
 export function largestComponent(
   mask: Uint8Array,

@@ -61,28 +61,28 @@ export interface FusionTrainingOptions {
   readonly logEvery?: number;
   /**
    * `"exact"`: the literal per-pixel loss and gradient, every step (float64 sums): what the
-   * reference computes, up to float32-vs-float64 rounding. Cost ≈ M·steps sigmoid evaluations
-   * (≈ 30 ns per pixel and step on one core, ~85 % of it exp + log1p: ≈ 0.4 s per step, minutes
-   * for 1000 steps at 12 MP).
+   * reference computes, up to float32-vs-float64 rounding. Cost ≈ M·steps sigmoid evaluations,
+   * most of it exp + log1p: minutes for 1000 steps at 12 MP (bench/README.md, case `persam-f`,
+   * `train-exact`).
    * `"binned"`: pixels are grouped once into bins over (asinh L1, asinh L2, asinh L3) of width
    * `binWidth`, per ground-truth class, keeping per bin the count, the mean of (L1, L2 − L1,
    * L3 − L1) and its 3×3 second moments. Each step evaluates each bin at its mean plus a
    * second-order correction (½·h''·Σ(z − z̄)², a quadratic form in (1, w1, w2) of the moments, and
    * the matching gradient terms), so the error is third order in the within-bin spread of z.
-   * Measured on one core (2 shared cores, main-thread CPU): 12 MP synthetic reference → 3 941 bins,
-   * grouping ≈ 0.21–0.26 s + 1000 steps ≈ 0.23–0.26 s. Agreement with `"exact"` over all 1000
-   * steps: 0.49 MP: final loss 2.1e-8, λ ≤ 1.1e-7, worst step loss 1.2e-7 relative; 0.31 MP (the
-   * test): 2.7e-8, 1.5e-8, 2.0e-7; 12 MP (one full exact run, 435 s CPU): 1.9e-8, 1.1e-7,
-   * 1.1e-7. PyTorch sums in float32, so the reference agrees with itself only to ~1e-6. At 10×
-   * the reference's lr (weights travel further) λ drifts to ~1e-5 relative. Not the reference's
-   * algorithm; opt-in.
+   * A 12 MP map bins into a few thousand bins, so a step costs per bin, not per pixel
+   * (bench/README.md, case `persam-f`, `train-binned`, and its target). Over the reference's 1000
+   * steps it follows `"exact"` within 1e-6 relative in every step's loss and in λ
+   * (persam-f-solver.test.ts); PyTorch sums in float32, so the reference agrees with itself only to
+   * ~1e-6. At 10× the reference's lr (weights travel further) λ drifts further, within 3e-5
+   * relative (persam-f-trainer.test.ts). Not the reference's algorithm; opt-in.
    * @default "exact"
    */
   readonly solver?: FusionSolver;
   /**
    * Bin width δ of `solver: "binned"`, in asinh(logit) units: bins are δ logits wide near 0 and
-   * ≈ δ·|L| wide for large |L|. Measured error (final loss, λ, relative, 0.49 MP): δ = 0.05:
-   * 7e-9, 9e-9; 0.075: 2e-8, 1.1e-7; 0.1: 1.5e-7, 3.1e-7; 0.15: 6e-7, 3.8e-6.
+   * ≈ δ·|L| wide for large |L|. The error grows quickly with δ: the default keeps the final loss
+   * and λ well inside the tests' 1e-6 relative of `"exact"`, twice the default does not; narrower
+   * bins only make the steps slower.
    * @default 0.075
    */
   readonly binWidth?: number;
@@ -389,9 +389,9 @@ function checkInputs(logits: FusionLogits, gt: Uint8Array, owned = false): Check
  * Focal g=1: 0.25·q²·(−ln p), derivative 0.25·q²·(2p·ln p − q);
  * Focal g=0: 0.75·p²·(−ln q), derivative 0.75·p²·(p − 2q·ln q).
  * One fused pass over the float32 maps, z = L1 + w1·(L2 − L1) + w2·(L3 − L1), one exp and one log1p
- * per pixel, float64 sums, no allocation. (Measured: ≈ 85 % of the time is exp + log1p; precomputed
- * L2 − L1, L3 − L1 arrays and a branch-free class select were no faster, the class branch being
- * predictable on a mask.)
+ * per pixel, float64 sums, no allocation. Most of the time is exp + log1p, so precomputed
+ * L2 − L1, L3 − L1 arrays or a branch-free class select do not make it faster (the class branch is
+ * predictable on a mask).
  */
 function accumulateExact(s: CheckedInputs, w1: number, w2: number, acc: Float64Array): void {
   const { l1, l2, l3, gt, pixels } = s;

@@ -77,8 +77,8 @@ export interface PerSamFAdaptation {
  * maps every epoch under no-grad), then trained against `red > 0`: the maps go to
  * `trainFusionWeightsFromRows` as {@link fusionRows} computes them, and the trainer picks the solver
  * (`"binned"` bins them row by row and never stores them: same values, same bins, same λ as the
- * stored maps; at 12 MP this saves 3 × 48 MB of maps, a 12 MB gt array and about half the CPU time
- * of the adaptation; `"exact"` assembles them).
+ * stored maps; at 12 MP this saves 3 × 48 MB of maps, a 12 MB gt array and a large share of the
+ * adaptation's CPU time, see bench/README.md, case `persam-f`; `"exact"` assembles them).
  * @throws {UserError} when the reference grid is empty (from computeReferenceTarget).
  * @throws {Error} when the mask size differs from the reference photo's.
  */
@@ -192,9 +192,9 @@ export interface RunPerSamFParams {
  * The spec fuses the full-resolution maps (Z = Σ λᵢ·logits_high[i]). §4.1 steps 1–3 are linear, so
  * post-process(ℓ) equals it up to float rounding, with one up-sampling instead of three; a pixel
  * whose fused value is within that rounding of 0 (an exact 0 included) can land on the other side of
- * the strict `> 0` threshold, and move the box by a pixel when it is on the box's edge. Measured in
- * test/persam-fast.test.ts (PERSAM_F_FLIP_SURVEY=1): 1 flipped pixel in 100 M positive ones over
- * 60 plane × λ × size cases (12 MP included), no box moved.
+ * the strict `> 0` threshold, and move the box by a pixel when it is on the box's edge. Such flips
+ * are vanishingly rare: the survey in test/persam-fast.test.ts (PERSAM_F_FLIP_SURVEY=1) counts them
+ * over planes, λ and sizes up to 12 MP.
  *
  * No `H × W` float map is built (unless `literalFullResolution`): the prior comes from
  * `similarityField`'s exact extrema, each box from `upsampleMaskBox` and the final mask and area from

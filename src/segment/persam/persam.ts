@@ -58,8 +58,8 @@ export interface PerSamOptions {
   /**
    * Build the `H × W` similarity map and logit maps literally (`similarityMap`, `locationPrior`,
    * `attnSim`, `lowResToOriginal` + `thresholdMask`) instead of evaluating them only where needed.
-   * Same masks, box, prior and area; attn_sim equal up to float rounding (≤ 1e-6). Slow (≈ 1–2 s per
-   * 12 MP photo): for tests and comparisons only.
+   * Same masks, box, prior and area; attn_sim equal up to float rounding (≤ 1e-6). Slow (several
+   * 12 MP float maps per photo; bench/README.md, case `persam`): for tests and comparisons only.
    * @default false
    */
   readonly literalFullResolution?: boolean;

@@ -36,9 +36,8 @@ export interface SessionOptions {
   /**
    * onnxruntime's memory pattern (`enableMemPattern`): after the first run, one block is planned
    * and allocated for all activations of a run. Off by default here: with the CPU arena on, the
-   * planned block comes on top of the arena's chunks from the first run, which doubles a SAM image
-   * encoder's peak RSS (SlimSAM-77 size: 5.4 → 2.8 GiB after two encodes) for no measured speed-up
-   * (bench/README.md, case `encoder`).
+   * planned block comes on top of the arena's chunks from the first run, which about doubles a SAM
+   * image encoder's peak RSS for no speed-up (bench/README.md, case `encoder`).
    * @default false (onnxruntime's own default is true)
    */
   memPattern?: boolean;
@@ -62,14 +61,11 @@ export interface SessionOptions {
   /**
    * Whether onnxruntime pre-packs constant weights into its GEMM kernels' layout at load
    * (`session.disable_prepacking` = "1" when false). The packed copies come on top of the weights
-   * as loaded: for the ViT-B-size encoder (363 MB of weights) pre-packing costs ~190 MiB of RSS
-   * (after load 695 → 473 MiB, peak of one encode 1620 → 1425 MiB without it; 50-photo `prepare`
-   * 1892 → 1741 MiB), with no measurable change in encode CPU time at 2 threads (8 encodes each,
-   * load ~3: 7.3–9.1 s with it, 8.6–9.0 s without). Not the default, for two reasons: the
-   * unpacked GEMM rounds differently (SlimSAM-77-size embedding: max abs diff 2.9e-6, 93 % of the
-   * values differ in the last bits; each setting alone is deterministic), and without it RSS crept
-   * up ~6 MiB per encode over 8 encodes (1425 → 1472 MiB; with it, flat at 1620). For the 27 MB
-   * SlimSAM-77-size encoder it makes no difference to RSS (bench/README.md, "attention in chunks").
+   * as loaded, so without them a ViT-B-size encoder needs noticeably less memory, after load and
+   * at its peak, for the same encode CPU time; for a SlimSAM-77-size encoder it makes no difference
+   * (bench/README.md, case `encoder`). Not the default, for two reasons: the unpacked GEMM rounds
+   * differently (most values of an embedding differ in the last bits, though each setting alone is
+   * deterministic), and without it RSS creeps up with every encode where with it it stays flat.
    * @default true (onnxruntime's default)
    */
   prepackWeights?: boolean;

@@ -1,7 +1,8 @@
 // WebAssembly SIMD kernels for the bit-exact PIL bilinear resize of RGB photos (persam-spec §1.1.3),
-// about 3× faster than the TypeScript kernels in preprocess.ts, which stay the reference, the
-// fallback and the path for other channel counts. The module is assembled here, at first use, from
-// the instruction lists below by a few lines of encoder: no toolchain, no opaque binary blob.
+// several times faster than the TypeScript kernels in preprocess.ts (bench/README.md, case
+// `preprocess`: `resize` against `resize-ts`), which stay the reference, the fallback and the path
+// for other channel counts. The module is assembled here, at first use, from the instruction lists
+// below by a few lines of encoder: no toolchain, no opaque binary blob.
 //
 // The arithmetic is the TypeScript kernels' exactly: int32 lanes, accumulators starting at 2^21,
 // products pixel × 22-bit weight summed in any order (exact, see pilResizeBilinear), then `>> 22`

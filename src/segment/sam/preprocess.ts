@@ -79,7 +79,7 @@ function pilTaps(inSize: number, outSize: number): PilTaps {
  *   `ksize` rows (a vertical window never spans more), so the intermediate stays in cache
  *   instead of a 9 MB buffer for a 12 MP photo.
  * - RGB resized on both axes (every photo) runs on WebAssembly SIMD kernels with the same
- *   arithmetic (preprocess-simd.ts), about 3× faster; the tests check both paths against a plain
+ *   arithmetic (preprocess-simd.ts), several times faster; the tests check both paths against a plain
  *   oracle and Pillow's hashes.
  * @throws RangeError when a size is not a positive integer or `src` has the wrong length.
  */
