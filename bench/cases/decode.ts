@@ -9,7 +9,7 @@
 
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { type DecodeMode, prepare } from "../../src/dataset/prepare.js";
 import { encodeJpeg, encodePng, loadRgb, resizeRgb } from "../../src/image/image-io.js";
 import { decodeMaskPng } from "../../src/image/mask-png.js";
@@ -56,6 +56,8 @@ export function decodeCase(options: { cacheDir: string; outDir: string }): Bench
                 className: "object",
                 keepDoubtful: true,
                 decode,
+                // The package's trainer presets; the default lookup is relative to dist/, not dist-bench/.
+                configsDir: resolve("configs"),
                 references: [{ photo: join(dir, "00.jpg"), maskPath: join(dir, "00.mask.png") }],
                 embeddingCache: new EmbeddingCache({ dir: `${outDir}.embeddings`, maxBytes: 0 }),
               });
