@@ -143,9 +143,8 @@ describe("trainFusionWeights", () => {
 
   it("binned solver stays close to the exact loss and λ at 10× the reference's lr", () => {
     // At lr = 0.01 the weights travel ~10× further than the reference's, so z mixes the maps with
-    // larger coefficients and the asinh bins' width at |L| ≫ 1 shows: measured (δ = 0.075) final
-    // loss 2.5e-7, λ 1.0e-5 relative (≤ 1.9e-6 absolute). At the reference's lr the agreement is
-    // ~1e-7 (persam-f-solver.test.ts).
+    // larger coefficients and the asinh bins' width at |L| ≫ 1 shows: the agreement is looser than
+    // at the reference's lr (persam-f-solver.test.ts), hence the wider bounds below.
     // Smooth low-res logits up-sampled as SAM's post-processing does (many similar pixels).
     const low = new Float32Array(3 * 65536);
     for (let k = 0; k < 3; k++) {

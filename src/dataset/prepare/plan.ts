@@ -146,7 +146,7 @@ export function segmentationKey(
     model: keys.model,
     mode: settings.mode,
     reference: referenceIdentity,
-    // The reference's pixels (full) keep the keys of earlier versions.
+    // `full` adds nothing to the key, so a state written before the option existed stays valid.
     decode: settings.decode === "full" ? undefined : settings.decode,
     fusion: settings.mode === "persam-f" ? (params.fusionTrainer ?? {}) : undefined,
   });
