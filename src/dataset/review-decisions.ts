@@ -101,7 +101,9 @@ export async function readReviewDecisions(
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { decisions: emptyDecisions() };
+    // No file, or no folder for it (an output path that is a file is reported by the state's reader).
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return { decisions: emptyDecisions() };
     return {
       decisions: emptyDecisions(),
       problem: `cannot read ${path}; the review's decisions are ignored`,

@@ -97,16 +97,16 @@ export async function planPrepare(callerParams: PrepareParams): Promise<PrepareP
   for (const p of input.problems) warn(p);
   emit({ type: "scan", photos: input.scan.photos.length, problems: input.problems });
 
+  const read = await readState(outDir);
+  if (read.problem) warn(read.problem);
+  const previous = read.state;
+
   // The review's decisions; its reference stands in when the caller gave none.
   const review = await applicableReview({ outDir, photos: input.good });
   for (const note of review.notes) warn(note);
   if ((params.references ?? []).length === 0 && review.reference) {
     params = { ...params, references: [review.reference] };
   }
-
-  const read = await readState(outDir);
-  if (read.problem) warn(read.problem);
-  const previous = read.state;
   const modelKey = params.modelFiles ? await modelKeyOf(params.modelFiles) : params.modelKey;
   const keys: StageKeys = {
     referenceInput: await referenceInputKey(params, settings, input),
