@@ -497,11 +497,15 @@ describe("review decisions outlive the server", () => {
     try {
       const answer = await post(srv.port, srv.token, "/api/photos/photo-1/reference", {});
       expect(answer.status).toBe(200);
-      expect((answer.json() as PageSet).reviewReference).toBe("photo-1.jpg");
+      expect(answer.json()).toMatchObject({ reviewReference: "photo-1.jpg", pending: true });
       expect((await post(srv.port, srv.token, "/api/rebuild", {})).status).toBe(202);
       expect((await post(srv.port, srv.token, "/api/photos/photo-1/exclude", {})).status).toBe(409);
       const result = await srv.api.rebuild;
       expect(result?.report?.reference).toMatchObject({ stem: "photo-1", method: "mask-file" });
+      expect((await get(srv.port, srv.token, "/api/set")).json()).toMatchObject({
+        reviewReference: "photo-1.jpg",
+        pending: false,
+      });
       const { decisions } = await readReviewDecisions(fx.outDir);
       const refMask = await loadReviewMask(fx.outDir, decisions.reference!.mask);
       const stored = decodeMaskPng(await readFile(join(fx.outDir, ".persam/masks/photo-1.png")))!.mask;

@@ -27,6 +27,8 @@ export interface RebuildSetParams {
 export async function rebuildSet(params: RebuildSetParams): Promise<PrepareResult> {
   const { set, model } = params;
   const recorded = recordedParams(set.record);
+  // Decisions being saved are part of this rebuild.
+  await set.idle();
   try {
     const plan = await planPrepare({
       ...recorded,

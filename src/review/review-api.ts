@@ -20,6 +20,7 @@ import {
 import { UserError } from "../errors.js";
 import { encodeJpeg, loadMaskRed, loadRgb, type RgbImage, resizeRgb } from "../image/image-io.js";
 import { decodeMaskPng } from "../image/mask-png.js";
+import { PhotoLoader } from "../image/photo-loader.js";
 import type { EmbeddingStore } from "../segment/sam/embedding-cache.js";
 import { PhotoEncoder } from "../segment/sam/photo-encoder.js";
 import type { SamPrompt } from "../segment/sam/prompt.js";
@@ -221,12 +222,19 @@ export class ReviewApi {
   private decoderQueue: Promise<unknown> = Promise.resolve();
   private rebuilding: Promise<PrepareResult | undefined> | undefined;
   private readonly rebuildAbort = new AbortController();
-  /** The reference was changed in review since the set was last built. */
-  private referenceChanged = false;
+  /** The pixel limit the set was made with. */
+  private readonly maxPixels: number | undefined;
 
   constructor(private readonly params: ReviewApiParams) {
     this.displaySide = params.displaySide ?? 1280;
-    this.encoder = new PhotoEncoder({ model: params.model, cache: params.embeddingCache, memoryEntries: 8 });
+    this.maxPixels = params.set.record.params.maxPixels;
+    const limit = this.maxPixels === undefined ? {} : { maxPixels: this.maxPixels };
+    this.encoder = new PhotoEncoder({
+      model: params.model,
+      cache: params.embeddingCache,
+      memoryEntries: 8,
+      loader: new PhotoLoader(limit),
+    });
   }
 
   private get set(): ReviewSet {
@@ -288,7 +296,7 @@ export class ReviewApi {
       photos,
       notes: [...set.notes],
       rebuilding: this.rebuilding !== undefined,
-      pending: this.referenceChanged || photos.some((p) => p.pending),
+      pending: this.referencePending() || photos.some((p) => p.pending),
     };
   }
 
@@ -299,7 +307,10 @@ export class ReviewApi {
     if (!image) {
       image = (async () => {
         await this.set.verifyPhoto(photo);
-        const full = await loadRgb(photo.path);
+        const full = await loadRgb(
+          photo.path,
+          this.maxPixels === undefined ? {} : { maxPixels: this.maxPixels },
+        );
         // The embedding is computed from these pixels when the cache lacks it (one decode).
         this.embedding(photo, full).catch(() => undefined);
         const size = displaySize(full, this.displaySide);
@@ -441,7 +452,6 @@ export class ReviewApi {
     await this.set.updateDecisions((d) => {
       d.reference = { stem: photo.stem, photoSha256: photo.sha256, file: photo.file, mask };
     });
-    this.referenceChanged = true;
     return this.summary();
   }
 
@@ -451,7 +461,6 @@ export class ReviewApi {
     await this.set.updateDecisions((d) => {
       delete d.reference;
     });
-    this.referenceChanged = true;
     return this.summary();
   }
 
@@ -482,7 +491,6 @@ export class ReviewApi {
       onEvent,
     })
       .then((result) => {
-        this.referenceChanged = false;
         this.overlays.clear();
         this.images.clear();
         emit({
@@ -519,6 +527,16 @@ export class ReviewApi {
   async stop(): Promise<void> {
     this.rebuildAbort.abort();
     await this.rebuilding;
+  }
+
+  /** The reference chosen (or forgotten) in review is not the one the set was built from. */
+  private referencePending(): boolean {
+    const chosen = this.set.decisions.reference;
+    const built = this.set.report?.reference;
+    const builtFromReview =
+      built?.method === "mask-file" && /^reference\.[0-9a-f]{12}\.png$/.test(built.maskFile ?? "");
+    if (!chosen) return builtFromReview;
+    return !(builtFromReview && built?.stem === chosen.stem && built.maskFile === basename(chosen.mask.file));
   }
 
   private refuseWhileRebuilding(): void {

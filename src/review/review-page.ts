@@ -15,6 +15,7 @@ export function reviewPageHtml(token: string): string {
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
 <title>persam-db review</title>
 <link rel="stylesheet" href="/review.css${escapeHtml(q)}">
 </head><body>
@@ -122,14 +123,15 @@ button[aria-pressed=true]{background:var(--bad);border-color:var(--bad);color:#f
 
 /**
  * The page's script. It keeps click→overlay latencies in `window.persamReview.latencies` (time from
- * the click to the frame that shows the new overlay), which the browser test reads.
+ * the click to the frame that shows the new overlay) and the server's share of each in `serverMs`,
+ * which the browser test reads.
  */
 export const REVIEW_PAGE_SCRIPT = `"use strict";
 (function () {
   var token = new URLSearchParams(location.search).get("token") || "";
   var q = "?token=" + encodeURIComponent(token);
   var $ = function (id) { return document.getElementById(id); };
-  var hooks = { latencies: [], predictions: 0, ready: false, rebuilds: 0, errors: [] };
+  var hooks = { latencies: [], serverMs: [], predictions: 0, ready: false, rebuilds: 0, errors: [] };
   window.persamReview = hooks;
   var S = { set: null, index: 0, clicks: [], box: null, history: [], prediction: null, choice: 0,
     negative: false, seq: 0, version: 0, rebuilding: false };
@@ -237,7 +239,8 @@ export const REVIEW_PAGE_SCRIPT = `"use strict";
 
   function layoutStage(p) {
     var stage = $("stage");
-    var maxH = Math.max(240, window.innerHeight * 0.68);
+    // Room for the header and the tool rows below the photo, so Accept stays on screen.
+    var maxH = Math.max(240, window.innerHeight - 340);
     stage.style.aspectRatio = p.width + " / " + p.height;
     stage.style.width = "min(100%, " + Math.round(maxH * p.width / p.height) + "px)";
     $("marks").setAttribute("viewBox", "0 0 " + p.width + " " + p.height);
@@ -328,6 +331,7 @@ export const REVIEW_PAGE_SCRIPT = `"use strict";
         requestAnimationFrame(function () {
           if (my !== S.seq) return;
           hooks.latencies.push(performance.now() - t0);
+          hooks.serverMs.push(res.ms.total);
           hooks.predictions++;
           say("Mask " + (res.best + 1) + " of 3 (SAM's score " + res.masks[res.best].score.toFixed(2) +
             "). Accept keeps it.");

@@ -215,6 +215,11 @@ export class ReviewSet {
     return next;
   }
 
+  /** Resolves once every change of the decisions asked for so far is saved. */
+  async idle(): Promise<void> {
+    await this.writes;
+  }
+
   /** Release the lock. Safe to call twice. */
   async close(): Promise<void> {
     await this.lock.release();
