@@ -355,6 +355,27 @@ describe("review server: photos, masks and decisions", () => {
     ).toBe(true);
   });
 
+  it("keeps every mask file that the decisions name when changes arrive at once", async () => {
+    const answers = await Promise.all([
+      post(server.port, server.token, "/api/photos/photo-1/accept", { box: [10, 10, 80, 60] }),
+      post(server.port, server.token, "/api/photos/photo-3/forget", {}),
+      post(server.port, server.token, "/api/photos/photo-2/accept", { clicks: [{ x: 20, y: 20, label: 1 }] }),
+      post(server.port, server.token, "/api/photos/photo-3/exclude", {}),
+      post(server.port, server.token, "/api/photos/photo-1/reference", {}),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    const { decisions } = await readReviewDecisions(fixture.outDir);
+    for (const stem of ["photo-1", "photo-2"]) {
+      expect((await loadReviewMask(fixture.outDir, decisions.photos[stem]!.override!)).length).toBe(96 * 72);
+    }
+    expect((await loadReviewMask(fixture.outDir, decisions.reference!.mask)).length).toBe(96 * 72);
+    expect(decisions.photos["photo-3"]!.decision).toBe("exclude");
+    // Back as before for the tests that follow.
+    for (const path of ["/api/photos/photo-1/forget", "/api/reference/forget"]) {
+      expect((await post(server.port, server.token, path, {})).status).toBe(200);
+    }
+  });
+
   it("holds the set's lock: a second review and a prepare are refused while it runs", async () => {
     await expect(ReviewSet.open({ outDir: fixture.outDir })).rejects.toThrow(
       /is in use by persam-db review \(pid/,

@@ -397,9 +397,9 @@ export class ReviewApi {
     this.refuseWhileRebuilding();
     const prompt = parsePrompt(body, photo);
     if (hasPrompt(prompt)) {
-      const record = await this.storePromptMask(photo, prompt, safeName(stem, "override"));
-      await this.decide(photo, (r) => {
-        r.override = record;
+      const drawn = await this.promptMask(photo, prompt);
+      await this.decide(photo, async (r) => {
+        r.override = await this.storeMask(photo, safeName(stem, "override"), drawn);
         delete r.decision;
       });
     } else {
@@ -440,16 +440,11 @@ export class ReviewApi {
     this.refuseWhileRebuilding();
     const prompt = parsePrompt(body, photo);
     await this.set.verifyPhoto(photo);
-    const mask = hasPrompt(prompt)
-      ? await this.storePromptMask(photo, prompt, "reference")
-      : await storeReviewMask({
-          outDir: this.set.outDir,
-          name: "reference",
-          mask: await this.fullMask(photo),
-          width: photo.width,
-          height: photo.height,
-        });
-    await this.set.updateDecisions((d) => {
+    const drawn = hasPrompt(prompt)
+      ? await this.promptMask(photo, prompt)
+      : { mask: await this.fullMask(photo), prompt: undefined };
+    await this.set.updateDecisions(async (d) => {
+      const mask = await this.storeMask(photo, "reference", drawn);
       d.reference = { stem: photo.stem, photoSha256: photo.sha256, file: photo.file, mask };
     });
     return this.summary();
@@ -549,42 +544,54 @@ export class ReviewApi {
   }
 
   /** Change the decisions about a photo (made on its bytes as prepare read them). */
-  private async decide(photo: ReviewPhoto, change: (review: PhotoReview) => void): Promise<void> {
+  private async decide(
+    photo: ReviewPhoto,
+    change: (review: PhotoReview) => void | Promise<void>,
+  ): Promise<void> {
     await this.set.verifyPhoto(photo);
-    await this.set.updateDecisions((d) => {
+    await this.set.updateDecisions(async (d) => {
       const old = d.photos[photo.stem];
       const review: PhotoReview =
         old?.photoSha256 === photo.sha256 ? old : { photoSha256: photo.sha256, file: photo.file };
       review.file = photo.file;
-      change(review);
+      await change(review);
       if (review.override === undefined && review.decision === undefined) delete d.photos[photo.stem];
       else d.photos[photo.stem] = review;
     });
   }
 
-  /** The full-size mask of a prompt, stored as a review mask. */
-  private async storePromptMask(
+  /** The full-size mask of a prompt (the chosen output, else SAM's best), and the prompt to record. */
+  private async promptMask(
     photo: ReviewPhoto,
     prompt: PagePrompt,
-    name: string,
-  ): Promise<ReviewMaskRecord> {
+  ): Promise<{ mask: Uint8Array; prompt: ReviewPrompt }> {
     const image = await this.embedding(photo);
     const token = prompt.token ?? (await this.bestToken(photo, prompt, image));
     const region = await this.decoder(() =>
       acceptedMask({ decoder: this.params.model.decoder, image, prompt: samPrompt(prompt), token }),
     );
-    const stored: ReviewPrompt = {
-      clicks: prompt.clicks,
-      ...(prompt.box ? { box: prompt.box } : {}),
-      token,
+    return {
+      mask: region.mask,
+      prompt: { clicks: prompt.clicks, ...(prompt.box ? { box: prompt.box } : {}), token },
     };
+  }
+
+  /**
+   * Write a mask file for the decisions. Called inside a change of the decisions only: saving other
+   * decisions removes the mask files they do not name, so a file must be named in the same change.
+   */
+  private storeMask(
+    photo: ReviewPhoto,
+    name: string,
+    drawn: { mask: Uint8Array; prompt: ReviewPrompt | undefined },
+  ): Promise<ReviewMaskRecord> {
     return storeReviewMask({
       outDir: this.set.outDir,
       name,
-      mask: region.mask,
+      mask: drawn.mask,
       width: photo.width,
       height: photo.height,
-      prompt: stored,
+      prompt: drawn.prompt,
     });
   }
 
@@ -645,5 +652,5 @@ export class ReviewApi {
 
 /** The stem as a file-name part when it is plain ASCII, else `fallback`. */
 function safeName(stem: string, fallback: string): string {
-  return /^[A-Za-z0-9._-]{1,100}$/.test(stem) ? stem : fallback;
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(stem) ? stem : fallback;
 }

@@ -38,7 +38,7 @@ export function reviewPageHtml(token: string): string {
       <button id="next" type="button" aria-keyshortcuts="ArrowRight J" title="Next photo (→ or J)">Next →</button>
     </div>
     <p id="photo-info" class="info"></p>
-    <div id="stage" class="stage" tabindex="0" role="application" aria-roledescription="mask editor"
+    <div id="stage" class="stage" tabindex="0" role="group" aria-roledescription="mask editor"
       aria-label="Photo and its mask. Click on the subject to add a point, Shift-click (or the Point off the subject button) for a point that is not the subject, drag to draw a box.">
       <img id="photo" alt="" draggable="false">
       <img id="overlay" alt="" draggable="false">
@@ -498,6 +498,9 @@ export const REVIEW_PAGE_SCRIPT = `"use strict";
   stage.addEventListener("pointermove", onMove);
   stage.addEventListener("pointerup", onUp);
   stage.addEventListener("pointercancel", function () { drag = null; drawMarks(); });
+  $("photo").addEventListener("error", function () {
+    if (current()) say("The photo cannot be shown (it may have changed since prepare read it): rebuild the set.", true);
+  });
   $("prev").addEventListener("click", function () { show(S.index - 1); });
   $("next").addEventListener("click", function () { show(S.index + 1); });
   $("negative").addEventListener("click", function () { setNegative(!S.negative); });

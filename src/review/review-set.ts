@@ -153,6 +153,13 @@ export class ReviewSet {
     for (const [stem, ps] of Object.entries(this.stateValue.photos)) {
       const seg = ps.segmentation;
       if (!seg) continue;
+      // Stems become file names in the set (masks, thumbnails): plain names only.
+      if (stem === "" || stem === "." || stem === ".." || /[/\\\0]/.test(stem)) {
+        this.notes.push(
+          `${ps.relPath}: its name in the set is not a plain file name; left out of the review`,
+        );
+        continue;
+      }
       const path = resolve(inputDir, ...ps.relPath.split("/"));
       // The state is ours, but a hand-edited one must not lead outside the photo folder.
       if (ps.relPath.split("/").some((part) => part === ".." || part === "") || !isInside(path, inputDir)) {
