@@ -22,6 +22,13 @@ export { ExitCode, isUserError, UserError } from "./errors.js";
 export { type EvaluatePerSegParams, evaluatePerSeg, type PerSegEvaluation } from "./eval/perseg-eval.js";
 export { type PushDatasetParams, type PushResult, pushDataset } from "./hub/dataset-push.js";
 export { HubUserError } from "./hub/hub-api.js";
+export type { RebuildEvent, ReviewApi } from "./review/review-api.js";
+export {
+  type ReviewServer,
+  type StartReviewServerParams,
+  startReviewServer,
+} from "./review/review-server.js";
+export { type OpenReviewSetParams, type ReviewPhoto, ReviewSet } from "./review/review-set.js";
 export {
   DEFAULT_MODEL_ID,
   loadModelRegistry,

@@ -23,6 +23,7 @@ const FLOORS: readonly (readonly [prefix: string, floor: number])[] = [
   ["dataset/", 4.1],
   ["eval/", 4.1],
   ["doctor.ts", 4.1],
+  ["review/", 4.5],
   ["index.ts", 5],
   ["cli/", 6],
 ];
@@ -83,6 +84,15 @@ describe("architecture (design §2)", () => {
           wrong.push(`${file} → ${t}`);
         if (!file.startsWith("cli/") && t.startsWith("cli/")) wrong.push(`${file} → ${t}`);
       }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it("nothing but the CLI and the library face imports the review server", () => {
+    const wrong: string[] = [];
+    for (const [file, targets] of graph) {
+      if (file.startsWith("review/") || file.startsWith("cli/") || file === "index.ts") continue;
+      for (const t of targets) if (t.startsWith("review/")) wrong.push(`${file} → ${t}`);
     }
     expect(wrong).toEqual([]);
   });

@@ -93,7 +93,7 @@ describe("every option of every command given twice", () => {
 
   it("covers every command and finds their options", () => {
     expect(specs.map((s) => s.name).sort()).toEqual(
-      ["cache", "doctor", "eval", "mask", "models", "prepare", "push", "segment"].sort(),
+      ["cache", "doctor", "eval", "mask", "models", "prepare", "push", "review", "segment"].sort(),
     );
     const prepare = specs.find((s) => s.name === "prepare")!;
     expect(prepare.options.map((o) => o.key)).toEqual(

@@ -8,10 +8,12 @@ import { maskCommand } from "./mask-command.js";
 import { modelsCommand } from "./models-command.js";
 import { prepareCommand } from "./prepare-command.js";
 import { pushCommand } from "./push-command.js";
+import { reviewCommand } from "./review-command.js";
 import { segmentCommand } from "./segment-command.js";
 
 export const commands: readonly CommandDefinition<never>[] = [
   prepareCommand as CommandDefinition<never>,
+  reviewCommand as CommandDefinition<never>,
   segmentCommand as CommandDefinition<never>,
   evalCommand as CommandDefinition<never>,
   maskCommand as CommandDefinition<never>,

@@ -268,6 +268,9 @@ const pct = (fraction: number): string => `${Math.round(fraction * 1000) / 10}%`
 export const FLAG_LEGEND: Readonly<Record<string, string>> = {
   doubtful: `the mask looks wrong: confidence below ${DOUBTFUL_THRESHOLD} or one of the flags below; the photo is left out of the training set unless --keep-doubtful`,
   reference: "the reference photo: its mask is the one you gave, used as it is",
+  override: "the mask was drawn in persam-db review and is used as it is (confidence 1)",
+  "override-outdated":
+    "a mask drawn in persam-db review for this photo was ignored because the photo changed since: review it again",
   "empty-mask": "no subject pixel was found in this photo",
   "empty-mask-fallback": "a refinement step of PerSAM had an empty mask to start from and was skipped",
   "tiny-mask": `the mask covers less than ${pct(CONFIDENCE_CALIBRATION.minArea)} of the photo`,

@@ -26,9 +26,11 @@ import {
   THUMBS_DIR,
 } from "../prepare-state.js";
 import type { PhotoReport, ReportPoint } from "../report.js";
+import type { ApplicableReview } from "../review-decisions.js";
 import type { ScannedPhoto } from "../scan.js";
 import { doubtfulReason, isKept } from "./plan.js";
 import type { RunReference } from "./reference-stage.js";
+import { overrideSegmentation, photoDecision, photoKey, withOutdatedFlag } from "./review-stage.js";
 import type { Settings } from "./settings.js";
 import type { PhotoAction, PhotoResult, PlanEntry } from "./types.js";
 
@@ -44,6 +46,8 @@ export interface PhotoStageContext {
   readonly reference?: RunReference | undefined;
   readonly segmentationKey: string | undefined;
   readonly outputsKey: string;
+  /** The review's mask overrides and decisions. */
+  readonly review?: ApplicableReview | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -119,6 +123,7 @@ export async function processPhoto(
   let mask: Uint8Array | undefined;
   // The one decoded photo of this worker: decoded at most once here, for encoding and outputs.
   let image: RgbImage | undefined = input.decoded;
+  const decision = photoDecision(ctx.review, photo.stem);
   const old = state.photos[photo.stem];
   const ps: PhotoState =
     old && old.sha256 === photo.sha256 ? { ...old } : { relPath: photo.relPath, sha256: photo.sha256 };
@@ -142,10 +147,10 @@ export async function processPhoto(
     await store.update((s) => {
       s.photos[photo.stem] = ps;
     });
-    action = isKept(segmented.record, settings.keepDoubtful) ? "segment" : "exclude";
+    action = isKept(segmented.record, settings.keepDoubtful, decision) ? "segment" : "exclude";
   }
   const seg = ps.segmentation!;
-  const kept = isKept(seg, settings.keepDoubtful);
+  const kept = isKept(seg, settings.keepDoubtful, decision);
 
   // Thumbnails for the report (kept across runs; redone with the photo or its mask).
   const needThumbs = !ps.thumbs || !(await exists(join(outDir, ps.thumbs.photo)));
@@ -190,14 +195,16 @@ export async function processPhoto(
   });
   runTimings.stateMs = roundMs(performance.now() - ts);
 
-  const status: PhotoResult["status"] = !seg.doubtful ? "ok" : kept ? "doubtful" : "excluded";
+  const status: PhotoResult["status"] = !kept ? "excluded" : seg.doubtful ? "doubtful" : "ok";
   const flags = [...seg.flags, ...(ps.outputs?.cropFlags ?? [])];
   const reason =
-    status === "excluded"
-      ? `${doubtfulReason(seg)}; left out of the training set (--keep-doubtful keeps it)`
-      : status === "doubtful"
-        ? `${doubtfulReason(seg)}; kept (--keep-doubtful)`
-        : undefined;
+    decision === "exclude"
+      ? "excluded in review; left out of the training set"
+      : status === "excluded"
+        ? `${doubtfulReason(seg)}; left out of the training set (--keep-doubtful keeps it)`
+        : status === "doubtful"
+          ? `${doubtfulReason(seg)}; kept (${decision === "include" ? "included in review" : "--keep-doubtful"})`
+          : undefined;
   const outputs = ps.outputs ? Object.keys(ps.outputs.files) : undefined;
   return {
     result: {
@@ -213,7 +220,7 @@ export async function processPhoto(
     report: photoReport(
       photo,
       ps,
-      status === "excluded" ? "doubtful" : status,
+      status === "excluded" ? (seg.doubtful ? "doubtful" : "ok") : status,
       reason,
       performance.now() - t0,
       runTimings,
@@ -241,13 +248,22 @@ async function segmentStep(
   photo: ScannedPhoto,
   decoded: RgbImage | undefined,
 ): Promise<SegmentStepResult> {
-  const segmentationKey = ctx.segmentationKey!;
+  const segmentationKey = photoKey(ctx.review, photo.stem, ctx.segmentationKey!);
   const maskFile = `${MASKS_DIR}/${photo.stem}.png`;
   const given = ctx.reference?.givenMasks.get(photo.sha256);
   let image = decoded;
   let mask: Uint8Array;
   let record: SegmentationRecord;
-  if (given) {
+  const overridden = await overrideSegmentation({
+    review: ctx.review,
+    outDir: ctx.outDir,
+    photo,
+    key: segmentationKey,
+    maskFile,
+  });
+  if (overridden) {
+    ({ mask, record } = overridden);
+  } else if (given) {
     mask = given;
     let area = 0;
     for (let i = 0; i < given.length; i++) if (given[i]) area++;
@@ -306,6 +322,7 @@ async function segmentStep(
       timingsMs: roundTimings({ ...outcome.timings, loadMs: decodeMs + (outcome.timings.loadMs ?? 0) }),
     };
   }
+  record = withOutdatedFlag(record, ctx.review, photo.stem);
   const tm = performance.now();
   const png = encodeMaskPng(mask, record.width, record.height);
   await writeFileAtomic(join(ctx.outDir, maskFile), png, { mkdir: true });

@@ -10,6 +10,13 @@ import {
   type SegmentationRecord,
   settingsHash,
 } from "../prepare-state.js";
+import {
+  type ApplicableOverride,
+  type ApplicableReview,
+  applicableReview,
+  type PhotoDecision,
+  photoSegmentationKey,
+} from "../review-decisions.js";
 import type { ScannedPhoto } from "../scan.js";
 import { type InputScan, scanInput } from "./scan-stage.js";
 import { modelKeyOf, resolveFolders, resolveJobs, resolveSettings, type Settings } from "./settings.js";
@@ -27,7 +34,12 @@ export interface StageKeys {
 
 /** A planned run: everything decided before the model is opened. Run it with `runPrepare`. */
 export interface PreparePlan {
+  /** The caller's parameters, with the reference chosen in review when the caller gave none. */
   readonly params: PrepareParams;
+  /** The references the caller gave (`params.references` may hold the review's instead). */
+  readonly userReferences: PrepareParams["references"];
+  /** What `persam-db review` decided that applies to these photos (OUT/.persam/review/). */
+  readonly review: ApplicableReview;
   readonly inputDir: string;
   readonly outDir: string;
   readonly dryRun: boolean;
@@ -43,7 +55,7 @@ export interface PreparePlan {
   readonly entries: readonly PlanEntry[];
   /**
    * True when the run needs the encoder or decoder: a new or changed reference, or a photo to
-   * segment. Outputs and unchanged photos need neither.
+   * segment without a mask override. Outputs and unchanged photos need neither.
    */
   readonly needsModel: boolean;
   /** Lines already reported through `onEvent` as warnings. */
@@ -55,7 +67,8 @@ export interface PreparePlan {
  * each photo's action. Writes nothing.
  * @throws UserError for a missing folder, no photos, bad settings.
  */
-export async function planPrepare(params: PrepareParams): Promise<PreparePlan> {
+export async function planPrepare(callerParams: PrepareParams): Promise<PreparePlan> {
+  let params = callerParams;
   const emit = (event: PrepareEvent): void => params.onEvent?.(event);
   const warnings: string[] = [];
   const warn = (message: string): void => {
@@ -87,6 +100,13 @@ export async function planPrepare(params: PrepareParams): Promise<PreparePlan> {
   const read = await readState(outDir);
   if (read.problem) warn(read.problem);
   const previous = read.state;
+
+  // The review's decisions; its reference stands in when the caller gave none.
+  const review = await applicableReview({ outDir, photos: input.good });
+  for (const note of review.notes) warn(note);
+  if ((params.references ?? []).length === 0 && review.reference) {
+    params = { ...params, references: [review.reference] };
+  }
   const modelKey = params.modelFiles ? await modelKeyOf(params.modelFiles) : params.modelKey;
   const keys: StageKeys = {
     referenceInput: await referenceInputKey(params, settings, input),
@@ -110,9 +130,12 @@ export async function planPrepare(params: PrepareParams): Promise<PreparePlan> {
     segmentationKey: segmentationKey(keys, settings, params, previous, referenceIdentity),
     outputsKey: keys.outputs,
     keepDoubtful: settings.keepDoubtful,
+    review,
   });
   return {
     params,
+    userReferences: callerParams.references,
+    review,
     inputDir,
     outDir,
     dryRun,
@@ -124,7 +147,9 @@ export async function planPrepare(params: PrepareParams): Promise<PreparePlan> {
     keys,
     referenceIdentity,
     entries,
-    needsModel: referenceIdentity === undefined || entries.some((e) => e.action === "segment"),
+    needsModel:
+      referenceIdentity === undefined ||
+      entries.some((e) => e.action === "segment" && !review.overrides.has(e.stem)),
     warnings,
   };
 }
@@ -161,6 +186,8 @@ export interface PlanPhotosParams {
   readonly segmentationKey: string | undefined;
   readonly outputsKey: string;
   readonly keepDoubtful: boolean;
+  /** The review's overrides and decisions. @default none */
+  readonly review?: ApplicableReview | undefined;
 }
 
 /** Each photo's action, in scan order, checking the files the last run recorded. */
@@ -185,14 +212,22 @@ async function planPhoto(
   if (!ps?.segmentation) return { action: "segment", reason: "new photo" };
   if (ps.sha256 !== photo.sha256) return { action: "segment", reason: "photo changed" };
   if (p.segmentationKey === undefined) return { action: "segment", reason: "reference input changed" };
-  if (ps.segmentation.key !== p.segmentationKey) {
-    return { action: "segment", reason: "segmentation settings changed" };
+  const override = p.review?.overrides.get(photo.stem);
+  if (ps.segmentation.key !== photoSegmentationKey(p.segmentationKey, override)) {
+    return {
+      action: "segment",
+      reason: segmentationChange(ps.segmentation, p.state.settings.segmentation, p.segmentationKey, override),
+    };
   }
   if (!(await filesIntact(p.outDir, { [ps.segmentation.maskFile]: ps.segmentation.mask }))) {
     return { action: "segment", reason: "stored mask missing" };
   }
-  if (!isKept(ps.segmentation, p.keepDoubtful)) {
-    return { action: "exclude", reason: doubtfulReason(ps.segmentation) };
+  const decision = p.review?.decisions.get(photo.stem);
+  if (!isKept(ps.segmentation, p.keepDoubtful, decision)) {
+    return {
+      action: "exclude",
+      reason: decision === "exclude" ? "excluded in review" : doubtfulReason(ps.segmentation),
+    };
   }
   if (!ps.outputs) return { action: "outputs", reason: "no outputs yet" };
   if (ps.outputs.key !== p.outputsKey) return { action: "outputs", reason: "output settings changed" };
@@ -202,9 +237,26 @@ async function planPhoto(
   return { action: "skip", reason: "finished, nothing changed" };
 }
 
-/** A photo is in the training set unless its mask is doubtful and doubtful masks are left out. */
-export function isKept(seg: SegmentationRecord, keepDoubtful: boolean): boolean {
-  return !seg.doubtful || keepDoubtful;
+/**
+ * A photo is in the training set unless it was excluded in review, or its mask is doubtful and
+ * doubtful masks are left out (a photo included in review stays in).
+ */
+export function isKept(seg: SegmentationRecord, keepDoubtful: boolean, decision?: PhotoDecision): boolean {
+  if (decision === "exclude") return false;
+  return !seg.doubtful || keepDoubtful || decision === "include";
+}
+
+/** Why a photo's segmentation key changed: the run's settings, or its override from review. */
+function segmentationChange(
+  seg: SegmentationRecord,
+  lastRunKey: string,
+  runKey: string,
+  override: ApplicableOverride | undefined,
+): string {
+  if (lastRunKey !== runKey) return "segmentation settings changed";
+  const had = seg.flags.includes("override");
+  if (override) return had ? "mask override changed in review" : "mask override added in review";
+  return had ? "mask override removed in review" : "segmentation settings changed";
 }
 
 /** Why a mask is doubtful, in one phrase. */

@@ -18,7 +18,7 @@ import { ENCODER_SIDE } from "../../segment/sam/sam-constants.js";
 import type { EncodedPhoto, SamModel } from "../../segment/sam/sam-model.js";
 import { isTestModelFile } from "../../segment/sam/test-weights.js";
 import { removeStaleTempFiles } from "../../util/atomic-write.js";
-import { acquireRunLock } from "../../util/run-lock.js";
+import { acquireRunLock, LOCK_FILE, type RunLock } from "../../util/run-lock.js";
 import type { MetadataRow } from "../metadata.js";
 import { emptyState, type FileRecord, readState, STATE_DIR, StateStore } from "../prepare-state.js";
 import type { PhotoReport } from "../report.js";
@@ -37,6 +37,7 @@ import {
 import { type PreparePlan, planPhotos, segmentationKey } from "./plan.js";
 import { type RunReference, referenceText, resolveRunReference } from "./reference-stage.js";
 import { buildReport, writeReport } from "./report-stage.js";
+import { runRecordOf, writeRunRecord } from "./run-record.js";
 import type { PhotoResult, PrepareEvent, PrepareResult } from "./types.js";
 
 /**
@@ -74,6 +75,11 @@ export interface RunPrepareParams {
   readonly plan: PreparePlan;
   /** The loaded SAM, for the model files the plan was made for. Required when `plan.needsModel`. */
   readonly model?: SamModel | undefined;
+  /**
+   * The output folder's run lock, when the caller already holds it (`review` rebuilds the set under
+   * its own lock); it is left held. Without it the run takes the lock and releases it at the end.
+   */
+  readonly lock?: RunLock | undefined;
 }
 
 /**
@@ -96,7 +102,10 @@ export async function runPrepare(params: RunPrepareParams): Promise<PrepareResul
   // The output folder first: a folder that cannot be written stops the run before any work. One run
   // at a time per output folder (the lock names the process that holds it).
   await mkdir(join(outDir, STATE_DIR), { recursive: true });
-  const lock = await acquireRunLock({ outDir, command: "prepare" });
+  if (params.lock && params.lock.path !== join(outDir, LOCK_FILE)) {
+    throw new Error(`runPrepare: the lock given is ${params.lock.path}, not the one of ${outDir}`);
+  }
+  const lock = params.lock ?? (await acquireRunLock({ outDir, command: "prepare" }));
   try {
     // Another run may have finished between the plan and the lock: then the plan is out of date.
     const now = await readState(outDir);
@@ -107,7 +116,7 @@ export async function runPrepare(params: RunPrepareParams): Promise<PrepareResul
     }
     return await runLocked({ ...params, store, warnings, started });
   } finally {
-    await lock.release();
+    if (lock !== params.lock) await lock.release();
   }
 }
 
@@ -129,6 +138,7 @@ async function runLocked(
     delete s.manifest;
   });
   await removeStaleTempFiles(outDir);
+  await writeRunRecord(outDir, runRecordOf(plan, plan.userReferences));
 
   // ---- reference ---------------------------------------------------------------------------
   let encoded = 0;
@@ -172,6 +182,7 @@ async function runLocked(
         segmentationKey: segmentationKey(keys, settings, plan.params, state, identity),
         outputsKey: keys.outputs,
         keepDoubtful: settings.keepDoubtful,
+        review: plan.review,
       });
     }
     await store.update((s) => {
@@ -222,6 +233,7 @@ async function runLocked(
     reference,
     segmentationKey: segKey,
     outputsKey: keys.outputs,
+    review: plan.review,
     signal,
   };
   const one = async (entry: (typeof work)[number]): Promise<void> => {
