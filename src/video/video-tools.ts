@@ -82,12 +82,15 @@ export async function requireVideoTools(
   params: FindVideoToolsParams = {},
 ): Promise<VideoTools> {
   const tools = await findVideoTools(params);
-  if (tools === undefined) {
-    throw new UserError(`${file} is a video, and reading videos needs ffmpeg, which was not found`, {
-      hint: FFMPEG_INSTALL_HINT,
-    });
-  }
+  if (tools === undefined) throw noFfmpegError(file);
   return tools;
+}
+
+/** The one line for a video `file` and no ffmpeg. */
+export function noFfmpegError(file: string): UserError {
+  return new UserError(`${file} is a video, and reading videos needs ffmpeg, which was not found`, {
+    hint: FFMPEG_INSTALL_HINT,
+  });
 }
 
 /** The static builds of the optional packages, when both are installed and runnable here. */

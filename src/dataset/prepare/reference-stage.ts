@@ -27,6 +27,8 @@ export interface RunReference {
 export interface ResolveRunReferenceParams {
   readonly plan: PreparePlan;
   readonly encoder: PhotoEncoder;
+  /** Sampled video frames the automatic choice may also take the reference from. */
+  readonly candidates?: readonly { readonly path: string; readonly sha256: string }[] | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -41,11 +43,13 @@ export async function resolveRunReference(params: ResolveRunReferenceParams): Pr
     model: encoder.model,
     encoder,
     references: plan.params.references ?? [],
-    photos: plan.input.good.map((p) => ({
-      path: p.path,
-      sha256: p.sha256,
-      ...(p.maskPath ? { maskPath: p.maskPath } : {}),
-    })),
+    // Chosen video frames are not references: the video's sampled frames stand for it.
+    photos: [
+      ...plan.input.good
+        .filter((p) => !p.frameOf)
+        .map((p) => ({ path: p.path, sha256: p.sha256, ...(p.maskPath ? { maskPath: p.maskPath } : {}) })),
+      ...(params.candidates ?? []).map((c) => ({ path: c.path, sha256: c.sha256 })),
+    ],
     mode: plan.settings.mode,
     ...(plan.params.fusionTrainer ? { trainer: plan.params.fusionTrainer } : {}),
     signal: params.signal,
