@@ -24,7 +24,8 @@ export const SHARPNESS_SIDE = 256;
 /**
  * Sharpness of the subject: the variance of the 4-neighbour Laplacian of the grey values inside
  * `box` (the whole image without one), after block-averaging the box down to at most
- * {@link SHARPNESS_SIDE} pixels on its longer side. Only comparable within one set (see
+ * {@link SHARPNESS_SIDE} pixels on its longer side, divided by the variance of the grey values
+ * themselves (so that contrast and texture count less than focus). Only comparable within one set (see
  * {@link curationFlags}, which compares each photo to the set's sharpest).
  */
 export function sharpness(image: CurationImage, box?: Box): number {
@@ -49,7 +50,15 @@ export function sharpness(image: CurationImage, box?: Box): number {
     }
   }
   const mean = sum / n;
-  return Math.max(0, sumSq / n - mean * mean);
+  let g = 0;
+  let g2 = 0;
+  for (let i = 0; i < grey.length; i++) {
+    g += grey[i]!;
+    g2 += grey[i]! ** 2;
+  }
+  const contrast = g2 / grey.length - (g / grey.length) ** 2;
+  // Divided by the grey variance (+1 level² for flat boxes): a low-contrast subject is not blurred.
+  return Math.max(0, sumSq / n - mean * mean) / (contrast + 1);
 }
 
 /**
@@ -225,11 +234,18 @@ export const CURATION_LIMITS = {
   edgeMargin: 0.005,
 } as const;
 
-/** True when the box touches an edge of the picture (the subject is probably cut off). */
+/**
+ * True when the box touches one to three edges of the picture (the subject is probably cut off). A
+ * box on all four edges is the whole picture: a close-up or a mask of the background, which the
+ * mask's own checks judge (confidence.ts), not a cut.
+ */
 export function touchesEdge(box: Box, width: number, height: number): boolean {
   const mx = Math.max(1, CURATION_LIMITS.edgeMargin * width);
   const my = Math.max(1, CURATION_LIMITS.edgeMargin * height);
-  return box[0] < mx || box[1] < my || box[2] > width - 1 - mx || box[3] > height - 1 - my;
+  const sides = [box[0] < mx, box[1] < my, box[2] > width - 1 - mx, box[3] > height - 1 - my].filter(
+    Boolean,
+  ).length;
+  return sides > 0 && sides < 4;
 }
 
 /** What the curation measures of one photo (kept in the state: no decode on an unchanged rerun). */
