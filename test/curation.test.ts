@@ -150,26 +150,13 @@ describe("chooseFrames", () => {
       frame(1, { similarity: 0.3 }),
       frame(2, {}, { sharpness: 1 }),
       frame(3),
-      frame(
-        4,
-        {},
-        { hash: "0000000000000000".replace(/^../, "03") + "", feature: [Math.cos(3), Math.sin(3)] },
-      ),
       frame(5),
       frame(6),
       frame(7, { doubtful: true }),
       frame(8),
     ];
-    // frame 4 is frame 3's picture again.
-    candidates[4] = frame(
-      4,
-      {},
-      {
-        hash: candidates[3]!.measure.hash,
-        box: candidates[3]!.measure.box,
-        feature: candidates[3]!.measure.feature,
-      },
-    );
+    // Frame 4 is frame 3's picture again.
+    candidates.splice(4, 0, frame(4, {}, { ...candidates[3]!.measure }));
     const verdicts = chooseFrames({ candidates, count: 3, minGap: 1 });
     const byIndex = new Map(verdicts.map((v) => [v.index, v]));
     expect(byIndex.get(1)!.reason).toMatch(/^no subject/);
