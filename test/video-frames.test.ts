@@ -9,7 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserError } from "../src/errors.js";
 import { probeVideo, videoContainerOf } from "../src/video/probe-video.js";
 import { sampleFrames } from "../src/video/read-frames.js";
-import { FFMPEG_INSTALL_HINT, findVideoTools, requireVideoTools } from "../src/video/video-tools.js";
+import {
+  FFMPEG_INSTALL_HINT,
+  ffmpegVersion,
+  findVideoTools,
+  requireVideoTools,
+} from "../src/video/video-tools.js";
 import { quadrantOf, quadrants } from "./support/photos.js";
 import { ffmpeg, videoToolsOrSkip, writeVideo } from "./support/videos.js";
 
@@ -44,6 +49,20 @@ describe("findVideoTools", () => {
     expect((error as UserError).toLine()).toBe(
       `cat.mp4 is a video, and reading videos needs ffmpeg, which was not found — ${FFMPEG_INSTALL_HINT}`,
     );
+  });
+
+  it("falls back to the optional npm packages' static builds when PATH has no ffmpeg", async () => {
+    const tools = await findVideoTools({ config: { ffmpeg: undefined, path: [] } });
+    if (!tools) {
+      console.warn(
+        "[skip] npm ffmpeg fallback: the optional @ffmpeg-installer/@ffprobe-installer builds are not installed",
+      );
+      return;
+    }
+    expect(tools.source).toBe("npm package");
+    expect(tools.ffmpeg).toContain("@ffmpeg-installer");
+    expect(tools.ffprobe).toContain("@ffprobe-installer");
+    expect(await ffmpegVersion(tools)).toMatch(/^ffmpeg version /);
   });
 
   it("refuses a PERSAM_DB_FFMPEG that is not a program, in one line", async () => {
