@@ -14,13 +14,14 @@ import { persamFCase } from "./cases/persam-f.js";
 import { postprocessCase } from "./cases/postprocess.js";
 import { prepareCase } from "./cases/prepare.js";
 import { preprocessCase } from "./cases/preprocess.js";
+import { videoCase } from "./cases/video.js";
 import type { BenchCase, BenchContext, Measurement } from "./harness.js";
 import { formatMachineInfo, machineInfo } from "./machine.js";
 
 const USAGE = `Usage: npm run bench -- [case…] [options]
 
-Cases (all but prepare and encoder-variants when none is named): decoder, preprocess, postprocess,
-persam-f, persam, encoder, prepare, encoder-variants
+Cases (all but prepare, encoder-variants and video when none is named): decoder, preprocess,
+postprocess, persam-f, persam, encoder, prepare, encoder-variants, video
 
 Options:
   --runs N      timed runs per measurement (default: each case's own, e.g. 20 for decoder)
@@ -28,7 +29,7 @@ Options:
   --threads N   onnxruntime intra-op threads (default 2)
   --out DIR     folder for the JSON record (default bench/out)
   --check       exit with code 1 when a median misses its target
-  --big         encoder, prepare, encoder-variants: also / instead use the SAM ViT-B-size encoder (slow)
+  --big         encoder, prepare, encoder-variants, video: also / instead use the SAM ViT-B-size encoder (slow)
   --sweep       encoder: also measure onnxruntime session-option variants
   --photos N    prepare: number of generated 12 MP photos (default 20)
   --jobs N      prepare: photos processed at once, as prepare's --jobs (default: prepare's default)
@@ -120,6 +121,7 @@ async function main(argv: readonly string[]): Promise<number> {
       big: values.big,
     }),
     encoderVariantsCase({ big: values.big, scratchDir: join(outDir, "cache", "encoder-variants") }),
+    videoCase({ cacheDir: join(outDir, "cache"), outDir, big: values.big }),
   ];
   if (values.list) {
     for (const c of cases) console.log(`${c.name.padEnd(12)} ${c.summary}`);
@@ -131,8 +133,8 @@ async function main(argv: readonly string[]): Promise<number> {
       `Expected case names among ${cases.map((c) => c.name).join(", ")} but received ${unknown.join(", ")}`,
     );
   }
-  // `prepare` and `encoder-variants` (minutes each) run only when named.
-  const onlyWhenNamed = ["prepare", "encoder-variants"];
+  // `prepare`, `encoder-variants` and `video` (minutes each) run only when named.
+  const onlyWhenNamed = ["prepare", "encoder-variants", "video"];
   const selected =
     positionals.length === 0
       ? cases.filter((c) => !onlyWhenNamed.includes(c.name))
