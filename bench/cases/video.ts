@@ -1,4 +1,4 @@
-// Case `video`: a 30-second 1080p clip (generated with ffmpeg at bench time, cached) through the
+// Case `video`: a 30-second 1080p clip (Conway's life generated with ffmpeg at bench time, cached) through the
 // video stage of `prepare`: sampling (ffmpeg streams frames at 2 per second, written as candidates at
 // the encoder's size), encoding every candidate, choosing 12 frames (segment with a box reference,
 // measure, farthest-point choice) and decoding the chosen ones again at 1080p; against the encoder
@@ -56,7 +56,7 @@ export function videoCase(options: VideoCaseOptions): BenchCase {
     async run(ctx) {
       const tools = await findVideoTools();
       if (!tools) throw new Error("the video case needs ffmpeg (apt-get install ffmpeg)");
-      const clip = join(options.cacheDir, `clip-${SECONDS}s-1080p.mp4`);
+      const clip = join(options.cacheDir, `clip-life-${SECONDS}s-1080p.mp4`);
       if (!existsSync(clip)) {
         ctx.log(`video: generating ${clip}`);
         await mkdir(options.cacheDir, { recursive: true });
@@ -71,7 +71,9 @@ export function videoCase(options: VideoCaseOptions): BenchCase {
             "-f",
             "lavfi",
             "-i",
-            `testsrc2=size=1920x1080:rate=30:duration=${SECONDS}`,
+            // Every frame different (a still test pattern would be one picture sixty times over, and
+            // the choice would rightly keep one): Conway's life on big cells.
+            `life=size=480x270:rate=30:mold=10:ratio=0.5:death_color=#203040:life_color=#e0a040,scale=1920:1080:flags=neighbor,trim=duration=${SECONDS}`,
             "-c:v",
             "libx264",
             "-preset",
