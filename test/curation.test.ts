@@ -13,7 +13,7 @@ import {
   touchesEdge,
 } from "../src/dataset/curation.js";
 import { chooseFrames, type FrameCandidate } from "../src/dataset/frame-choice.js";
-import { scene } from "./support/photos.js";
+import { quadrants, scene } from "./support/photos.js";
 
 const rgb = (p: { data: Uint8Array; width: number; height: number }) => ({ ...p, channels: 3 as const });
 
@@ -52,6 +52,13 @@ describe("curation measures", () => {
     expect(sharpness(rgb(soft)) / sharpness(rgb(sharp))).toBeLessThan(0.35);
     const faded = { ...sharp, data: sharp.data.map((v) => 100 + Math.round(v / 4)) };
     expect(sharpness(rgb(faded)) / sharpness(rgb(sharp))).toBeGreaterThan(0.5);
+  });
+
+  it("scores two pictures in focus alike however much texture they have", () => {
+    const textured = sharpness(rgb(scene({ width: 160, height: 120 })));
+    const plain = sharpness(rgb(quadrants(160, 120)));
+    expect(Math.min(textured, plain) / Math.max(textured, plain)).toBeGreaterThan(0.35);
+    expect(sharpness(rgb(blurred(quadrants(160, 120), 3))) / plain).toBeLessThan(0.35);
   });
 
   it("hashes a picture and its slightly changed copy within a few bits, another picture far away", () => {

@@ -128,7 +128,7 @@ describe("persam-db prepare with several inputs", () => {
   it.skipIf(!tools)("prepare ./mug.mp4 prints the frames chosen and the varied images", async () => {
     const run = await runCli(["prepare", "./mug.mp4", ...common(), "--force"], { cwd: root });
     expect(run.code, run.stderr).toBeLessThanOrEqual(2);
-    expect(run.stderr).toContain('class: "mug"');
+    expect(run.stderr).toContain('class: "mug", taken from the video\'s name "mug.mp4"');
     expect(run.stdout).toMatch(/mug\.mp4#t=\d/);
     expect(run.stdout).toMatch(/mug\.mp4: \d+ sampled frames, 3 chosen \(/);
     expect(run.stdout).toMatch(/varied images? in the training set \(DreamBooth wants 5–20\): too few/);

@@ -2,7 +2,7 @@
 // DreamBooth training set out (images, masks, loss weights, captions, trainer configs, dataset card,
 // report); several inputs make one set each with the model opened once, --json one line per set.
 
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { videoToolsConfig } from "../config.js";
 import { classFromFolderNotice, requireClassFromFolder } from "../dataset/captions.js";
 import {
@@ -273,8 +273,15 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         const isVideo = await checkPrepareInput(inputPath, input);
         const classPath = isVideo ? inputPath.replace(/\.[^./\\]*$/, "") : inputPath;
         const className = options.class ?? requireClassFromFolder(classPath);
-        if (options.class === undefined)
-          reporter.info(terminalSafe(classFromFolderNotice(className, classPath)));
+        if (options.class === undefined) {
+          reporter.info(
+            terminalSafe(
+              isVideo
+                ? `class: ${JSON.stringify(className)}, taken from the video's name ${JSON.stringify(basename(inputPath))} (pass --class to change it)`
+                : classFromFolderNotice(className, classPath),
+            ),
+          );
+        }
         const outDir =
           options.output === undefined ? defaultOutDir(inputPath, isVideo) : resolve(io.cwd, options.output);
         checked.push({ input, inputPath, isVideo, className, outDir });

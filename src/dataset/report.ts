@@ -335,7 +335,7 @@ export const FLAG_LEGEND: Readonly<Record<string, string>> = {
   "cuts-subject": "the training crop could not hold the whole subject at this aspect ratio",
   "margin-reduced": "the crop keeps less space around the subject than asked (photo edge or aspect ratio)",
   upscaled: "the crop is smaller than the training resolution and was enlarged: it may look soft",
-  blurry: `the subject is blurred: its sharpness (variance of the Laplacian over its box, against its contrast) is below ${CURATION_LIMITS.blurryRelative * 100}% of the set's sharpest; --curate leaves it out`,
+  blurry: `the subject is blurred: its sharpness (the Laplacian against the gradient over its box: how wide its edges are) is below ${CURATION_LIMITS.blurryRelative * 100}% of the set's sharpest; --curate leaves it out`,
   duplicate: `the same picture as another photo of the set (a re-save: at most ${CURATION_LIMITS.duplicateBits} of 64 perceptual-hash bits differ); --curate leaves it out`,
   "near-duplicate": `the subject in the same pose as in a sharper photo (subject features at least ${CURATION_LIMITS.nearDuplicateFeature} alike): it adds nothing new; --curate leaves it out`,
   "subject-small": `the subject's box covers less than ${CURATION_LIMITS.smallArea * 100}% of the picture; --curate leaves it out`,

@@ -178,7 +178,7 @@ async function runLocked(
       plan,
       encoder: encoder!,
       signal,
-      candidates: [...samples.values()].flatMap(referenceCandidates),
+      candidates: referenceCandidates(plan.videos, samples),
     });
     referenceReport = reference.report;
     emit({ type: "reference", reused: false, description: referenceText(referenceReport) });

@@ -286,8 +286,32 @@ export async function sampleVideo(params: {
   return frames;
 }
 
-/** A few candidates spread over the video, for the automatic reference. */
-export function referenceCandidates(frames: readonly CandidateFrame[]): CandidateFrame[] {
+/** A sampled frame offered to the reference stage, with the names a report gives it. */
+export interface ReferenceCandidate {
+  readonly path: string;
+  readonly sha256: string;
+  /** `cat-t012.5`. */
+  readonly stem: string;
+  /** `cat.mp4#t=12.5`. */
+  readonly file: string;
+}
+
+/** A few samples of every video, spread over it, for the automatic reference. */
+export function referenceCandidates(
+  plan: VideoPlan,
+  samples: ReadonlyMap<string, readonly CandidateFrame[]>,
+): ReferenceCandidate[] {
+  return plan.videos.flatMap((v) =>
+    spread(samples.get(v.video.stem) ?? []).map((c) => ({
+      path: c.path,
+      sha256: c.sha256,
+      stem: frameStem(v.video.stem, c.time),
+      file: frameRelPath(v.video.relPath, c.time),
+    })),
+  );
+}
+
+function spread(frames: readonly CandidateFrame[]): CandidateFrame[] {
   if (frames.length <= REFERENCE_CANDIDATES) return [...frames];
   return Array.from(
     { length: REFERENCE_CANDIDATES },
