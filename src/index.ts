@@ -41,3 +41,4 @@ export {
   type SamModelFiles,
   type SamModelOptions,
 } from "./segment/sam/sam-model.js";
+export { type FindVideoToolsParams, findVideoTools, type VideoTools } from "./video/video-tools.js";
