@@ -428,7 +428,7 @@ figcaption{margin-top:6px}
 .badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:12px;color:#fff;background:var(--ok)}
 .doubtful .badge{background:var(--warn)}.skipped .badge{background:var(--bad)}
 .flags,.curation{font-size:12px;color:var(--warn)}
-.video{overflow-x:auto}.frames{font-size:12px}.frames tr.chosen td{font-weight:600}.frames tr.dropped td{color:var(--mute)}.reason{color:var(--bad)}.timings{font-size:12px;color:var(--mute)}
+.frames{font-size:12px}.frames td,.frames th{padding:2px 6px 2px 0;white-space:nowrap;overflow-wrap:normal}.frames td:last-child{white-space:normal;overflow-wrap:anywhere}.frames tr.chosen td{font-weight:600}.frames tr.dropped td{color:var(--mute)}.reason{color:var(--bad)}.timings{font-size:12px;color:var(--mute)}
 .timings summary{cursor:pointer}.timings th{font-weight:normal}
 .tint{fill:#ff2d6f;fill-opacity:.35}.outside{fill:#000;fill-opacity:.35}
 .crop{fill:none;stroke:#00d5ff;stroke-width:2;stroke-dasharray:6 4;vector-effect:non-scaling-stroke}
@@ -615,7 +615,7 @@ function videosHtml(videos: readonly VideoReport[]): string {
       '<section class="video">',
       `<h3>${escapeHtml(v.file)}</h3>`,
       `<p class="mute">${num(v.duration, 1)} s · ${v.width}×${v.height}${v.rotation ? ` (turned ${v.rotation}°)` : ""} · ${escapeHtml(v.codec)}${v.hdr ? ` · HDR ${escapeHtml(v.hdr.toUpperCase())}` : ""} · sampled ${v.fps}/s: ${plural(v.candidates.length, "frame")}, ${chosen} chosen of ${v.wanted} wanted</p>`,
-      '<table class="frames"><thead><tr><th>time</th><th></th><th>score</th><th>similarity</th><th>sharpness</th><th>why</th></tr></thead><tbody>',
+      '<table class="frames"><thead><tr><th>time</th><th></th><th>score</th><th>sim.</th><th>sharp</th><th>why</th></tr></thead><tbody>',
     );
     for (const c of v.candidates) {
       out.push(
