@@ -15,13 +15,14 @@ import { persamFCase } from "./cases/persam-f.js";
 import { postprocessCase } from "./cases/postprocess.js";
 import { prepareCase } from "./cases/prepare.js";
 import { preprocessCase } from "./cases/preprocess.js";
+import { videoCase } from "./cases/video.js";
 import type { BenchCase, BenchContext, Measurement } from "./harness.js";
 import { formatMachineInfo, machineInfo } from "./machine.js";
 
 const USAGE = `Usage: npm run bench -- [case…] [options]
 
-Cases (all but prepare, encoder-variants and decode when none is named): decoder, preprocess,
-postprocess, persam-f, persam, encoder, prepare, encoder-variants, decode
+Cases (all but prepare, encoder-variants, decode and video when none is named): decoder,
+preprocess, postprocess, persam-f, persam, encoder, prepare, encoder-variants, decode, video
 
 Options:
   --runs N      timed runs per measurement (default: each case's own, e.g. 20 for decoder)
@@ -29,7 +30,7 @@ Options:
   --threads N   onnxruntime intra-op threads (default 2)
   --out DIR     folder for the JSON record (default bench/out)
   --check       exit with code 1 when a median misses its target
-  --big         encoder, prepare, encoder-variants: also / instead use the SAM ViT-B-size encoder (slow)
+  --big         encoder, prepare, encoder-variants, video: also / instead use the SAM ViT-B-size encoder (slow)
   --sweep       encoder: also measure onnxruntime session-option variants
   --model-file PATH  encoder: measure this encoder .onnx file instead of the generated ones
                 (e.g. one written by torch.onnx.export: bench/models/torch-vit-encoder.py)
@@ -137,6 +138,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }),
     encoderVariantsCase({ big: values.big, scratchDir: join(outDir, "cache", "encoder-variants") }),
     decodeCase({ cacheDir: join(outDir, "cache"), outDir }),
+    videoCase({ cacheDir: join(outDir, "cache"), outDir, big: values.big }),
   ];
   if (values.list) {
     for (const c of cases) console.log(`${c.name.padEnd(12)} ${c.summary}`);
@@ -148,8 +150,8 @@ async function main(argv: readonly string[]): Promise<number> {
       `Expected case names among ${cases.map((c) => c.name).join(", ")} but received ${unknown.join(", ")}`,
     );
   }
-  // `prepare`, `encoder-variants` and `decode` (minutes each) run only when named.
-  const onlyWhenNamed = ["prepare", "encoder-variants", "decode"];
+  // `prepare`, `encoder-variants`, `decode` and `video` (minutes each) run only when named.
+  const onlyWhenNamed = ["prepare", "encoder-variants", "decode", "video"];
   const selected =
     positionals.length === 0
       ? cases.filter((c) => !onlyWhenNamed.includes(c.name))

@@ -200,3 +200,25 @@ export function embeddingCacheBytes(env: Env = process.env): number | undefined 
   }
   return bytes;
 }
+
+/** Where to look for ffmpeg and ffprobe (src/video/video-tools.ts). */
+export interface VideoToolsConfig {
+  /** `PERSAM_DB_FFMPEG`: an explicit ffmpeg binary (ffprobe is looked up beside it). */
+  readonly ffmpeg: string | undefined;
+  /** The `PATH` folders, in order. */
+  readonly path: readonly string[];
+}
+
+/**
+ * ffmpeg settings from the environment: `PERSAM_DB_FFMPEG` (an ffmpeg binary, with ffprobe beside
+ * it) and the folders of `PATH`.
+ * @default env process.env
+ */
+export function videoToolsConfig(env: Env = process.env): VideoToolsConfig {
+  const path = get(env, "PATH") ?? get(env, "Path") ?? "";
+  const sep = process.platform === "win32" ? ";" : ":";
+  return {
+    ffmpeg: getPath(env, "PERSAM_DB_FFMPEG"),
+    path: path.split(sep).filter((p) => p !== ""),
+  };
+}

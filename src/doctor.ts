@@ -6,7 +6,7 @@ import { constants } from "node:fs";
 import { access, mkdtemp, rm, statfs, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { hubConfig, persamCacheDir, redact } from "./config.js";
+import { hubConfig, persamCacheDir, redact, videoToolsConfig } from "./config.js";
 import { errorCodes, firstLine, isUserError } from "./errors.js";
 import { HubUserError, hubWhoAmI } from "./hub/hub-api.js";
 import { HubTransportError } from "./hub/hub-errors.js";
@@ -17,6 +17,7 @@ import { modelCacheStatus } from "./segment/models/model-store.js";
 import { GraphBuilder } from "./segment/onnx/graph-builder.js";
 import { createSession, onnxruntimeVersion, ortFloat32 } from "./segment/sam/ort.js";
 import { packageVersion } from "./util/package-version.js";
+import { FFMPEG_INSTALL_HINT, ffmpegVersion, findVideoTools } from "./video/video-tools.js";
 
 /** The lowest supported Node.js major version (package.json `engines`). */
 export const MIN_NODE_MAJOR = 20;
@@ -98,7 +99,7 @@ async function guarded(
 
 /**
  * Run every check, in order: persam-db (its version), Node.js, onnxruntime, sharp (each with its
- * version), HF cache, persam-db cache, Hub, token, models. Never throws; never prints or returns
+ * version), ffmpeg (for videos only: not required), HF cache, persam-db cache, Hub, token, models. Never throws; never prints or returns
  * the token.
  */
 export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> {
@@ -112,6 +113,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   checks.push(await guarded("Node.js", true, token, async () => nodeCheck(options.nodeVersion)));
   checks.push(await guarded("onnxruntime", true, token, onnxCheck));
   checks.push(await guarded("sharp", true, token, sharpCheck));
+  checks.push(await guarded("ffmpeg", false, token, () => ffmpegCheck(options.env)));
   checks.push(await guarded("HF cache", true, token, () => cacheCheck("HF cache", hub.cacheDir)));
   checks.push(
     await guarded("persam-db cache", true, token, () =>
@@ -192,6 +194,22 @@ async function onnxCheck(): Promise<DoctorCheck> {
 }
 
 /** Encode a 1×1 PNG and read its header back. */
+/** ffmpeg and ffprobe for videos: where they were found and the version, or how to install them. */
+async function ffmpegCheck(env: Readonly<Record<string, string | undefined>>): Promise<DoctorCheck> {
+  const tools = await findVideoTools({ config: videoToolsConfig(env) });
+  if (!tools) {
+    return check(
+      "ffmpeg",
+      false,
+      false,
+      "not found: videos cannot be read (photos need no ffmpeg)",
+      FFMPEG_INSTALL_HINT,
+    );
+  }
+  const version = (await ffmpegVersion(tools)).replace(/^ffmpeg version /, "").split(" ")[0] ?? "unknown";
+  return check("ffmpeg", false, true, `${version} (${tools.source}: ${tools.ffmpeg}): videos can be read`);
+}
+
 async function sharpCheck(): Promise<DoctorCheck> {
   const dir = await mkdtemp(join(tmpdir(), "persam-doctor-"));
   try {

@@ -48,3 +48,4 @@ export {
   type SamModelFiles,
   type SamModelOptions,
 } from "./segment/sam/sam-model.js";
+export { type FindVideoToolsParams, findVideoTools, type VideoTools } from "./video/video-tools.js";

@@ -14,6 +14,7 @@ const FLOORS: readonly (readonly [prefix: string, floor: number])[] = [
   ["errors.ts", 1],
   ["config.ts", 1],
   ["image/", 1],
+  ["video/", 1],
   ["hub/", 2],
   ["segment/onnx/", 3.0],
   ["segment/sam/", 3.1],

@@ -42,8 +42,9 @@ function commandSpecs(): CommandSpec[] {
     const built = definition.builder(yargs([]) as never) as unknown as Argv;
     const table = (built as unknown as { getOptions(): OptionTable }).getOptions();
     const aliases = new Set(Object.values(table.alias).flat());
+    // `<inputs..>` (a variadic positional) names the key `inputs`.
     const positionalNames = (String(definition.command).match(/[<[][^>\]]+[>\]]/g) ?? []).map((p) =>
-      p.slice(1, -1),
+      p.slice(1, -1).replace(/\.\.$/, ""),
     );
     const keys = Object.keys(table.key).filter(
       (k) => !aliases.has(k) && !positionalNames.includes(k) && k !== "help" && k !== "version",

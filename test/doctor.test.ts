@@ -58,12 +58,14 @@ describe("runDoctor", () => {
       "Node.js",
       "onnxruntime",
       "sharp",
+      "ffmpeg",
       "HF cache",
       "persam-db cache",
       "Hub",
       "token",
       "models",
     ]);
+    expect(byName(checks, "ffmpeg").required).toBe(false);
     for (const name of ["Node.js", "onnxruntime", "sharp", "HF cache", "persam-db cache"]) {
       expect(byName(checks, name), name).toMatchObject({ ok: true, required: true, level: "ok" });
     }

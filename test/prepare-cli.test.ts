@@ -34,7 +34,7 @@ describe("persam-db prepare", () => {
   it("--help shows examples, the offline case included", async () => {
     const run = await runCli(["prepare", "--help"]);
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain("prepare <dir>");
+    expect(run.stdout).toContain("prepare <inputs..>");
     expect(run.stdout).toMatch(/offline.*local model files/);
     expect(run.stdout).toContain("--keep-doubtful");
   });

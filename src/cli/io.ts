@@ -63,6 +63,16 @@ export class Reporter {
     this.onJson?.();
   }
 
+  /**
+   * One JSON document on one line of stdout (JSON Lines: commands that report several results, one
+   * line each).
+   */
+  emitJsonLine(value: unknown): void {
+    if (!this.json) return;
+    this.io.stdout.write(`${JSON.stringify(value)}\n`);
+    this.onJson?.();
+  }
+
   /** True when progress bars may be drawn (a terminal, no --json, no --quiet). */
   get canDrawProgress(): boolean {
     return this.io.isTty && !this.json && !this.quiet;

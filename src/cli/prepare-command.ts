@@ -1,7 +1,9 @@
-// `persam-db prepare DIR`: the main job — photos of one subject in, a resumable DreamBooth training
-// set out (images, masks, loss weights, captions, trainer configs, dataset card, report).
+// `persam-db prepare DIR|VIDEO…`: the main job — photos or videos of one subject in, a resumable
+// DreamBooth training set out (images, masks, loss weights, captions, trainer configs, dataset card,
+// report); several inputs make one set each with the model opened once, --json one line per set.
 
-import { resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
+import { videoToolsConfig } from "../config.js";
 import { classFromFolderNotice, requireClassFromFolder } from "../dataset/captions.js";
 import {
   DEFAULT_DECODE,
@@ -10,16 +12,20 @@ import {
   dryRunResult,
   modelKeyOf,
   type PrepareEvent,
+  type PreparePlan,
+  type PrepareResult,
   planPrepare,
   runPrepare,
   type TrainerChoice,
 } from "../dataset/prepare.js";
-import { checkPhotoFolder } from "../dataset/scan.js";
-import { UserError } from "../errors.js";
+import { checkPrepareInput } from "../dataset/scan.js";
+import { isUserError, UserError } from "../errors.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { looksLikeHubToken } from "../util/hub-token.js";
 import { terminalSafe } from "../util/terminal-text.js";
-import { defineCommand } from "./command.js";
+import { findVideoTools } from "../video/video-tools.js";
+import { type CommandContext, defineCommand, type GlobalOptions } from "./command.js";
+import type { Reporter } from "./io.js";
 import {
   cliEmbeddingCache,
   type ModelOptions,
@@ -37,7 +43,7 @@ import {
 } from "./reference-options.js";
 
 interface PrepareOptions extends ModelOptions, ReferenceOptions {
-  dir: string;
+  inputs: string[];
   push?: string | undefined;
   pushPrivate: boolean;
   output?: string | undefined;
@@ -61,6 +67,9 @@ interface PrepareOptions extends ModelOptions, ReferenceOptions {
   jobs: number;
   recursive: boolean;
   maxPixels?: number | undefined;
+  fps: number;
+  frames: number;
+  curate: boolean;
 }
 
 /**
@@ -77,11 +86,18 @@ export function parseAspect(value: string): number {
 }
 
 export const prepareCommand = defineCommand<PrepareOptions>({
-  command: "prepare <dir>",
-  describe: "Turn a folder of photos of one subject into a DreamBooth training set (PerSAM masks)",
+  command: "prepare <inputs..>",
+  describe:
+    "Turn a folder of photos (or a video) of one subject into a DreamBooth training set (PerSAM masks); several inputs make one set each",
   builder: (yargs) =>
     withModelOptions(withReferenceOptions(yargs))
-      .positional("dir", { type: "string", demandOption: true, describe: "Folder of photos of one subject" })
+      .positional("inputs", {
+        type: "string",
+        array: true,
+        demandOption: true,
+        describe:
+          "Folder of photos and videos of one subject, or one video (mp4, mov, m4v, webm, mkv); several: one set each, the model opened once",
+      })
       .option("output", {
         alias: "o",
         type: "string",
@@ -177,6 +193,22 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         describe: "Photos processed at once (SAM uses --threads cores)",
       })
       .option("recursive", { type: "boolean", default: false, describe: "Include photos in subfolders" })
+      .option("fps", {
+        type: "number",
+        default: 2,
+        describe: "Video frames sampled per second (candidates for the chosen frames)",
+      })
+      .option("frames", {
+        type: "number",
+        default: 12,
+        describe: "Frames chosen per video: sharp, showing the subject, varied",
+      })
+      .option("curate", {
+        type: "boolean",
+        default: false,
+        describe:
+          "Leave out photos flagged blurry, duplicate, near-duplicate, subject small or cut off, or below the training resolution (without it they are only flagged)",
+      })
       .option("max-pixels", {
         type: "number",
         describe: "Refuse photos above this many pixels (default 100 MP)",
@@ -191,6 +223,12 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       .example(
         "$0 prepare ./my-cat --encoder sam-encoder.onnx --decoder sam.safetensors",
         "offline / no Hub access: local model files (see 'persam-db models list' for the files)",
+      )
+      .example("$0 prepare ./cat.mp4", "a phone video: 12 sharp, varied frames chosen; writes ./cat.persam/")
+      .example("$0 prepare ./my-cat --curate", "leave out blurry shots and near-duplicates")
+      .example(
+        "$0 prepare ./cat ./dog ./mug.mp4 --json",
+        "three sets, the model opened once; one JSON line each",
       )
       .example("$0 prepare ./my-cat --dry-run", "what a rerun would redo")
       .example(
@@ -215,15 +253,53 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         );
       }
     }
-    const inputDir = resolve(io.cwd, options.dir);
-    // The folder and the class first: both are quick, and a wrong one should not wait for a model.
-    await checkPhotoFolder(inputDir, options.dir);
-    const className = options.class ?? requireClassFromFolder(inputDir);
-    if (options.class === undefined) reporter.info(terminalSafe(classFromFolderNotice(className, inputDir)));
-    const outDir = options.output === undefined ? defaultOutDir(inputDir) : resolve(io.cwd, options.output);
-    const references = await referenceSpecsFromOptions(options, { cwd: io.cwd, photosDir: inputDir });
+    const inputs = options.inputs;
+    const several = inputs.length > 1;
+    if (several && options.output !== undefined) {
+      throw new UserError("--output names one folder, but several inputs were given", {
+        hint: "leave --output out: each set goes beside its input (<DIR>.persam, <VIDEO>.persam)",
+      });
+    }
+    if (several && options.push !== undefined) {
+      throw new UserError("--push names one dataset, but several inputs were given", {
+        hint: "prepare them together, then publish each with 'persam-db push <SET> --repo …'",
+      });
+    }
     const fusionTrainer = options.mode === "persam-f" ? trainerFromOptions(options) : undefined;
     const aspect = parseAspect(options.aspect);
+    // Each input checked first (quick): a wrong one should not wait for a model. With several inputs,
+    // a bad one is one line and the others go on.
+    const checked: {
+      input: string;
+      inputPath: string;
+      isVideo: boolean;
+      className: string;
+      outDir: string;
+    }[] = [];
+    const failures: { input: string; error: UserError }[] = [];
+    for (const input of inputs) {
+      const inputPath = resolve(io.cwd, input);
+      try {
+        const isVideo = await checkPrepareInput(inputPath, input);
+        const classPath = isVideo ? inputPath.replace(/\.[^./\\]*$/, "") : inputPath;
+        const className = options.class ?? requireClassFromFolder(classPath);
+        if (options.class === undefined) {
+          reporter.info(
+            terminalSafe(
+              isVideo
+                ? `class: ${JSON.stringify(className)}, taken from the video's name ${JSON.stringify(basename(inputPath))} (pass --class to change it)`
+                : classFromFolderNotice(className, classPath),
+            ),
+          );
+        }
+        const outDir =
+          options.output === undefined ? defaultOutDir(inputPath, isVideo) : resolve(io.cwd, options.output);
+        checked.push({ input, inputPath, isVideo, className, outDir });
+      } catch (error) {
+        if (!several || !isUserError(error)) throw error;
+        failures.push({ input, error });
+      }
+    }
 
     let model: SamModel | undefined;
     let modelFiles: SamModel["files"] | undefined;
@@ -242,11 +318,13 @@ export const prepareCommand = defineCommand<PrepareOptions>({
           label: "local files",
         }).catch(() => undefined);
       }
-    } else {
-      // Files now (a missing model is reported before any work); sessions only if the plan needs
+    } else if (checked.length > 0) {
+      // Files now (a missing model is reported before any work); sessions only if a plan needs
       // them: an unchanged rerun never opens the encoder.
       modelFiles = await resolveCliModelFiles(modelOptions, io, reporter);
     }
+    // Videos need ffmpeg: looked up once, from the command's environment.
+    const videoTools = await findVideoTools({ config: videoToolsConfig(io.env) });
 
     let progress: Progress | undefined;
     const onEvent = (event: PrepareEvent): void => {
@@ -256,6 +334,11 @@ export const prepareCommand = defineCommand<PrepareOptions>({
           break;
         case "reference":
           reporter.info(`reference: ${terminalSafe(event.description)}${event.reused ? " (unchanged)" : ""}`);
+          break;
+        case "video":
+          reporter.info(
+            terminalSafe(`${event.file}: ${event.chosen} of ${event.candidates} sampled frames chosen`),
+          );
           break;
         case "plan":
           if (!options.dryRun) progress = new Progress(reporter, "photos", event.entries.length);
@@ -268,95 +351,148 @@ export const prepareCommand = defineCommand<PrepareOptions>({
       }
     };
 
+    const failed = (input: string, error: UserError): void => {
+      reporter.warn(terminalSafe(`${input}: ${error.toLine()}`));
+      reporter.emitJsonLine({
+        input: resolve(io.cwd, input),
+        error: { message: error.message, ...(error.hint ? { hint: error.hint } : {}) },
+      });
+      context.setExitCode(error.exitCode);
+    };
+    for (const f of failures) failed(f.input, f.error);
+
     try {
-      const plan = await planPrepare({
-        embeddingCache: cliEmbeddingCache(options, io, reporter),
-        inputDir,
-        outDir,
-        modelFiles,
-        modelKey,
-        references,
-        mode: options.mode,
-        fusionTrainer,
-        resolution: options.resolution,
-        crop: options.crop,
-        aspect,
-        background: options.background,
-        bgWeight: options.bgWeight,
-        feather: options.feather,
-        identifier: options.identifier,
-        className,
-        captionTemplate: options.captionTemplate,
-        keepDoubtful: options.keepDoubtful,
-        decode: options.decode,
-        trainer: options.trainer,
-        preset: options.preset,
-        force: options.force,
-        dryRun: options.dryRun,
-        jobs: options.jobs,
-        recursive: options.recursive,
-        maxPixels: options.maxPixels,
-        tool: "persam-db",
-        signal: io.signal,
-        onEvent,
-      });
-      if (plan.needsModel && !plan.dryRun)
-        model = await openCliModel(modelFiles!, modelOptions, io, reporter);
-      const result = plan.dryRun ? dryRunResult(plan) : await runPrepare({ plan, model });
-      progress?.finish();
-      context.setExitCode(result.exitCode);
-      // Publish only a finished set with something in it; a dry run pushes nothing either.
-      const pushed =
-        options.push !== undefined && !result.dryRun && result.counts.kept > 0
-          ? await runPush(
-              {
-                out: result.outDir,
-                repo: options.push,
-                private: options.pushPrivate,
-                token: options.token,
-                json: options.json,
-              },
-              context,
-              reporter,
-            )
-          : undefined;
-      if (options.push !== undefined && pushed === undefined && !result.dryRun) {
-        reporter.warn(`nothing pushed to ${options.push}: no photo is in the training set`);
-      }
-      reporter.emitJson({
-        ...(pushed ? { push: pushed } : {}),
-        input: result.inputDir,
-        output: result.outDir,
-        dryRun: result.dryRun,
-        exitCode: result.exitCode,
-        counts: result.counts,
-        warnings: result.warnings,
-        plan: result.plan,
-        photos: result.photos,
-        files: result.files,
-      });
-      if (result.dryRun) {
-        reporter.result(`dry run: nothing written; output folder ${result.outDir}`);
-        for (const e of result.plan) {
-          reporter.result(`${e.action.padEnd(8)} ${terminalSafe(e.file)}  (${terminalSafe(e.reason)})`);
+      // Plan every input, then open the model once if any plan needs it, then run each.
+      const plans: { input: string; plan: PreparePlan }[] = [];
+      for (const c of checked) {
+        try {
+          const references = await referenceSpecsFromOptions(options, {
+            cwd: io.cwd,
+            photosDir: c.isVideo ? dirname(c.inputPath) : c.inputPath,
+          });
+          const plan = await planPrepare({
+            embeddingCache: cliEmbeddingCache(options, io, reporter),
+            inputDir: c.inputPath,
+            outDir: c.outDir,
+            modelFiles,
+            modelKey,
+            references,
+            mode: options.mode,
+            fusionTrainer,
+            resolution: options.resolution,
+            crop: options.crop,
+            aspect,
+            background: options.background,
+            bgWeight: options.bgWeight,
+            feather: options.feather,
+            identifier: options.identifier,
+            className: c.className,
+            captionTemplate: options.captionTemplate,
+            keepDoubtful: options.keepDoubtful,
+            decode: options.decode,
+            trainer: options.trainer,
+            preset: options.preset,
+            force: options.force,
+            dryRun: options.dryRun,
+            jobs: options.jobs,
+            recursive: options.recursive,
+            maxPixels: options.maxPixels,
+            fps: options.fps,
+            frames: options.frames,
+            curate: options.curate,
+            videoTools: videoTools ?? null,
+            tool: "persam-db",
+            signal: io.signal,
+            onEvent,
+          });
+          plans.push({ input: c.input, plan });
+        } catch (error) {
+          if (!several || !isUserError(error)) throw error;
+          failed(c.input, error);
         }
-        const c = result.counts;
-        reporter.result(
-          `${c.found} photo${c.found === 1 ? "" : "s"}: ${c.segmented} to segment, ${c.outputsWritten} to rewrite, ${c.unchanged} unchanged, ${c.excluded} excluded, ${c.failed} bad`,
-        );
-        return;
       }
-      if (result.summary) reporter.result(result.summary.trimEnd());
-      const c = result.counts;
-      reporter.result(
-        `${c.kept} photo${c.kept === 1 ? "" : "s"} in the training set → ${result.outDir} (segmented ${c.segmented}, rewritten ${c.outputsWritten}, unchanged ${c.unchanged}; encoder ran ${c.encoded}×)`,
-      );
-      if (c.kept > 0)
-        reporter.info(`next: open ${result.outDir}/report.html, then run one of the train*.sh scripts there`);
-      if (pushed) printPushResult(reporter, pushed, result.outDir);
+      if (plans.some((p) => p.plan.needsModel && !p.plan.dryRun)) {
+        model = await openCliModel(modelFiles!, modelOptions, io, reporter);
+      }
+      for (const { input, plan } of plans) {
+        let result: PrepareResult;
+        try {
+          result = plan.dryRun ? dryRunResult(plan) : await runPrepare({ plan, model });
+        } catch (error) {
+          if (!several || !isUserError(error)) throw error;
+          progress?.finish();
+          failed(input, error);
+          continue;
+        }
+        progress?.finish();
+        context.setExitCode(result.exitCode);
+        if (several) reporter.result(`== ${terminalSafe(input)}`);
+        await reportResult(result, options, context, reporter);
+      }
     } finally {
       progress?.finish();
       await model?.dispose();
     }
   },
 });
+
+/** Print one set's result (and push it with --push): the summary, or with --json one JSON line. */
+async function reportResult(
+  result: PrepareResult,
+  options: PrepareOptions & GlobalOptions,
+  context: CommandContext,
+  reporter: Reporter,
+): Promise<void> {
+  // Publish only a finished set with something in it; a dry run pushes nothing either.
+  const pushed =
+    options.push !== undefined && !result.dryRun && result.counts.kept > 0
+      ? await runPush(
+          {
+            out: result.outDir,
+            repo: options.push,
+            private: options.pushPrivate,
+            token: options.token,
+            json: options.json,
+          },
+          context,
+          reporter,
+        )
+      : undefined;
+  if (options.push !== undefined && pushed === undefined && !result.dryRun) {
+    reporter.warn(`nothing pushed to ${options.push}: no photo is in the training set`);
+  }
+  reporter.emitJsonLine({
+    ...(pushed ? { push: pushed } : {}),
+    input: result.inputDir,
+    output: result.outDir,
+    dryRun: result.dryRun,
+    exitCode: result.exitCode,
+    counts: result.counts,
+    warnings: result.warnings,
+    plan: result.plan,
+    photos: result.photos,
+    files: result.files,
+    ...(result.report?.videos ? { videos: result.report.videos } : {}),
+    ...(result.report?.varied ? { varied: result.report.varied } : {}),
+  });
+  if (result.dryRun) {
+    reporter.result(`dry run: nothing written; output folder ${result.outDir}`);
+    for (const e of result.plan) {
+      reporter.result(`${e.action.padEnd(8)} ${terminalSafe(e.file)}  (${terminalSafe(e.reason)})`);
+    }
+    const c = result.counts;
+    reporter.result(
+      `${c.found} photo${c.found === 1 ? "" : "s"}: ${c.segmented} to segment, ${c.outputsWritten} to rewrite, ${c.unchanged} unchanged, ${c.excluded} excluded, ${c.failed} bad` +
+        (c.videos > 0 ? `; ${c.videos} video${c.videos === 1 ? "" : "s"}` : ""),
+    );
+    return;
+  }
+  if (result.summary) reporter.result(result.summary.trimEnd());
+  const c = result.counts;
+  reporter.result(
+    `${c.kept} photo${c.kept === 1 ? "" : "s"} in the training set → ${result.outDir} (segmented ${c.segmented}, rewritten ${c.outputsWritten}, unchanged ${c.unchanged}; encoder ran ${c.encoded}×)`,
+  );
+  if (c.kept > 0)
+    reporter.info(`next: open ${result.outDir}/report.html, then run one of the train*.sh scripts there`);
+  if (pushed) printPushResult(reporter, pushed, result.outDir);
+}

@@ -18,6 +18,10 @@ export const STATE_FILE = `${STATE_DIR}/state.json`;
 export const MASKS_DIR = `${STATE_DIR}/masks`;
 /** Report thumbnails, relative to the output folder. */
 export const THUMBS_DIR = `${STATE_DIR}/thumbs`;
+/** Full-resolution frames chosen from videos (the photos of the set that videos give). */
+export const FRAMES_DIR = `${STATE_DIR}/frames`;
+/** Sampled video frames, by video content and sampling settings (video-stage.ts). */
+export const CANDIDATES_DIR = `${STATE_DIR}/candidates`;
 /** Embedding cache, relative to the output folder. */
 export const EMBEDDINGS_DIR = `${STATE_DIR}/embeddings`;
 
@@ -69,16 +73,54 @@ const outputsRecord = z.strictObject({
 /** The training files of one photo. */
 export type OutputsRecord = z.infer<typeof outputsRecord>;
 
+const photoMeasure = z.strictObject({
+  sharpness: z.number(),
+  hash: z.string(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  box: box.optional(),
+  feature: z.array(z.number()).optional(),
+});
+
 const photoState = z.strictObject({
   relPath: z.string(),
   sha256: z.string(),
   segmentation: segmentationRecord.optional(),
   outputs: outputsRecord.optional(),
+  /** Curation measures of the photo and its mask (curation.ts); redone with its segmentation. */
+  curation: photoMeasure.optional(),
+  /** Why --curate left the photo out (its training files were removed). */
+  curatedOut: z.string().optional(),
   /** Report thumbnails, relative to the output folder. */
   thumbs: z.strictObject({ photo: z.string(), mask: z.string() }).optional(),
 });
 /** Everything known about one photo (keyed by its output stem). */
 export type PhotoState = z.infer<typeof photoState>;
+
+const videoState = z.strictObject({
+  relPath: z.string(),
+  sha256: z.string(),
+  /** Sampling settings hash (fps, size) of the candidates. */
+  sampling: z.string(),
+  /** Choice settings hash (sampling, frames wanted, gap, segmentation) of `frames`. */
+  choice: z.string(),
+  /** The chosen frames, as photos of the set (`.persam/frames/<stem>.png`). */
+  frames: z.array(
+    z.strictObject({
+      stem: z.string(),
+      index: z.number().int().nonnegative(),
+      time: z.number(),
+      file: z.string(),
+      record: fileRecord,
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+    }),
+  ),
+  /** The video's report entry (report.ts, VideoReport). */
+  report: z.record(z.string(), z.unknown()),
+});
+/** What the last run chose from one video (keyed by the video's stem). */
+export type VideoState = z.infer<typeof videoState>;
 
 const manifestSchema = z.strictObject({
   version: z.literal(1),
@@ -102,6 +144,8 @@ const stateSchema = z.strictObject({
     .strictObject({ inputKey: z.string(), identity: z.string(), report: z.record(z.string(), z.unknown()) })
     .optional(),
   photos: z.record(z.string(), photoState),
+  /** Videos of the input and the frames chosen from them. */
+  videos: z.record(z.string(), videoState).optional(),
   /** Export files written by the last run, relative to the output folder. */
   exportFiles: z.array(z.string()),
   /** The finished set, present only after a successful run (see {@link SetManifest}). */

@@ -6,6 +6,7 @@ import { CONFIDENCE_CALIBRATION, DOUBTFUL_THRESHOLD } from "../segment/persam/co
 import type { Box } from "../util/tensor.js";
 import { terminalSafe } from "../util/terminal-text.js";
 import type { CropRect } from "./crop.js";
+import { CURATION_LIMITS } from "./curation.js";
 
 /** A prior point in original photo pixels: label 1 = positive (+), 0 = negative (−). */
 export interface ReportPoint {
@@ -75,6 +76,55 @@ export interface PhotoReport {
   readonly outputs?: ReportOutputs;
   /** Stage timings in milliseconds (load, encode, segment, write, …). */
   readonly timingsMs: Readonly<Record<string, number>>;
+  /** Curation flags with the values that raised them (their names are also in `flags`). */
+  readonly curation?: readonly CurationNote[];
+  /** For a frame chosen from a video: the video and the time. */
+  readonly frameOf?: { readonly video: string; readonly time: number };
+}
+
+/** A curation flag of a photo with the measured value (see dataset/curation.ts). */
+export interface CurationNote {
+  readonly flag: string;
+  readonly value: number;
+  readonly detail: string;
+}
+
+/** What became of one sampled frame of a video. */
+export interface VideoCandidateReport {
+  readonly index: number;
+  /** Seconds from the start. */
+  readonly time: number;
+  readonly chosen: boolean;
+  readonly reason: string;
+  /** Ranking score in [0, 1]. */
+  readonly score: number;
+  /** PerSAM's peak similarity of the subject in the frame. */
+  readonly similarity: number;
+  readonly confidence: number;
+  /** Sharpness of the subject as a fraction of the video's sharpest. */
+  readonly sharpness: number;
+  /** The photo stem of a chosen frame. */
+  readonly stem?: string | undefined;
+}
+
+/** A video of the input: what it holds and which frames were chosen, and why the rest were not. */
+export interface VideoReport {
+  /** Path relative to the input folder. */
+  readonly file: string;
+  readonly duration: number;
+  /** Shown size (rotation applied). */
+  readonly width: number;
+  readonly height: number;
+  readonly rotation: number;
+  readonly frameRate: number;
+  readonly codec: string;
+  readonly hdr?: string;
+  /** Samples per second. */
+  readonly fps: number;
+  /** Frames wanted. */
+  readonly wanted: number;
+  readonly candidates: readonly VideoCandidateReport[];
+  readonly timingsMs: Readonly<Record<string, number>>;
 }
 
 /** Everything report.json and report.html show; plain data only. */
@@ -97,6 +147,13 @@ export interface PrepareReport {
   readonly photos: readonly PhotoReport[];
   /** Files of the input folder that were not photos, with the reason (from the scan). */
   readonly skippedFiles: readonly { readonly path: string; readonly reason: string }[];
+  /** The videos of the input and their frames. */
+  readonly videos?: readonly VideoReport[];
+  /**
+   * Images in the training set that are neither blurry nor a duplicate of another, against the
+   * 5–20 DreamBooth wants.
+   */
+  readonly varied?: { readonly count: number; readonly curated: boolean };
   /** Total timings in milliseconds. */
   readonly timingsMs: Readonly<Record<string, number>>;
 }
@@ -281,7 +338,28 @@ export const FLAG_LEGEND: Readonly<Record<string, string>> = {
   "cuts-subject": "the training crop could not hold the whole subject at this aspect ratio",
   "margin-reduced": "the crop keeps less space around the subject than asked (photo edge or aspect ratio)",
   upscaled: "the crop is smaller than the training resolution and was enlarged: it may look soft",
+  blurry: `the subject is blurred: its sharpness (the Laplacian against the gradient over its box: how wide its edges are) is below ${CURATION_LIMITS.blurryRelative * 100}% of the set's sharpest; --curate leaves it out`,
+  duplicate: `the same picture as another photo of the set (a re-save: at most ${CURATION_LIMITS.duplicateBits} of 64 perceptual-hash bits differ); --curate leaves it out`,
+  "near-duplicate": `the subject in the same pose as in a sharper photo (subject features at least ${CURATION_LIMITS.nearDuplicateFeature} alike): it adds nothing new; --curate leaves it out`,
+  "subject-small": `the subject's box covers less than ${CURATION_LIMITS.smallArea * 100}% of the picture; --curate leaves it out`,
+  "subject-at-edge":
+    "the subject touches the picture's edge: part of it is probably cut off; --curate leaves it out",
+  "low-resolution":
+    "the picture's shorter side is below the training resolution: the training image is enlarged; --curate leaves it out",
 };
+
+/** What DreamBooth wants: 5–20 sharp, varied images of the subject. */
+export const DREAMBOOTH_IMAGES = { min: 5, max: 20 } as const;
+
+/** One line on how many varied images the set has against the 5–20 DreamBooth wants. */
+export function variedLine(varied: { readonly count: number; readonly curated: boolean }): string {
+  const { min, max } = DREAMBOOTH_IMAGES;
+  const base = `${plural(varied.count, "varied image")} in the training set (DreamBooth wants ${min}–${max})`;
+  if (varied.count < min)
+    return `${base}: too few — add photos of the subject from other angles, or a longer video`;
+  if (varied.count > max) return `${base}: more than needed — fine, or pass --curate to keep the best`;
+  return `${base}: enough`;
+}
 
 function timingsDetails(timings: Readonly<Record<string, number>>): string {
   const rows = Object.entries(timings)
@@ -352,7 +430,8 @@ figcaption{margin-top:6px}
 .noimg.unread{aspect-ratio:4/1}
 .badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:12px;color:#fff;background:var(--ok)}
 .doubtful .badge{background:var(--warn)}.skipped .badge{background:var(--bad)}
-.flags{font-size:12px;color:var(--warn)}.reason{color:var(--bad)}.timings{font-size:12px;color:var(--mute)}
+.flags,.curation{font-size:12px;color:var(--warn)}
+.frames{font-size:12px}.frames td,.frames th{padding:2px 6px 2px 0;white-space:nowrap;overflow-wrap:normal}.frames td:last-child{white-space:normal;overflow-wrap:anywhere}.frames tr.chosen td{font-weight:600}.frames tr.dropped td{color:var(--mute)}.reason{color:var(--bad)}.timings{font-size:12px;color:var(--mute)}
 .timings summary{cursor:pointer}.timings th{font-weight:normal}
 .tint{fill:#ff2d6f;fill-opacity:.35}.outside{fill:#000;fill-opacity:.35}
 .crop{fill:none;stroke:#00d5ff;stroke-width:2;stroke-dasharray:6 4;vector-effect:non-scaling-stroke}
@@ -420,6 +499,7 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
         ? ` · ${plural(report.skippedFiles.length, "other file")} ignored`
         : "") +
       ` · ${plural(inSet, "photo")} in the training set</p>`,
+    ...(report.varied ? [`<p class="varied">${escapeHtml(variedLine(report.varied))}</p>`] : []),
     '<details class="settings"><summary>settings</summary><table><tbody>',
   );
   for (const [k, v] of Object.entries(report.settings)) {
@@ -501,10 +581,13 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
     if (photo.reason) out.push(`<br><span class="reason">${escapeHtml(photo.reason)}</span>`);
     if (photo.flags.length > 0)
       out.push(`<br><span class="flags">${escapeHtml(photo.flags.join(", "))}</span>`);
+    for (const note of photo.curation ?? [])
+      out.push(`<br><span class="curation">${escapeHtml(note.detail)}</span>`);
     if (Object.keys(photo.timingsMs).length > 0) out.push(timingsDetails(photo.timingsMs));
     out.push("</figcaption></figure>");
   });
   out.push("</div>");
+  if (report.videos && report.videos.length > 0) out.push(videosHtml(report.videos));
   if (report.skippedFiles.length > 0) {
     out.push('<h2>Other files</h2><ul class="others">');
     for (const f of report.skippedFiles) {
@@ -523,6 +606,29 @@ export function renderReportHtml(params: RenderReportHtmlParams): string {
     out.push(`<dt class="used">${escapeHtml(flag)}</dt><dd>no description</dd>`);
   }
   out.push("</dl></section>", "</body></html>\n");
+  return out.join("\n");
+}
+
+/** Each video: what it holds, then every sampled frame with its time, scores and verdict. */
+function videosHtml(videos: readonly VideoReport[]): string {
+  const out = ["<h2>Videos</h2>"];
+  for (const v of videos) {
+    const chosen = v.candidates.filter((c) => c.chosen).length;
+    out.push(
+      '<section class="video">',
+      `<h3>${escapeHtml(v.file)}</h3>`,
+      `<p class="mute">${num(v.duration, 1)} s · ${v.width}×${v.height}${v.rotation ? ` (turned ${v.rotation}°)` : ""} · ${escapeHtml(v.codec)}${v.hdr ? ` · HDR ${escapeHtml(v.hdr.toUpperCase())}` : ""} · sampled ${v.fps}/s: ${plural(v.candidates.length, "frame")}, ${chosen} chosen of ${v.wanted} wanted</p>`,
+      '<table class="frames"><thead><tr><th>time</th><th></th><th>score</th><th>sim.</th><th>sharp</th><th>why</th></tr></thead><tbody>',
+    );
+    for (const c of v.candidates) {
+      out.push(
+        `<tr class="${c.chosen ? "chosen" : "dropped"}"><td>${num(c.time, 1)} s</td><td>${c.chosen ? "chosen" : "dropped"}</td>` +
+          `<td>${num(c.score)}</td><td>${num(c.similarity)}</td><td>${Math.round(c.sharpness * 100)}%</td>` +
+          `<td>${escapeHtml(c.reason)}${c.stem ? ` → ${escapeHtml(c.stem)}` : ""}</td></tr>`,
+      );
+    }
+    out.push("</tbody></table></section>");
+  }
   return out.join("\n");
 }
 
@@ -559,7 +665,15 @@ export function summaryTable(report: PrepareReport): string {
   ];
   for (const p of report.photos) {
     const area = p.area === undefined ? "—" : `${num(p.area * 100, 1)}%`;
-    const notes = [p.reason, p.flags.join(", ")].filter((s) => s && s.length > 0).join("; ");
+    const curated = new Set((p.curation ?? []).map((c) => c.flag));
+    // Curation first: the line is cut to fit, and the values are what the user acts on.
+    const notes = [
+      ...(p.curation ?? []).map((c) => c.detail),
+      p.reason,
+      p.flags.filter((f) => !curated.has(f)).join(", "),
+    ]
+      .filter((s) => s && s.length > 0)
+      .join("; ");
     lines.push(
       `${padCell(p.file, nameWidth)}  ${padCell(p.status, 8)}  ${padCell(num(p.confidence), 5)}  ${padCell(area, 6)}  ${padCell(notes, 60)}`.trimEnd(),
     );
@@ -570,5 +684,17 @@ export function summaryTable(report: PrepareReport): string {
     `${plural(c.total, "photo")}: ${c.ok} ok, ${c.doubtful} doubtful, ${c.skipped} skipped` +
       (others > 0 ? ` · ${plural(others, "other file")} ignored` : ""),
   );
+  for (const v of report.videos ?? []) {
+    const chosen = v.candidates.filter((c) => c.chosen).length;
+    lines.push(
+      terminalSafe(
+        `${v.file}: ${plural(v.candidates.length, "sampled frame")}, ${chosen} chosen (${v.candidates
+          .filter((c) => c.chosen)
+          .map((c) => `${c.time.toFixed(1)} s`)
+          .join(", ")})`,
+      ),
+    );
+  }
+  if (report.varied) lines.push(variedLine(report.varied));
   return `${lines.join("\n")}\n`;
 }

@@ -1,12 +1,14 @@
-// Finding the photos of an input folder: recognised by content, hidden files and our own outputs left
-// alone, `<stem>.mask.png` reference masks collected, duplicates found by hash, stable output stems.
+// Finding the photos and videos of an input folder: recognised by content, hidden files and our own
+// outputs left alone, `<stem>.mask.png` reference masks collected, duplicates found by hash, stable
+// output stems.
 
-import { lstat, readdir, realpath, stat } from "node:fs/promises";
+import { lstat, open, readdir, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { isUserError, UserError } from "../errors.js";
 import { DEFAULT_MAX_PIXELS, probeImage } from "../image/image-io.js";
 import { hashFile } from "../util/hash-file.js";
 import { terminalSafe } from "../util/terminal-text.js";
+import { videoContainerOf } from "../video/probe-video.js";
 
 /** A photo found by {@link scanPhotos}. */
 export interface ScannedPhoto {
@@ -27,6 +29,27 @@ export interface ScannedPhoto {
   readonly height: number;
   /** The `<name>.mask.png` beside it, when there is one. */
   readonly maskPath?: string;
+  /** Set for a frame chosen from a video: `path` is then the frame's PNG in the output folder. */
+  readonly frameOf?: {
+    /** The video's relPath. */
+    readonly video: string;
+    /** Seconds from the start. */
+    readonly time: number;
+    /** The sample's index. */
+    readonly index: number;
+  };
+}
+
+/** A video found by {@link scanPhotos} (recognised by its first bytes; ffprobe reads it later). */
+export interface ScannedVideo {
+  readonly path: string;
+  readonly relPath: string;
+  /** Unique in the scan with the photos' stems; its frames' stems start with it. */
+  readonly stem: string;
+  readonly size: number;
+  readonly sha256: string;
+  /** Container seen in the first bytes (mp4, mov, matroska, avi). */
+  readonly container: string;
 }
 
 /**
@@ -86,6 +109,22 @@ export async function checkPhotoFolder(dir: string, shown: string = dir): Promis
   }
 }
 
+/**
+ * Check the input of `prepare`: a folder of photos and videos, or one video file (recognised by its
+ * content). `shown` is how the user wrote the path, for the message.
+ * @returns true when the input is a video file, false for a folder.
+ * @throws UserError naming the path when it is missing, or a file that is not a video.
+ */
+export async function checkPrepareInput(path: string, shown: string = path): Promise<boolean> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) throw new UserError(`The photo folder ${shown} does not exist`, { hint: "check the path" });
+  if (info.isDirectory()) return false;
+  if (info.isFile() && videoContainerOf(await readHead(path)) !== undefined) return true;
+  throw new UserError(`${shown} is neither a folder nor a video`, {
+    hint: "give the folder that holds the photos, or a video of the subject (mp4, mov, m4v, webm, mkv)",
+  });
+}
+
 /** A file or folder left out, with one line that names it and says why. */
 export interface SkippedFile {
   readonly path: string;
@@ -105,6 +144,8 @@ export interface DuplicatePhoto {
 /** Result of {@link scanPhotos}; every list is in natural order of relPath. */
 export interface ScanResult {
   readonly photos: readonly ScannedPhoto[];
+  /** Videos (mp4, mov, m4v, webm, mkv, … by content), duplicates by bytes left out. */
+  readonly videos: readonly ScannedVideo[];
   readonly skipped: readonly SkippedFile[];
   readonly duplicates: readonly DuplicatePhoto[];
   /** Reference masks by the output stem of their photo. */
@@ -127,6 +168,8 @@ export interface ScanPhotosParams {
    * @default DEFAULT_MAX_PIXELS
    */
   readonly maxPixels?: number;
+  /** Scan only this file of `dir` (a video given as the input). */
+  readonly only?: string | undefined;
 }
 
 const MASK_SUFFIX = ".mask.png";
@@ -162,6 +205,7 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
 
   const skipped: SkippedFile[] = [];
   const found: Omit<ScannedPhoto, "stem" | "maskPath">[] = [];
+  const foundVideos: Omit<ScannedVideo, "stem">[] = [];
   const masks = new Map<string, { path: string; relPath: string }>();
   // The reason is printed as one line: a line break or escape sequence in a file name must not split
   // it or reach the terminal.
@@ -180,6 +224,7 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
       return;
     }
     names.sort(naturalCompare);
+    if (params.only !== undefined && relDir === "") names = names.filter((n) => n === params.only);
     for (const name of names) {
       const abs = join(absDir, name);
       const rel = relDir === "" ? name : `${relDir}/${name}`;
@@ -242,6 +287,12 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
         else skip(abs, rel, "empty", `${rel}: empty file (0 bytes), ignored`);
         continue;
       }
+      const container = videoContainerOf(await readHead(abs));
+      if (container !== undefined) {
+        const { sha256 } = await hashFile(abs);
+        foundVideos.push({ path: abs, relPath: rel, size: info.size, sha256, container });
+        continue;
+      }
       try {
         const probe = await probeImage(abs, { maxPixels });
         const { sha256 } = await hashFile(abs);
@@ -293,6 +344,17 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
       photos.push({ ...photo, stem });
     }
   }
+  const videos: ScannedVideo[] = [];
+  foundVideos.sort((a, b) => naturalCompare(a.relPath, b.relPath));
+  for (const video of foundVideos) {
+    const first = byHash.get(video.sha256);
+    if (first !== undefined) {
+      duplicates.push({ path: video.path, relPath: video.relPath, duplicateOf: first });
+      continue;
+    }
+    byHash.set(video.sha256, video.relPath);
+    videos.push({ ...video, stem: uniqueStem(video.relPath, taken) });
+  }
   for (const [relStem, mask] of masks) {
     if (!usedMasks.has(mask.relPath)) {
       skip(
@@ -304,7 +366,22 @@ export async function scanPhotos(params: ScanPhotosParams): Promise<ScanResult> 
     }
   }
   skipped.sort((a, b) => naturalCompare(a.relPath, b.relPath));
-  return { photos, skipped, duplicates, maskFiles };
+  return { photos, videos, skipped, duplicates, maskFiles };
+}
+
+/** The first bytes of a file (fewer for a short or unreadable one). */
+async function readHead(path: string): Promise<Uint8Array> {
+  const handle = await open(path, "r").catch(() => undefined);
+  if (!handle) return new Uint8Array(0);
+  try {
+    const head = new Uint8Array(64);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    return head.subarray(0, bytesRead);
+  } catch {
+    return new Uint8Array(0);
+  } finally {
+    await handle.close();
+  }
 }
 
 function stripExtension(path: string): string {

@@ -28,6 +28,7 @@ import {
 import type { PhotoReport, ReportPoint } from "../report.js";
 import type { ApplicableReview } from "../review-decisions.js";
 import type { ScannedPhoto } from "../scan.js";
+import { measurePhoto } from "./photo-measure.js";
 import { doubtfulReason, isKept } from "./plan.js";
 import type { RunReference } from "./reference-stage.js";
 import { overrideSegmentation, photoDecision, photoKey, withOutdatedFlag } from "./review-stage.js";
@@ -186,6 +187,10 @@ export async function processPhoto(
     mask ??= await loadStoredMask(join(outDir, seg.maskFile), seg);
     ps.thumbs = await writeThumbnails(outDir, photo.stem, image, mask);
     runTimings.thumbsMs = roundMs(performance.now() - t);
+  }
+  // Curation measures from the pixels and mask at hand (photo-measure.ts), kept with the segmentation.
+  if (image && mask && (entry.action === "segment" || !ps.curation)) {
+    ps.curation = await measurePhoto(ctx.encoder, photo, image, mask);
   }
   image = undefined;
   mask = undefined;

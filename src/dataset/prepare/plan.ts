@@ -2,6 +2,8 @@
 // and the settings hashes of each stage (segmentation, outputs, exports), before any model is opened.
 
 import { resolve } from "node:path";
+import { UserError } from "../../errors.js";
+import { DEFAULT_MAX_PIXELS } from "../../image/image-io.js";
 import {
   fileRecordOf,
   filesIntact,
@@ -17,10 +19,25 @@ import {
   type PhotoDecision,
   photoSegmentationKey,
 } from "../review-decisions.js";
-import type { ScannedPhoto } from "../scan.js";
+import type { ScannedPhoto, SkippedFile } from "../scan.js";
 import { type InputScan, scanInput } from "./scan-stage.js";
-import { modelKeyOf, resolveFolders, resolveJobs, resolveSettings, type Settings } from "./settings.js";
+import {
+  classSource,
+  modelKeyOf,
+  resolveFolders,
+  resolveJobs,
+  resolveSettings,
+  type Settings,
+} from "./settings.js";
 import type { PhotoAction, PlanEntry, PrepareEvent, PrepareParams, PrepareResult } from "./types.js";
+import {
+  type PlannedVideo,
+  probeVideos,
+  reuseChoices,
+  type VideoPlan,
+  type VideoSettings,
+  withFrames,
+} from "./video-stage.js";
 
 /** The settings hashes that decide what a rerun redoes. */
 export interface StageKeys {
@@ -46,7 +63,10 @@ export interface PreparePlan {
   readonly force: boolean;
   readonly jobs: number;
   readonly settings: Settings;
+  /** The photos (with the frames of videos whose last choice stands) and the files left aside. */
   readonly input: InputScan;
+  /** The readable videos (frames reused or to choose) and ffmpeg. */
+  readonly videos: VideoPlan;
   /** The state the last run left (empty when there was none or it was unreadable). */
   readonly previous: PrepareState;
   readonly keys: StageKeys;
@@ -81,19 +101,35 @@ export async function planPrepare(callerParams: PrepareParams): Promise<PrepareP
   const folders = await resolveFolders(params);
   if (folders.notice) warn(folders.notice);
   const { inputDir, outDir } = folders;
-  const settings = await resolveSettings(params, inputDir);
+  const settings = await resolveSettings(params, classSource(folders));
   if (!dryRun && params.modelFiles === undefined) {
     throw new Error("prepare needs the model's files unless dryRun is set");
   }
   const jobs = resolveJobs(params.jobs);
 
-  const input = await scanInput({
+  const scanned = await scanInput({
     inputDir,
     outDir,
     displayDir: params.inputDir,
     recursive: params.recursive ?? false,
     maxPixels: params.maxPixels,
+    only: folders.only,
   });
+  const videoSettings: VideoSettings = {
+    fps: settings.fps,
+    frames: settings.frames,
+    maxPixels: params.maxPixels ?? DEFAULT_MAX_PIXELS,
+  };
+  const probed = await probeVideos({
+    videos: scanned.scan.videos,
+    settings: videoSettings,
+    tools: params.videoTools,
+    signal: params.signal,
+  });
+  let input = withVideoProblems(scanned, probed.failed);
+  if (input.good.length === 0 && probed.videos.length === 0) {
+    throw new UserError(`No usable photo or video in ${params.inputDir}`, { hint: input.problems[0] ?? "" });
+  }
   for (const p of input.problems) warn(p);
   emit({ type: "scan", photos: input.scan.photos.length, problems: input.problems });
 
@@ -109,7 +145,7 @@ export async function planPrepare(callerParams: PrepareParams): Promise<PrepareP
   }
   const modelKey = params.modelFiles ? await modelKeyOf(params.modelFiles) : params.modelKey;
   const keys: StageKeys = {
-    referenceInput: await referenceInputKey(params, settings, input),
+    referenceInput: await referenceInputKey(params, settings, input, probed.videos),
     outputs: outputsKey(settings),
     exports: settingsHash({
       trainer: settings.trainer,
@@ -123,14 +159,28 @@ export async function planPrepare(callerParams: PrepareParams): Promise<PrepareP
     !force && previous.reference?.inputKey === keys.referenceInput ? previous.reference.identity : undefined;
   // --force plans against an empty state: every photo is segmented again.
   const planState: PrepareState = force ? { ...previous, photos: {}, reference: undefined } : previous;
+  const segKey = segmentationKey(keys, settings, params, previous, referenceIdentity);
+  const videos = await reuseChoices({
+    videos: probed.videos,
+    state: planState,
+    outDir,
+    settings: videoSettings,
+    segmentationKey: segKey,
+  });
+  input = withFrames(
+    input,
+    outDir,
+    videos.flatMap((v) => v.reused ?? []),
+  );
   const entries = await planPhotos({
     input,
     state: planState,
     outDir,
-    segmentationKey: segmentationKey(keys, settings, params, previous, referenceIdentity),
+    segmentationKey: segKey,
     outputsKey: keys.outputs,
     keepDoubtful: settings.keepDoubtful,
     review,
+    curate: settings.curate,
   });
   return {
     params,
@@ -143,13 +193,15 @@ export async function planPrepare(callerParams: PrepareParams): Promise<PrepareP
     jobs,
     settings,
     input,
+    videos: { tools: probed.tools, videos, failed: probed.failed },
     previous,
     keys,
     referenceIdentity,
     entries,
     needsModel:
       referenceIdentity === undefined ||
-      entries.some((e) => e.action === "segment" && !review.overrides.has(e.stem)),
+      entries.some((e) => e.action === "segment" && !review.overrides.has(e.stem)) ||
+      videos.some((v) => v.reused === undefined),
     warnings,
   };
 }
@@ -188,6 +240,8 @@ export interface PlanPhotosParams {
   readonly keepDoubtful: boolean;
   /** The review's overrides and decisions. @default none */
   readonly review?: ApplicableReview | undefined;
+  /** Photos that curation left out stay out (their outputs are not written again). */
+  readonly curate?: boolean | undefined;
 }
 
 /** Each photo's action, in scan order, checking the files the last run recorded. */
@@ -229,6 +283,7 @@ async function planPhoto(
       reason: decision === "exclude" ? "excluded in review" : doubtfulReason(ps.segmentation),
     };
   }
+  if (p.curate && ps.curatedOut !== undefined) return { action: "exclude", reason: ps.curatedOut };
   if (!ps.outputs) return { action: "outputs", reason: "no outputs yet" };
   if (ps.outputs.key !== p.outputsKey) return { action: "outputs", reason: "output settings changed" };
   if (!(await filesIntact(p.outDir, ps.outputs.files))) {
@@ -287,6 +342,7 @@ async function referenceInputKey(
   params: PrepareParams,
   settings: Settings,
   input: InputScan,
+  videos: readonly PlannedVideo[],
 ): Promise<string> {
   const userRefs = params.references ?? [];
   // A reference photo is usually one of the scanned photos: take the hash the scan computed.
@@ -315,9 +371,23 @@ async function referenceInputKey(
     // The automatic choice depends on the whole photo set.
     auto:
       userRefs.length === 0 && !good.some((p) => p.maskPath !== undefined)
-        ? good.map((p) => p.sha256).sort()
+        ? [...good.map((p) => p.sha256), ...videos.map((v) => `${v.video.sha256}:${v.samplingKey}`)].sort()
         : undefined,
   });
+}
+
+/** The scan with each unreadable video as a skipped file and a problem line. */
+function withVideoProblems(input: InputScan, failed: ReadonlyMap<string, string>): InputScan {
+  if (failed.size === 0) return input;
+  const skips: SkippedFile[] = input.scan.videos
+    .filter((v) => failed.has(v.stem))
+    .map((v) => ({ path: v.path, relPath: v.relPath, kind: "unreadable", reason: failed.get(v.stem)! }));
+  return {
+    ...input,
+    scan: { ...input.scan, skipped: [...input.scan.skipped, ...skips] },
+    notableSkips: [...input.notableSkips, ...skips],
+    problems: [...input.problems, ...skips.map((s) => `skipped ${s.reason}`)],
+  };
 }
 
 /** Counts of a plan by action (`kept`: photos whose outputs stay or are rewritten). */
@@ -361,6 +431,7 @@ export function dryRunResult(plan: PreparePlan): PrepareResult {
       outputsWritten: counts.outputs,
       unchanged: counts.skip,
       encoded: 0,
+      videos: plan.videos.videos.length,
     },
     exitCode: input.problems.length > 0 || counts.exclude > 0 ? 2 : 0,
     files: [],

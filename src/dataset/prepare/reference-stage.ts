@@ -10,6 +10,7 @@ import { recordOf, settingsHash } from "../prepare-state.js";
 import type { ReportReference } from "../report.js";
 import { isInside, type ScannedPhoto } from "../scan.js";
 import type { PreparePlan } from "./plan.js";
+import type { ReferenceCandidate } from "./video-stage.js";
 
 /** What the reference stage gives the next stages. */
 export interface RunReference {
@@ -27,6 +28,8 @@ export interface RunReference {
 export interface ResolveRunReferenceParams {
   readonly plan: PreparePlan;
   readonly encoder: PhotoEncoder;
+  /** Sampled video frames the automatic choice may also take the reference from. */
+  readonly candidates?: readonly ReferenceCandidate[] | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -41,11 +44,13 @@ export async function resolveRunReference(params: ResolveRunReferenceParams): Pr
     model: encoder.model,
     encoder,
     references: plan.params.references ?? [],
-    photos: plan.input.good.map((p) => ({
-      path: p.path,
-      sha256: p.sha256,
-      ...(p.maskPath ? { maskPath: p.maskPath } : {}),
-    })),
+    // Chosen video frames are not references: the video's sampled frames stand for it.
+    photos: [
+      ...plan.input.good
+        .filter((p) => !p.frameOf)
+        .map((p) => ({ path: p.path, sha256: p.sha256, ...(p.maskPath ? { maskPath: p.maskPath } : {}) })),
+      ...(params.candidates ?? []).map((c) => ({ path: c.path, sha256: c.sha256 })),
+    ],
     mode: plan.settings.mode,
     ...(plan.params.fusionTrainer ? { trainer: plan.params.fusionTrainer } : {}),
     signal: params.signal,
@@ -63,9 +68,27 @@ export async function resolveRunReference(params: ResolveRunReferenceParams): Pr
   return {
     reference: rest,
     identity,
-    report: reportReference(reference, plan.input.good, plan.inputDir),
+    report: reportReference(
+      reference,
+      [...plan.input.good, ...(params.candidates ?? []).map(asPhoto)],
+      plan.inputDir,
+    ),
     givenMasks,
     ...(lastDecoded ? { lastDecoded } : {}),
+  };
+}
+
+/** A sampled frame named as the report names photos (only its names and size are read). */
+function asPhoto(c: ReferenceCandidate): ScannedPhoto {
+  return {
+    path: c.path,
+    relPath: c.file,
+    stem: c.stem,
+    size: 0,
+    sha256: c.sha256,
+    format: "png",
+    width: 0,
+    height: 0,
   };
 }
 

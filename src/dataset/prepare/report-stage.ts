@@ -11,6 +11,7 @@ import {
   type ReportReference,
   type ReportThumbnail,
   renderReportHtml,
+  type VideoReport,
 } from "../report.js";
 import type { InputScan } from "./scan-stage.js";
 import type { Settings } from "./settings.js";
@@ -30,13 +31,17 @@ export interface BuildReportParams {
   readonly scan: InputScan;
   /** Per photo, in scan order. */
   readonly photos: readonly PhotoReport[];
+  /** The videos of the input. */
+  readonly videos?: readonly VideoReport[] | undefined;
+  /** Varied images in the training set (curation). */
+  readonly varied?: { readonly count: number; readonly curated: boolean } | undefined;
   readonly totalMs: number;
 }
 
 /** The report data of a run. */
 export function buildReport(p: BuildReportParams): PrepareReport {
   const { settings, scan } = p;
-  const first = scan.good[0]!;
+  const first = scan.good[0] ?? { stem: "", relPath: "", width: 1, height: 1 };
   return {
     version: 1,
     createdAt: new Date().toISOString(),
@@ -58,6 +63,8 @@ export function buildReport(p: BuildReportParams): PrepareReport {
       caption: settings.caption,
       trainer: settings.trainer,
       keepDoubtful: settings.keepDoubtful,
+      curate: settings.curate,
+      ...(p.videos && p.videos.length > 0 ? { fps: settings.fps, frames: settings.frames } : {}),
     },
     reference: p.reference ?? {
       stem: first.stem,
@@ -73,6 +80,8 @@ export function buildReport(p: BuildReportParams): PrepareReport {
         .map((s) => ({ path: s.relPath, reason: s.reason })),
       ...scan.scan.duplicates.map((d) => ({ path: d.relPath, reason: `duplicate of ${d.duplicateOf}` })),
     ],
+    ...(p.videos && p.videos.length > 0 ? { videos: p.videos } : {}),
+    ...(p.varied ? { varied: p.varied } : {}),
     timingsMs: { totalMs: Math.round(p.totalMs) },
   };
 }

@@ -6,6 +6,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import pLimit from "p-limit";
 import { UserError } from "../../errors.js";
+import { DEFAULT_MAX_PIXELS } from "../../image/image-io.js";
 import { PhotoLoader } from "../../image/photo-loader.js";
 import {
   defaultEmbeddingCache,
@@ -23,6 +24,7 @@ import type { MetadataRow } from "../metadata.js";
 import { emptyState, type FileRecord, readState, STATE_DIR, StateStore } from "../prepare-state.js";
 import type { PhotoReport } from "../report.js";
 import { summaryTable } from "../report.js";
+import { curateSet } from "./curation-stage.js";
 import { writeExports, writeMetadata } from "./exports-stage.js";
 import { finishSet } from "./finish-stage.js";
 import {
@@ -39,6 +41,14 @@ import { type RunReference, referenceText, resolveRunReference } from "./referen
 import { buildReport, writeReport } from "./report-stage.js";
 import { runRecordOf, writeRunRecord } from "./run-record.js";
 import type { PhotoResult, PrepareEvent, PrepareResult } from "./types.js";
+import {
+  chooseVideos,
+  referenceCandidates,
+  removeStaleVideoFiles,
+  sampleVideos,
+  videoReports,
+  withFrames,
+} from "./video-stage.js";
 
 /**
  * Embeddings `prepare` keeps in memory (4 MiB each). The per-photo stage uses each photo's embedding
@@ -125,7 +135,8 @@ async function runLocked(
   params: RunPrepareParams & { store: StateStore; warnings: string[]; started: number },
 ): Promise<PrepareResult> {
   const { plan, model, store, warnings, started } = params;
-  const { outDir, settings, input, previous, keys } = plan;
+  const { outDir, settings, previous, keys } = plan;
+  let input = plan.input;
   const { signal } = plan.params;
   const emit = (event: PrepareEvent): void => plan.params.onEvent?.(event);
   const warn = (message: string): void => {
@@ -169,11 +180,41 @@ async function runLocked(
   let reference: RunReference | undefined;
   let referenceReport = state.reference?.report as RunReference["report"] | undefined;
   if (plan.needsModel) {
-    reference = await resolveRunReference({ plan, encoder: encoder!, signal });
+    // Videos first: their sampled frames take part in the automatic reference, then are chosen with it.
+    const videoSettings = {
+      fps: settings.fps,
+      frames: settings.frames,
+      maxPixels: plan.params.maxPixels ?? DEFAULT_MAX_PIXELS,
+    };
+    const samples = await sampleVideos({ plan: plan.videos, outDir, fps: settings.fps, signal, warn });
+    reference = await resolveRunReference({
+      plan,
+      encoder: encoder!,
+      signal,
+      candidates: referenceCandidates(plan.videos, samples),
+    });
     referenceReport = reference.report;
     emit({ type: "reference", reused: false, description: referenceText(referenceReport) });
     const identity = reference.identity;
-    if (identity !== referenceIdentity) {
+    if (plan.videos.videos.length > 0) {
+      const frames = await chooseVideos({
+        plan: plan.videos,
+        samples,
+        encoder: encoder!,
+        loader,
+        reference: reference.reference,
+        settings: videoSettings,
+        segmentationKey: segmentationKey(keys, settings, plan.params, state, identity)!,
+        outDir,
+        store,
+        taken: new Set(input.scan.photos.filter((p) => !p.frameOf).map((p) => p.stem)),
+        signal,
+        warn,
+        onVideo: (file, candidates, chosen) => emit({ type: "video", file, candidates, chosen }),
+      });
+      input = withFrames(input, outDir, frames);
+    }
+    if (identity !== referenceIdentity || plan.videos.videos.length > 0) {
       referenceIdentity = identity;
       entries = await planPhotos({
         input,
@@ -183,6 +224,7 @@ async function runLocked(
         outputsKey: keys.outputs,
         keepDoubtful: settings.keepDoubtful,
         review: plan.review,
+        curate: settings.curate,
       });
     }
     await store.update((s) => {
@@ -259,8 +301,18 @@ async function runLocked(
   }
   signal?.throwIfAborted();
 
+  // ---- curation: flags across the set; --curate takes the flagged photos out ---------------
+  const curation = await curateSet({ outDir, store, settings, photos: input.scan.photos, results, reports });
+  for (const w of curation.warnings) warn(w);
+
   // ---- stale photos: gone from the folder, or now a duplicate / bad ------------------------
   const current = new Set(input.good.map((p) => p.stem));
+  await removeStaleVideoFiles({
+    outDir,
+    store,
+    videos: plan.videos.videos,
+    keepFrames: new Set(input.good.filter((p) => p.frameOf).map((p) => p.stem)),
+  });
   for (const stem of Object.keys(state.photos)) {
     if (current.has(stem) && !input.failed.has(stem)) continue;
     await removeFiles(outDir, photoStateFiles(stem));
@@ -334,6 +386,8 @@ async function runLocked(
     photos: input.scan.photos
       .map((p) => reports.get(p.stem))
       .filter((r): r is PhotoReport => r !== undefined),
+    videos: videoReports(state, plan.videos.videos),
+    varied: { count: curation.varied, curated: settings.curate },
     totalMs: performance.now() - started,
   });
   files.push(...(await writeReport(outDir, report, state)));
@@ -363,6 +417,7 @@ async function runLocked(
       outputsWritten: counters.outputs,
       unchanged: counters.unchanged,
       encoded,
+      videos: plan.videos.videos.length,
     },
     exitCode: input.problems.length > 0 || excluded > 0 || failed > 0 || keptStems.length === 0 ? 2 : 0,
     report,

@@ -28,6 +28,8 @@ export interface ScanInputParams {
   readonly displayDir: string;
   readonly recursive: boolean;
   readonly maxPixels?: number | undefined;
+  /** Scan only this file of the folder (one video as the input). */
+  readonly only?: string | undefined;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function scanInput(params: ScanInputParams): Promise<InputScan> {
     recursive: params.recursive,
     outputDir: params.outDir,
     ...(params.maxPixels === undefined ? {} : { maxPixels: params.maxPixels }),
+    only: params.only,
   });
   // Hidden files, subfolders and our own output folder are skipped routinely: not worth a warning.
   const notableSkips = scan.skipped.filter((s) => !isRoutineSkip(s));
@@ -69,7 +72,7 @@ export async function scanInput(params: ScanInputParams): Promise<InputScan> {
   }
   for (const line of failed.values()) problems.push(`skipped ${line}`);
   const good = scan.photos.filter((p) => !failed.has(p.stem));
-  if (good.length === 0) {
+  if (good.length === 0 && scan.videos.length === 0) {
     const why = problems[0] ?? scan.skipped.find((s) => s.kind === "folder")?.reason;
     throw new UserError(
       scan.photos.length === 0
@@ -78,7 +81,7 @@ export async function scanInput(params: ScanInputParams): Promise<InputScan> {
       {
         hint: why
           ? `${why}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}`
-          : "put JPEG, PNG, WebP, TIFF or AVIF photos of one subject in the folder",
+          : "put JPEG, PNG, WebP, TIFF or AVIF photos, or videos, of one subject in the folder",
       },
     );
   }

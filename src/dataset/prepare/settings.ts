@@ -2,7 +2,7 @@
 // resolution, crop, background, caption), the input and output folders, and the model's identity.
 
 import { stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import {
   type DiffusersPreset,
@@ -19,9 +19,10 @@ import { looksLikeHubToken } from "../../util/hub-token.js";
 import { type Background, DEFAULT_BACKGROUND, parseBackground } from "../background.js";
 import { DEFAULT_TOKEN, caption as makeCaption, requireClassFromFolder } from "../captions.js";
 import type { CropMode } from "../crop.js";
-import { checkPhotoFolder, isInside } from "../scan.js";
+import { checkPrepareInput, isInside } from "../scan.js";
 import { DEFAULT_BG_WEIGHT, DEFAULT_FEATHER } from "../weight-map.js";
 import { DEFAULT_PRESETS, type DecodeMode, type PrepareParams, type TrainerChoice } from "./types.js";
+import { DEFAULT_FPS, DEFAULT_FRAMES } from "./video-stage.js";
 
 /** A model's identity for the state: registry label, encoder fingerprint and decoder file. */
 export async function modelKeyOf(files: SamModel["files"]): Promise<string> {
@@ -29,14 +30,21 @@ export async function modelKeyOf(files: SamModel["files"]): Promise<string> {
   return `${await encoderFingerprint(files.encoderPath, files.label)}|${files.decoderPath}|${decoder.size}|${Math.round(decoder.mtimeMs)}`;
 }
 
-/** The default output folder: the sibling `<dir>.persam`. */
-export function defaultOutDir(inputDir: string): string {
-  return `${resolve(inputDir)}.persam`;
+/**
+ * The default output folder: the sibling `<dir>.persam` of a folder, `<name>.persam` beside a video
+ * (`cat.mp4` → `cat.persam`).
+ */
+export function defaultOutDir(inputDir: string, isFile = false): string {
+  const path = resolve(inputDir);
+  return `${isFile ? path.replace(/\.[^./\\]*$/, "") : path}.persam`;
 }
 
 /** The input and output folders of a run, absolute and checked. */
 export interface RunFolders {
+  /** The folder scanned (a video's folder when the input is one video). */
   readonly inputDir: string;
+  /** Set when the input is one video: its file name inside `inputDir`. */
+  readonly only?: string;
   readonly outDir: string;
   /** One line when the output folder lies inside the photo folder (the scan skips it). */
   readonly notice?: string;
@@ -49,9 +57,19 @@ export interface RunFolders {
 export async function resolveFolders(
   params: Pick<PrepareParams, "inputDir" | "outDir">,
 ): Promise<RunFolders> {
-  const inputDir = resolve(params.inputDir);
-  await checkPhotoFolder(inputDir, params.inputDir);
-  const outDir = params.outDir === undefined ? defaultOutDir(inputDir) : resolve(params.outDir);
+  const input = resolve(params.inputDir);
+  const video = await checkPrepareInput(input, params.inputDir);
+  const inputDir = video ? dirname(input) : input;
+  const only = video ? basename(input) : undefined;
+  const outDir = params.outDir === undefined ? defaultOutDir(input, video) : resolve(params.outDir);
+  if (only !== undefined) {
+    if (outDir === inputDir || isInside(inputDir, outDir)) {
+      throw new UserError(`The output folder ${outDir} would contain the video ${input}`, {
+        hint: "choose an output folder outside the video's folder (the default is <NAME>.persam beside it)",
+      });
+    }
+    return { inputDir, outDir, only };
+  }
   if (outDir === inputDir || isInside(inputDir, outDir)) {
     throw new UserError(`The output folder ${outDir} would contain the photo folder ${inputDir}`, {
       hint: "choose an output folder outside the photos (the default is the sibling <DIR>.persam)",
@@ -65,6 +83,13 @@ export async function resolveFolders(
     };
   }
   return { inputDir, outDir };
+}
+
+/** The path the class noun is read from: the folder, or a video's name without its extension. */
+export function classSource(folders: RunFolders): string {
+  return folders.only === undefined
+    ? folders.inputDir
+    : `${folders.inputDir}/${folders.only.replace(/\.[^.]*$/, "")}`;
 }
 
 /**
@@ -98,6 +123,12 @@ export interface Settings {
   readonly caption: string;
   readonly keepDoubtful: boolean;
   readonly decode: DecodeMode;
+  /** Video samples per second. */
+  readonly fps: number;
+  /** Frames chosen per video. */
+  readonly frames: number;
+  /** Leave out the photos curation flags. */
+  readonly curate: boolean;
   readonly trainer: TrainerChoice;
   readonly presets: {
     readonly diffusers?: DiffusersPreset;
@@ -163,6 +194,18 @@ export async function resolveSettings(params: PrepareParams, inputDir: string): 
   if (mode !== "persam" && mode !== "persam-f") {
     throw new UserError(`Expected persam or persam-f for mode but received ${JSON.stringify(mode)}`);
   }
+  const fps = params.fps ?? DEFAULT_FPS;
+  if (!(fps > 0 && fps <= 30)) {
+    throw new UserError(`Expected a number above 0 and at most 30 for fps but received ${fps}`, {
+      hint: "2 samples per second suits a phone clip; 0.5 a long one",
+    });
+  }
+  const frames = params.frames ?? DEFAULT_FRAMES;
+  if (!Number.isInteger(frames) || frames < 1 || frames > 200) {
+    throw new UserError(`Expected an integer from 1 to 200 for frames but received ${frames}`, {
+      hint: "DreamBooth wants 5–20 images in all",
+    });
+  }
   const margin = params.margin ?? 0.1;
   const decode = params.decode ?? DEFAULT_DECODE;
   if (decode !== "full" && decode !== "scaled") {
@@ -200,6 +243,9 @@ export async function resolveSettings(params: PrepareParams, inputDir: string): 
     caption: makeCaption({ token: identifier, className, template }),
     keepDoubtful: params.keepDoubtful ?? false,
     decode,
+    fps,
+    frames,
+    curate: params.curate ?? false,
     trainer,
     presets,
   };

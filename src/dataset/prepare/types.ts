@@ -5,6 +5,7 @@ import type { FusionTrainerOptions } from "../../segment/persam/persam-f.js";
 import type { ReferenceMode, ReferenceSpec } from "../../segment/persam/reference-source.js";
 import type { EmbeddingStore } from "../../segment/sam/embedding-cache.js";
 import type { SamModel } from "../../segment/sam/sam-model.js";
+import type { VideoTools } from "../../video/video-tools.js";
 import type { Background } from "../background.js";
 import type { CropMode } from "../crop.js";
 import type { PrepareReport } from "../report.js";
@@ -64,11 +65,13 @@ export type PrepareEvent =
   | { readonly type: "photo-start"; readonly stem: string; readonly action: PhotoAction }
   | { readonly type: "photo"; readonly result: PhotoResult; readonly done: number; readonly total: number }
   | { readonly type: "warning"; readonly message: string }
+  /** A video's frames were chosen: sampled candidates, chosen frames. */
+  | { readonly type: "video"; readonly file: string; readonly candidates: number; readonly chosen: number }
   | { readonly type: "exports"; readonly files: readonly string[] };
 
 /** Parameters of `prepare` (and of its first half, `planPrepare`). */
 export interface PrepareParams {
-  /** The folder of photos (never modified). */
+  /** The folder of photos and videos, or one video file (never modified). */
   readonly inputDir: string;
   /**
    * The output folder.
@@ -144,8 +147,23 @@ export interface PrepareParams {
    * @default "full"
    */
   readonly decode?: DecodeMode | undefined;
-  /** Pixel limit per photo. @default DEFAULT_MAX_PIXELS */
+  /** Pixel limit per photo (and per video frame). @default DEFAULT_MAX_PIXELS */
   readonly maxPixels?: number | undefined;
+  /** Video samples per second. @default 2 */
+  readonly fps?: number | undefined;
+  /** Frames chosen per video. @default 12 */
+  readonly frames?: number | undefined;
+  /**
+   * Leave out photos that curation flags (blurry, duplicate, near-duplicate, subject small or at the
+   * edge, low resolution); without it they are only flagged in the report.
+   * @default false
+   */
+  readonly curate?: boolean | undefined;
+  /**
+   * ffmpeg and ffprobe for videos; `null`: none (videos are then left out with one line each).
+   * @default found on PATH or in the optional npm packages (findVideoTools), when the input has videos
+   */
+  readonly videoTools?: VideoTools | null | undefined;
   /** Tool name for the report. @default "persam-db" */
   readonly tool?: string | undefined;
   readonly signal?: AbortSignal | undefined;
@@ -174,6 +192,8 @@ export interface PrepareResult {
     readonly outputsWritten: number;
     readonly unchanged: number;
     readonly encoded: number;
+    /** Videos read (their chosen frames count in `found`). */
+    readonly videos: number;
   };
   /** 0 when everything went in, 2 (ExitCode.partial) when anything was skipped or excluded. */
   readonly exitCode: 0 | 2;
