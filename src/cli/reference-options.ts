@@ -44,9 +44,10 @@ export function withModeOptions<T>(yargs: Argv<T>): Argv<T & ModeOptions> {
     .option("fusion-solver", {
       type: "string",
       choices: ["exact", "binned"],
-      // A measured deviation, on by default: over a full 1000-step run at 12 MP the binned solver's
-      // final loss and λ equal the exact solver's within 1.1e-7 relative (below the float32 level
-      // at which the reference agrees with itself) at ~800× less CPU (persam-f-trainer.ts JSDoc).
+      // A deviation on by default because it was measured better: over a full 1000-step run the
+      // binned solver's final loss and λ stay within the float32 level at which the reference
+      // agrees with itself (test/persam-f-solver.test.ts), at a small fraction of the CPU
+      // (bench/README.md, case persam-f).
       default: "binned",
       describe:
         "PerSAM-F loss summed over moment-corrected pixel bins (same λ within 1e-7, <1 s at 12 MP) or literally over every pixel (exact: the paper's computation, minutes on big photos)",
