@@ -6,7 +6,7 @@ import { ExitCode, isUserError, systemUserError } from "../errors.js";
 import { packageVersion } from "../util/package-version.js";
 import { terminalSafe } from "../util/terminal-text.js";
 import type { CommandContext, CommandDefinition, GlobalOptions } from "./command.js";
-import { commands } from "./commands.js";
+import { type CommandEntry, commands } from "./commands.js";
 import { type CliIo, processIo, Reporter } from "./io.js";
 
 /**
@@ -66,9 +66,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       throw error;
     });
 
-  for (const definition of commands) {
-    parser = register(parser, definition as CommandDefinition<unknown>, context);
-  }
+  for (const entry of commands) parser = register(parser, entry, context);
 
   try {
     let helpText = "";
@@ -138,7 +136,8 @@ export interface FailureDocument {
  * is a bug, exit 70.
  */
 export function describeFailure(error: unknown): FailureDocument {
-  if (error instanceof UsageError) {
+  // yargs' own complaints reach here as YError when they come after an async command builder.
+  if (error instanceof UsageError || (error instanceof Error && error.name === "YError")) {
     return { kind: "usage", message: error.message, line: error.message, exitCode: ExitCode.userError };
   }
   const user = isUserError(error) ? error : systemUserError(error);
@@ -207,11 +206,22 @@ class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-function register(parser: Argv, definition: CommandDefinition<unknown>, context: CommandContext): Argv {
+/**
+ * Register one command. Its module is imported only when yargs runs the command's builder, that is
+ * when the command is named (to run it or show its --help): the top-level --help and --version
+ * load no command module.
+ */
+function register(parser: Argv, entry: CommandEntry, context: CommandContext): Argv {
+  let loaded: Promise<CommandDefinition<unknown>> | undefined;
+  const load = () => {
+    loaded ??= entry.load() as Promise<CommandDefinition<unknown>>;
+    return loaded;
+  };
   return parser.command({
-    command: definition.command,
-    describe: definition.describe,
-    builder: (y: Argv) => {
+    command: entry.command,
+    describe: entry.describe,
+    builder: async (y: Argv) => {
+      const definition = await load();
       const built = definition.builder(y as Argv<GlobalOptions>) as unknown as Argv;
       // A value option without its value (`doctor --timeout`) is refused rather than defaulted.
       const table = optionTable(built);
@@ -221,7 +231,7 @@ function register(parser: Argv, definition: CommandDefinition<unknown>, context:
       return valued.length > 0 ? built.requiresArg(valued) : built;
     },
     handler: async (options) => {
-      await definition.handler(options as unknown as GlobalOptions, context);
+      await (await load()).handler(options as unknown as GlobalOptions, context);
     },
   });
 }

@@ -3,7 +3,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { z } from "zod";
 
 // src/util/ and dist/util/ both sit two folders below the package root.
 const PACKAGE_JSON = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "package.json");
@@ -15,8 +14,13 @@ let cached: string | undefined;
  * @throws Error when package.json is missing or has no version (a broken installation).
  */
 export function packageVersion(): string {
-  cached ??= z
-    .object({ version: z.string().min(1) })
-    .parse(JSON.parse(readFileSync(PACKAGE_JSON, "utf8"))).version;
+  // Checked by hand rather than with zod: `persam-db --version` loads no validation library.
+  if (cached === undefined) {
+    const version = (JSON.parse(readFileSync(PACKAGE_JSON, "utf8")) as { version?: unknown }).version;
+    if (typeof version !== "string" || version === "") {
+      throw new Error(`Expected a version string in ${PACKAGE_JSON} but received ${JSON.stringify(version)}`);
+    }
+    cached = version;
+  }
   return cached;
 }
