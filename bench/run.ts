@@ -6,6 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { cliCase } from "./cases/cli.js";
 import { decoderCase } from "./cases/decoder.js";
 import { encoderCase } from "./cases/encoder.js";
 import { encoderVariantsCase } from "./cases/encoder-variants.js";
@@ -19,8 +20,8 @@ import { formatMachineInfo, machineInfo } from "./machine.js";
 
 const USAGE = `Usage: npm run bench -- [case…] [options]
 
-Cases (all but prepare and encoder-variants when none is named): decoder, preprocess, postprocess,
-persam-f, persam, encoder, prepare, encoder-variants
+Cases (all but prepare, encoder-variants and cli when none is named): decoder, preprocess,
+postprocess, persam-f, persam, encoder, prepare, encoder-variants, cli
 
 Options:
   --runs N      timed runs per measurement (default: each case's own, e.g. 20 for decoder)
@@ -33,6 +34,9 @@ Options:
   --photos N    prepare: number of generated 12 MP photos (default 20)
   --jobs N      prepare: photos processed at once, as prepare's --jobs (default: prepare's default)
   --encoder-thread  prepare: run the image encoder in a worker thread (SamModelOptions.encoderThread)
+  --encoder FILE, --decoder FILE  cli: a local model (default: the generated SlimSAM-77-size encoder)
+  --data DIR    cli: a PerSeg-layout folder (default ../shared/fixtures/perseg-mini, else generated)
+  --official FILE  cli: the official code's time on the same run (bench/official/), for the ratio
   --list        list the cases and exit
   --help        this text`;
 
@@ -95,6 +99,10 @@ async function main(argv: readonly string[]): Promise<number> {
       photos: { type: "string" },
       jobs: { type: "string" },
       "encoder-thread": { type: "boolean", default: false },
+      encoder: { type: "string" },
+      decoder: { type: "string" },
+      data: { type: "string" },
+      official: { type: "string" },
       list: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -120,6 +128,15 @@ async function main(argv: readonly string[]): Promise<number> {
       big: values.big,
     }),
     encoderVariantsCase({ big: values.big, scratchDir: join(outDir, "cache", "encoder-variants") }),
+    cliCase({
+      cacheDir: join(outDir, "cache"),
+      outDir,
+      encoder: values.encoder,
+      decoder: values.decoder,
+      data: values.data,
+      official: values.official,
+      big: values.big,
+    }),
   ];
   if (values.list) {
     for (const c of cases) console.log(`${c.name.padEnd(12)} ${c.summary}`);
@@ -131,8 +148,8 @@ async function main(argv: readonly string[]): Promise<number> {
       `Expected case names among ${cases.map((c) => c.name).join(", ")} but received ${unknown.join(", ")}`,
     );
   }
-  // `prepare` and `encoder-variants` (minutes each) run only when named.
-  const onlyWhenNamed = ["prepare", "encoder-variants"];
+  // `prepare`, `encoder-variants` and `cli` (minutes each) run only when named.
+  const onlyWhenNamed = ["prepare", "encoder-variants", "cli"];
   const selected =
     positionals.length === 0
       ? cases.filter((c) => !onlyWhenNamed.includes(c.name))

@@ -200,3 +200,11 @@ export function embeddingCacheBytes(env: Env = process.env): number | undefined 
   }
   return bytes;
 }
+
+/**
+ * The file that receives a command's timing trace (`PERSAM_DB_TIMINGS`: one JSON document of named
+ * spans, util/timing-trace.ts), or undefined when unset: no trace is gathered then.
+ */
+export function timingTracePath(env: Env = process.env): string | undefined {
+  return get(env, "PERSAM_DB_TIMINGS");
+}

@@ -180,7 +180,7 @@ async function photoFolder(cacheDir: string, count: number, ctx: BenchContext): 
 }
 
 /** Random width-256 decoder weights matching the benchmark encoder of `seed`, written once. */
-async function benchmarkDecoder(cacheDir: string): Promise<string> {
+export async function benchmarkDecoder(cacheDir: string): Promise<string> {
   const path = join(cacheDir, `decoder-${DECODER_WIDTH}-seed${SEED}.RANDOM.safetensors`);
   if (existsSync(path)) return path;
   const weights = randomDecoderWeights({ embedDim: DECODER_WIDTH, seed: SEED });

@@ -2,9 +2,12 @@
 // exits the process (bin.ts does), so tests call `main(argv, io)` in-process.
 
 import yargs, { type Arguments, type Argv } from "yargs";
+import { timingTracePath } from "../config.js";
 import { ExitCode, isUserError, systemUserError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { packageVersion } from "../util/package-version.js";
 import { terminalSafe } from "../util/terminal-text.js";
+import { onTimingSpan, type TimingSpan, timeSpan } from "../util/timing-trace.js";
 import type { CommandContext, CommandDefinition, GlobalOptions } from "./command.js";
 import { type CommandEntry, commands } from "./commands.js";
 import { type CliIo, processIo, Reporter } from "./io.js";
@@ -15,6 +18,57 @@ import { type CliIo, processIo, Reporter } from "./io.js";
  * (unless the command already printed its document).
  */
 export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const tracePath = timingTracePath(io.env);
+  if (tracePath === undefined) return runMain(argv, io);
+  // Before the command's work: the process's start and the CLI's own imports end here.
+  const enteredMs = performance.now();
+  const spans: TimingSpan[] = [
+    {
+      name: "cli.start",
+      startMs: 0,
+      endMs: enteredMs,
+      detail: { nodeBootstrapMs: Math.round(performance.nodeTiming.bootstrapComplete * 100) / 100 },
+    },
+  ];
+  const stop = onTimingSpan((span) => spans.push(span));
+  let exitCode: number = ExitCode.bug;
+  try {
+    exitCode = await runMain(argv, io);
+    return exitCode;
+  } finally {
+    stop();
+    await writeTimingTrace(tracePath, { argv: [...argv], exitCode, spans }, io);
+  }
+}
+
+/**
+ * The timing trace (PERSAM_DB_TIMINGS): one JSON document of the run's spans, times in ms since the
+ * process started. A trace that cannot be written costs a warning, never the run.
+ */
+async function writeTimingTrace(
+  path: string,
+  trace: { argv: string[]; exitCode: number; spans: readonly TimingSpan[] },
+  io: CliIo,
+): Promise<void> {
+  const round = (x: number) => Math.round(x * 100) / 100;
+  const document = {
+    format: 1,
+    argv: trace.argv,
+    exitCode: trace.exitCode,
+    endMs: round(performance.now()),
+    spans: trace.spans.map((s) => ({ ...s, startMs: round(s.startMs), endMs: round(s.endMs) })),
+  };
+  try {
+    await writeFileAtomic(path, `${JSON.stringify(document, null, 2)}\n`);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    io.stderr.write(
+      `persam-db: warning: cannot write the timing trace ${terminalSafe(path)}: ${terminalSafe(why)}\n`,
+    );
+  }
+}
+
+async function runMain(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode: number = ExitCode.ok;
   let jsonWritten = false;
   const context: CommandContext = {
@@ -214,7 +268,11 @@ class UsageError extends Error {
 function register(parser: Argv, entry: CommandEntry, context: CommandContext): Argv {
   let loaded: Promise<CommandDefinition<unknown>> | undefined;
   const load = () => {
-    loaded ??= entry.load() as Promise<CommandDefinition<unknown>>;
+    loaded ??= timeSpan(
+      "cli.command-load",
+      () => entry.load() as Promise<CommandDefinition<unknown>>,
+      () => ({ command: entry.command.split(" ")[0]! }),
+    );
     return loaded;
   };
   return parser.command({

@@ -18,6 +18,7 @@ import type { EncodedPhoto, SamModel } from "../../segment/sam/sam-model.js";
 import { isTestModelFile } from "../../segment/sam/test-weights.js";
 import { removeStaleTempFiles } from "../../util/atomic-write.js";
 import { acquireRunLock } from "../../util/run-lock.js";
+import { publishSpan, timeSpan } from "../../util/timing-trace.js";
 import type { MetadataRow } from "../metadata.js";
 import { emptyState, type FileRecord, readState, STATE_DIR, StateStore } from "../prepare-state.js";
 import type { PhotoReport } from "../report.js";
@@ -156,7 +157,7 @@ async function runLocked(
   let reference: RunReference | undefined;
   let referenceReport = state.reference?.report as RunReference["report"] | undefined;
   if (plan.needsModel) {
-    reference = await resolveRunReference({ plan, encoder: encoder!, signal });
+    reference = await timeSpan("reference", () => resolveRunReference({ plan, encoder: encoder!, signal }));
     referenceReport = reference.report;
     emit({ type: "reference", reused: false, description: referenceText(referenceReport) });
     const identity = reference.identity;
@@ -227,7 +228,11 @@ async function runLocked(
     emit({ type: "photo-start", stem: entry.stem, action: entry.action });
     const decoded = handedOn(handed, photo);
     if (decoded) handed = undefined;
-    const output = await processPhoto(ctx, { entry, photo, decoded });
+    const output = await timeSpan(
+      "photo",
+      () => processPhoto(ctx, { entry, photo, decoded }),
+      () => ({ stem: entry.stem, action: entry.action }),
+    );
     for (const w of output.warnings) warn(w);
     finish(output);
   };
@@ -255,6 +260,7 @@ async function runLocked(
   }
 
   // ---- metadata, exports, card -------------------------------------------------------------
+  const outputsStartMs = performance.now();
   const ordered = input.scan.photos
     .map((p) => results.get(p.stem))
     .filter((r): r is PhotoResult => r !== undefined);
@@ -325,6 +331,7 @@ async function runLocked(
   const known: Record<string, FileRecord> = {};
   for (const stem of keptStems) Object.assign(known, state.photos[stem]!.outputs!.files);
   await finishSet({ outDir, store, files: [...files, ...Object.keys(known)], known });
+  publishSpan({ name: "outputs", startMs: outputsStartMs, endMs: performance.now() });
 
   const count = (s: PhotoResult["status"]): number => ordered.filter((r) => r.status === s).length;
   const excluded = count("excluded");

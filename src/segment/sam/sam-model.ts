@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { UserError } from "../../errors.js";
 import type { RgbImage } from "../../image/image-io.js";
 import type { Size, Tensor } from "../../util/tensor.js";
+import { timeSpan } from "../../util/timing-trace.js";
 import { checkCheckpointMatch } from "./checkpoint-check.js";
 import { SamDecoder } from "./decoder-session.js";
 import type { DecoderWeights } from "./decoder-types.js";
@@ -74,17 +75,20 @@ export class SamModel {
    */
   static async load(options: SamModelOptions): Promise<SamModel> {
     const threads = options.threads ?? 0;
-    const weights = await loadDecoderWeights(options.files.decoderPath);
-    const encoder = await createImageEncoder(
-      { path: options.files.encoderPath, threads },
-      options.encoderThread ?? false,
+    const weights = await timeSpan("model.decoder-weights", () =>
+      loadDecoderWeights(options.files.decoderPath),
     );
-    const decoder = await SamDecoder.create({
-      weights,
-      threads,
-      cacheKey: weightsHash(weights),
-      ...(options.graphCacheDir ? { cacheDir: options.graphCacheDir } : {}),
-    }).catch(async (error: unknown) => {
+    const encoder = await timeSpan("model.encoder", () =>
+      createImageEncoder({ path: options.files.encoderPath, threads }, options.encoderThread ?? false),
+    );
+    const decoder = await timeSpan("model.decoder", () =>
+      SamDecoder.create({
+        weights,
+        threads,
+        cacheKey: weightsHash(weights),
+        ...(options.graphCacheDir ? { cacheDir: options.graphCacheDir } : {}),
+      }),
+    ).catch(async (error: unknown) => {
       await encoder.dispose();
       throw error;
     });
@@ -110,15 +114,17 @@ export class SamModel {
     if (image.channels !== 3)
       throw new Error(`Expected an RGB image but received ${image.channels} channels`);
     const { pixelValues, inputSize, originalSize } = samPreprocess(image.data, image.width, image.height);
-    const out = await this.encoder.encode(pixelValues);
+    const out = await timeSpan("encode", () => this.encoder.encode(pixelValues));
     this.checkCheckpoint(out);
     return { embedding: out.embedding, originalSize, inputSize };
   }
 
   /** Release both sessions. */
   async dispose(): Promise<void> {
-    await this.encoder.dispose();
-    await this.decoder.dispose();
+    await timeSpan("model.dispose", async () => {
+      await this.encoder.dispose();
+      await this.decoder.dispose();
+    });
   }
 
   private checkCheckpoint(out: EncoderOutput): void {
