@@ -10,6 +10,7 @@ import { cliCase } from "./cases/cli.js";
 import { decoderCase } from "./cases/decoder.js";
 import { encoderCase } from "./cases/encoder.js";
 import { encoderVariantsCase } from "./cases/encoder-variants.js";
+import { modelOpenCase } from "./cases/model-open.js";
 import { persamCase } from "./cases/persam.js";
 import { persamFCase } from "./cases/persam-f.js";
 import { postprocessCase } from "./cases/postprocess.js";
@@ -20,8 +21,8 @@ import { formatMachineInfo, machineInfo } from "./machine.js";
 
 const USAGE = `Usage: npm run bench -- [case…] [options]
 
-Cases (all but prepare, encoder-variants and cli when none is named): decoder, preprocess,
-postprocess, persam-f, persam, encoder, prepare, encoder-variants, cli
+Cases (all but prepare, encoder-variants, model-open and cli when none is named): decoder,
+preprocess, postprocess, persam-f, persam, encoder, prepare, encoder-variants, model-open, cli
 
 Options:
   --runs N      timed runs per measurement (default: each case's own, e.g. 20 for decoder)
@@ -34,7 +35,7 @@ Options:
   --photos N    prepare: number of generated 12 MP photos (default 20)
   --jobs N      prepare: photos processed at once, as prepare's --jobs (default: prepare's default)
   --encoder-thread  prepare: run the image encoder in a worker thread (SamModelOptions.encoderThread)
-  --encoder FILE, --decoder FILE  cli: a local model (default: the generated SlimSAM-77-size encoder)
+  --encoder FILE, --decoder FILE  cli, model-open: a local model (default: the generated SlimSAM-77-size encoder)
   --data DIR    cli: a PerSeg-layout folder (default ../shared/fixtures/perseg-mini, else generated)
   --official FILE  cli: the official code's time on the same run (bench/official/), for the ratio
   --list        list the cases and exit
@@ -128,6 +129,12 @@ async function main(argv: readonly string[]): Promise<number> {
       big: values.big,
     }),
     encoderVariantsCase({ big: values.big, scratchDir: join(outDir, "cache", "encoder-variants") }),
+    modelOpenCase({
+      cacheDir: join(outDir, "cache"),
+      encoder: values.encoder,
+      decoder: values.decoder,
+      big: values.big,
+    }),
     cliCase({
       cacheDir: join(outDir, "cache"),
       outDir,
@@ -148,8 +155,8 @@ async function main(argv: readonly string[]): Promise<number> {
       `Expected case names among ${cases.map((c) => c.name).join(", ")} but received ${unknown.join(", ")}`,
     );
   }
-  // `prepare`, `encoder-variants` and `cli` (minutes each) run only when named.
-  const onlyWhenNamed = ["prepare", "encoder-variants", "cli"];
+  // `prepare`, `encoder-variants`, `model-open` and `cli` (minutes each) run only when named.
+  const onlyWhenNamed = ["prepare", "encoder-variants", "model-open", "cli"];
   const selected =
     positionals.length === 0
       ? cases.filter((c) => !onlyWhenNamed.includes(c.name))

@@ -50,7 +50,7 @@ export const commands: readonly CommandEntry[] = [
   },
   {
     command: "cache <action>",
-    describe: "Show or clear persam-db's cache of photo embeddings and built decoder graphs",
+    describe: "Show or clear persam-db's cache of photo embeddings and prepared models",
     load: async () => as((await import("./cache-command.js")).cacheCommand),
   },
   {

@@ -31,6 +31,8 @@ export interface ChunkFileReply {
   /** See {@link AttentionChunkingResult.large}. */
   readonly large: number;
   readonly notes: readonly string[];
+  /** See {@link AttentionChunkingResult.externalData}; empty when none. */
+  readonly externalData: readonly string[];
 }
 
 /** Rewrite `input` into `output` in this thread (see {@link chunkAttentionFileInWorker}). */
@@ -51,7 +53,12 @@ export function chunkAttentionFile(request: ChunkFileRequest): ChunkFileReply {
       closeSync(fd);
     }
   }
-  return { rewritten: result.rewritten, large: result.large, notes: result.notes };
+  return {
+    rewritten: result.rewritten,
+    large: result.large,
+    notes: result.notes,
+    externalData: result.externalData ?? [],
+  };
 }
 
 const WORKER_TAG = "persam-db attention chunking";

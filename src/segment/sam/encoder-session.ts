@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { firstLine, UserError } from "../../errors.js";
 import type { Tensor } from "../../util/tensor.js";
+import { timeSpan } from "../../util/timing-trace.js";
 import { type ChunkFileReply, chunkAttentionFileInWorker } from "../onnx/attention-chunking-file.js";
+import { ModelCache, type ModelCacheOptions, type SessionFactory } from "./model-cache.js";
 import {
   createSession,
   fromOrt,
@@ -43,6 +45,14 @@ export interface SamEncoderOptions extends SessionOptions {
    * @default 12 (one SAM head per piece)
    */
   readonly attentionChunks?: number | undefined;
+  /**
+   * Keep the prepared encoder (after the attention rewrite and onnxruntime's optimisation) in this
+   * cache and open it from there next time (model-cache.ts). Plain data, so that the options can
+   * cross to the encoder's worker thread. Only an encoder that the rewrite examined is cached
+   * (attention chunking on, the default; weights inside the file).
+   * @default no cache: the encoder is prepared on every open
+   */
+  readonly modelCache?: Omit<ModelCacheOptions, "onWarning"> | undefined;
 }
 
 /** Default of {@link SamEncoderOptions.attentionChunks}. */
@@ -74,6 +84,10 @@ export class SamEncoder {
      * attention is chunked, when there is none, or when chunking was turned off.
      */
     readonly attentionsKeptWhole: number,
+    /** Problems of the model cache met while opening (each said once); the encoder works regardless. */
+    readonly cacheWarnings: readonly string[],
+    /** True when the prepared encoder came from the model cache. */
+    readonly fromCache: boolean,
   ) {}
 
   /**
@@ -82,13 +96,26 @@ export class SamEncoder {
    */
   static async create(options: SamEncoderOptions): Promise<SamEncoder> {
     let session: OrtSession;
-    let loadNotes: string[] = [];
+    let loadNotes: readonly string[] = [];
     let keptWhole = 0;
+    let fromCache = false;
+    const cacheWarnings: string[] = [];
     try {
-      const opened = await openChunked(options);
-      loadNotes = opened.notes;
-      keptWhole = opened.keptWhole;
-      session = opened.session ?? (await createSession(options.path, options));
+      const cache =
+        options.modelCache === undefined
+          ? undefined
+          : new ModelCache({ ...options.modelCache, onWarning: (m) => cacheWarnings.push(m) });
+      if (cache?.enabled) {
+        const opened = await openThroughCache(options, cache);
+        ({ session, fromCache } = opened);
+        ({ notes: loadNotes, keptWhole } = opened.meta);
+      } else {
+        ({
+          session,
+          notes: loadNotes,
+          keptWhole,
+        } = await openEncoder(options, (m) => createSession(m, options)));
+      }
     } catch (error) {
       throw new UserError(`cannot load the image encoder ${options.path}: ${firstLine(error)}`, {
         hint: "pass a SAM image-encoder .onnx file (e.g. Transformers.js onnx/vision_encoder.onnx) or use --model",
@@ -136,6 +163,8 @@ export class SamEncoder {
       options.path,
       loadNotes,
       keptWhole,
+      cacheWarnings,
+      fromCache,
     );
   }
 
@@ -168,58 +197,91 @@ export class SamEncoder {
   }
 }
 
+/** The encoder's session and what its preparation did. */
+interface OpenedEncoder {
+  readonly session: OrtSession;
+  readonly notes: readonly string[];
+  readonly keptWhole: number;
+  /** True when the rewrite read the whole graph and found its weights inside the file. */
+  readonly examined: boolean;
+}
+
+/**
+ * The encoder through the model cache: keyed by the file's sha256, the chunking and the
+ * optimisation level; prepared by {@link openEncoder} on a miss.
+ */
+async function openThroughCache(
+  options: SamEncoderOptions,
+  cache: ModelCache,
+): Promise<{
+  session: OrtSession;
+  meta: { notes: readonly string[]; keptWhole: number };
+  fromCache: boolean;
+}> {
+  await access(options.path); // a missing file is reported as such
+  const sha256 = await timeSpan("model.encoder.source-hash", () => cache.fileSha256(options.path));
+  const chunks = options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS;
+  const opened = await cache.open({
+    key: `encoder\n${sha256}\nchunks=${chunks}\nlevel=${options.graphOptimization ?? "all"}`,
+    options,
+    derive: async (create) => {
+      const o = await openEncoder(options, create);
+      return { session: o.session, meta: { notes: o.notes, keptWhole: o.keptWhole }, cacheable: o.examined };
+    },
+  });
+  return { session: opened.session, meta: opened.meta, fromCache: opened.hit };
+}
+
 /**
  * Open the encoder with its large attentions chunked ({@link SamEncoderOptions.attentionChunks}),
- * or return no session (and why) so the caller opens the file as it is. The rewritten model goes
- * to a temporary file that onnxruntime reads as it reads any model; the rewrite runs in a worker
- * thread (onnx/attention-chunking-file.ts) so that no JS copy of the weights outlives it. A model
- * with external data is left to onnxruntime.
+ * or, when that is off or not possible, the file as it is; `create` opens a session. The rewritten
+ * model goes to a temporary file that onnxruntime reads as it reads any model; the rewrite runs in
+ * a worker thread (onnx/attention-chunking-file.ts) so that no JS copy of the weights outlives it. A
+ * model with external data is left to onnxruntime.
  */
-async function openChunked(
-  options: SamEncoderOptions,
-): Promise<{ session: OrtSession | undefined; notes: string[]; keptWhole: number }> {
+async function openEncoder(options: SamEncoderOptions, create: SessionFactory): Promise<OpenedEncoder> {
   const chunks = options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS;
-  if (chunks <= 1) return { session: undefined, notes: ["attention chunking off"], keptWhole: 0 };
+  const unchanged = async (notes: string[], keptWhole: number, examined = false): Promise<OpenedEncoder> => ({
+    session: await create(options.path),
+    notes,
+    keptWhole,
+    examined,
+  });
+  if (chunks <= 1) return unchanged(["attention chunking off"], 0);
   await access(options.path); // a missing file is reported as such, not as a failed rewrite
   let dir: string;
   try {
     dir = await mkdtemp(join(tmpdir(), "persam-db-encoder-"));
   } catch (error) {
-    return {
-      session: undefined,
-      notes: [`no temporary folder (${firstLine(error)}); loaded unchanged`],
-      keptWhole: -1,
-    };
+    return unchanged([`no temporary folder (${firstLine(error)}); loaded unchanged`], -1);
   }
   const output = join(dir, basename(options.path));
+  // Every return awaits: the temporary folder is removed only once the session is open (or failed).
   try {
     let reply: ChunkFileReply;
     try {
-      reply = await chunkAttentionFileInWorker({ input: options.path, output, chunks });
+      reply = await timeSpan("model.encoder.rewrite", () =>
+        chunkAttentionFileInWorker({ input: options.path, output, chunks }),
+      );
     } catch (error) {
       // A bug in the rewrite must not cost the user the encoder: load the file as it is.
-      return {
-        session: undefined,
-        notes: [`attention chunking failed (${firstLine(error)}); loaded unchanged`],
-        keptWhole: -1,
-      };
+      return await unchanged([`attention chunking failed (${firstLine(error)}); loaded unchanged`], -1);
     }
-    if (reply.rewritten === 0) return { session: undefined, notes: [...reply.notes], keptWhole: reply.large };
+    const examined = reply.large >= 0 && reply.externalData.length === 0;
+    if (reply.rewritten === 0) return await unchanged([...reply.notes], reply.large, examined);
     try {
       return {
-        session: await createSession(output, options),
+        session: await timeSpan("model.encoder.session", () => create(output)),
         notes: [...reply.notes],
         keptWhole: reply.large - reply.rewritten,
+        examined,
       };
     } catch (error) {
-      return {
-        session: undefined,
-        notes: [
-          `onnxruntime refused the chunked graph (${firstLine(error)}); loaded unchanged`,
-          ...reply.notes,
-        ],
-        keptWhole: reply.large,
-      };
+      return await unchanged(
+        [`onnxruntime refused the chunked graph (${firstLine(error)}); loaded unchanged`, ...reply.notes],
+        reply.large,
+        examined,
+      );
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

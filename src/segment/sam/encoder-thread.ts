@@ -30,6 +30,10 @@ export interface ImageEncoder {
   readonly loadNotes: readonly string[];
   /** See {@link SamEncoder.attentionsKeptWhole}. */
   readonly attentionsKeptWhole: number;
+  /** See {@link SamEncoder.cacheWarnings}. */
+  readonly cacheWarnings: readonly string[];
+  /** See {@link SamEncoder.fromCache}. */
+  readonly fromCache: boolean;
   /** True when the session runs in a worker thread. */
   readonly threaded: boolean;
   /** Milliseconds spent inside the session's runs so far (measured on the thread that runs them). */
@@ -50,6 +54,8 @@ type Reply =
       hasPositional: boolean;
       loadNotes: string[];
       attentionsKeptWhole: number;
+      cacheWarnings: string[];
+      fromCache: boolean;
     }
   | {
       type: "encoded";
@@ -108,6 +114,12 @@ class LocalEncoder implements ImageEncoder {
   get attentionsKeptWhole(): number {
     return this.encoder.attentionsKeptWhole;
   }
+  get cacheWarnings(): readonly string[] {
+    return this.encoder.cacheWarnings;
+  }
+  get fromCache(): boolean {
+    return this.encoder.fromCache;
+  }
   async encode(pixelValues: Tensor): Promise<EncoderOutput> {
     const t = performance.now();
     try {
@@ -140,6 +152,8 @@ class ThreadEncoder implements ImageEncoder {
     readonly hasPositional: boolean,
     readonly loadNotes: readonly string[],
     readonly attentionsKeptWhole: number,
+    readonly cacheWarnings: readonly string[],
+    readonly fromCache: boolean,
   ) {
     // An idle worker does not keep the process alive (a model the caller forgot to dispose must
     // not hang the CLI at exit); one with an encode in flight does.
@@ -238,6 +252,8 @@ export async function createImageEncoder(options: SamEncoderOptions, thread: boo
     ready.hasPositional,
     ready.loadNotes,
     ready.attentionsKeptWhole,
+    ready.cacheWarnings,
+    ready.fromCache,
   );
 }
 
@@ -258,6 +274,8 @@ async function workerMain(options: SamEncoderOptions): Promise<void> {
     hasPositional: encoder.hasPositional,
     loadNotes: [...encoder.loadNotes],
     attentionsKeptWhole: encoder.attentionsKeptWhole,
+    cacheWarnings: [...encoder.cacheWarnings],
+    fromCache: encoder.fromCache,
   } satisfies Reply);
   // One session run at a time: concurrent runs would share its threads and double its activations.
   let queue: Promise<void> = Promise.resolve();

@@ -74,10 +74,21 @@ export interface SessionOptions {
   prepackWeights?: boolean;
 }
 
+/** What a session creation does besides opening the session. */
+export interface CreateSessionExtras {
+  /**
+   * Write onnxruntime's optimised graph here (`optimizedModelFilePath`), to be opened later with
+   * `graphOptimization: "disabled"`. At level "all" the graph holds layout choices for this CPU;
+   * onnxruntime's warning that says so is not shown (the caller keys the file by the CPU).
+   */
+  readonly saveOptimizedTo?: string | undefined;
+}
+
 /** Create a CPU session from a model file path or the bytes of a model. */
 export async function createSession(
   model: string | Uint8Array,
   options: SessionOptions = {},
+  extras: CreateSessionExtras = {},
 ): Promise<OrtSession> {
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: ["cpu"],
@@ -95,6 +106,10 @@ export async function createSession(
   }
   if (options.prepackWeights === false) session.disable_prepacking = "1";
   if (Object.keys(session).length > 0) sessionOptions.extra = { session };
+  if (extras.saveOptimizedTo !== undefined) {
+    sessionOptions.optimizedModelFilePath = extras.saveOptimizedTo;
+    sessionOptions.logSeverityLevel = 3;
+  }
   if (typeof model === "string") return ort.InferenceSession.create(model, sessionOptions);
   return ort.InferenceSession.create(model, sessionOptions);
 }
