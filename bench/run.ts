@@ -35,7 +35,9 @@ Options:
   --photos N    prepare: number of generated 12 MP photos (default 20)
   --jobs N      prepare: photos processed at once, as prepare's --jobs (default: prepare's default)
   --encoder-thread  prepare: run the image encoder in a worker thread (SamModelOptions.encoderThread)
-  --encoder FILE, --decoder FILE  cli, model-open: a local model (default: the generated SlimSAM-77-size encoder)
+  --encoder FILE, --decoder FILE  cli, model-open: a local model (default: the generated SlimSAM-77-size
+                encoder); encoder: that encoder file instead of the generated ones (beside them with --big)
+  --profile     encoder: also profile each configuration by operator (onnxruntime's profiler)
   --data DIR    cli: a PerSeg-layout folder (default ../shared/fixtures/perseg-mini, else generated)
   --official FILE  cli: the official code's time on the same run (bench/official/), for the ratio
   --list        list the cases and exit
@@ -104,6 +106,7 @@ async function main(argv: readonly string[]): Promise<number> {
       decoder: { type: "string" },
       data: { type: "string" },
       official: { type: "string" },
+      profile: { type: "boolean", default: false },
       list: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -119,7 +122,14 @@ async function main(argv: readonly string[]): Promise<number> {
     postprocessCase,
     persamFCase,
     persamCase,
-    encoderCase({ big: values.big, sweep: values.sweep }),
+    encoderCase({
+      big: values.big,
+      sweep: values.sweep,
+      profile: values.profile,
+      encoders: values.encoder === undefined ? undefined : [values.encoder],
+      only: values.encoder !== undefined && !values.big,
+      scratchDir: join(outDir, "cache", "profiles"),
+    }),
     prepareCase({
       cacheDir: join(outDir, "cache"),
       outDir,

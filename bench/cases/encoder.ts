@@ -7,6 +7,10 @@
 // arena, memory pattern, threads, execution mode, spinning) one change at a time against
 // onnxruntime's defaults, and 4 attention chunks instead of 12.
 
+import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import type { SamEncoderOptions } from "../../src/segment/sam/encoder-session.js";
 import { DEFAULT_ATTENTION_CHUNKS } from "../../src/segment/sam/encoder-session.js";
 import { type EncoderTiming, type EncoderTimingArgs, timeEncoder } from "../encoder-child.js";
@@ -18,6 +22,8 @@ import {
   type VitPreset,
   vitParameterCount,
 } from "../models/vit-encoder.js";
+import { type MatMulPeak, measureMatMulPeak, PEAK_SIDE } from "../peak.js";
+import type { OperatorProfile } from "../profile.js";
 import { childMain, mib, runChild } from "../rss.js";
 import { summarize } from "../stats.js";
 
@@ -29,6 +35,14 @@ export interface EncoderCaseOptions {
   readonly sweep: boolean;
   /** Folder of the generated encoders. @default vit-encoder.ts's defaultVitCacheDir() */
   readonly modelDir?: string | undefined;
+  /** Also profile each variant by operator (one more child process each, onnxruntime's profiler). */
+  readonly profile?: boolean | undefined;
+  /** Local encoder files to measure besides (or, with `only`, instead of) the generated ones. */
+  readonly encoders?: readonly string[] | undefined;
+  /** Measure only `encoders`. */
+  readonly only?: boolean | undefined;
+  /** Folder for profiler traces. @default the system's temporary folder */
+  readonly scratchDir?: string | undefined;
 }
 
 /** Session options plus the encoder's load-time attention chunking. */
@@ -114,9 +128,24 @@ function encodeTask(raw: unknown): Promise<EncoderTiming> {
   return timeEncoder(raw as EncoderTimingArgs);
 }
 
-/** FLOPs of a preset's graph at [1,3,1024,1024] (static count, no weights generated). */
-function presetFlops(preset: VitPreset): { total: number; mac: number; byOp: string } {
-  const report = countFlops(buildVitEncoderShapeOnly({ preset }));
+/** Child side: the measured MatMul peak on `threads` threads. */
+function peakTask(raw: unknown): Promise<MatMulPeak> {
+  return measureMatMulPeak((raw as { threads: number }).threads);
+}
+
+/** The top operators of a profile, as one line for the details. */
+function profileLine(p: OperatorProfile): string {
+  return p.byOp
+    .slice(0, 12)
+    .map((o) => `${o.op} ${o.ms.toFixed(1)} ms ${(100 * o.share).toFixed(1)}% (${o.nodes})`)
+    .join(", ");
+}
+
+/** FLOPs of a graph at [1,3,1024,1024] (static count): a preset's (no weights generated) or a file's. */
+function graphFlops(model: VitPreset | { file: string }): { total: number; mac: number; byOp: string } {
+  const report = countFlops(
+    typeof model === "string" ? buildVitEncoderShapeOnly({ preset: model }) : readFileSync(model.file),
+  );
   if (report.unknown.length > 0) throw new Error(`FLOP count left out ${report.unknown.length} nodes`);
   const byOp = Object.entries(report.byOp)
     .slice(0, 6)
@@ -125,26 +154,61 @@ function presetFlops(preset: VitPreset): { total: number; mac: number; byOp: str
   return { total: report.total, mac: report.mac, byOp };
 }
 
+/** One encoder to measure. */
+interface EncoderModel {
+  /** In measurement names: the preset, or the file's name. */
+  readonly label: string;
+  readonly path: string;
+  readonly flops: { total: number; mac: number; byOp: string };
+}
+
+/**
+ * The measured peak, in a child process of its own right before each encoder configuration (so
+ * that both see the machine alike); the case reports each configuration against the median of all.
+ */
+async function measuredPeak(ctx: BenchContext, threads: number, peaks: number[]): Promise<void> {
+  const report = await runChild<MatMulPeak>(import.meta.url, "peak", { threads });
+  peaks.push(report.value.gflopPerS);
+  ctx.log(
+    `encoder: measured peak (${PEAK_SIDE}² fp32 MatMul, ${threads} threads): ${report.value.gflopPerS.toFixed(1)} GFLOP/s`,
+  );
+}
+
 async function measure(
   ctx: BenchContext,
-  preset: VitPreset,
-  modelPath: string,
+  model: EncoderModel,
   variant: Variant,
-  flops: { total: number; mac: number; byOp: string },
+  peaks: number[],
+  profile: { readonly dir: string } | undefined,
 ): Promise<Measurement[]> {
   const options = variant.options(ctx.threads);
   const threads = options.threads ?? ctx.threads;
-  ctx.log(`encoder/${preset} [${variant.name}]: ${variant.description}`);
+  const { flops } = model;
+  ctx.log(`encoder/${model.label} [${variant.name}]: ${variant.description}`);
+  await measuredPeak(ctx, threads, peaks);
   const report = await runChild<EncoderTiming>(import.meta.url, "encode", {
-    modelPath,
+    modelPath: model.path,
     options,
     warmup: warmupOf(ctx, 1),
     runs: runsOf(ctx, 3),
   } satisfies EncoderTimingArgs);
+  // Profiled apart: the profiler's own cost must not reach the timed runs.
+  const profiled = profile
+    ? (
+        await runChild<EncoderTiming>(import.meta.url, "encode", {
+          modelPath: model.path,
+          options,
+          warmup: 1,
+          runs: 2,
+          profilePrefix: join(profile.dir, `profile-${process.pid}-${model.label}-${variant.name}`),
+        } satisfies EncoderTimingArgs)
+      ).value.profile
+    : undefined;
   const r = report.value;
   const wall = summarize(r.wallMs);
   const cpu = summarize(r.cpuMs);
   const peak = cpuPeakFlops(threads);
+  const measured = summarize(peaks).median * 1e9;
   const achieved = flops.total / (wall.median / 1000);
   const suffix = variant.name === "default" ? "" : `[${variant.name}]`;
   const details = {
@@ -154,25 +218,28 @@ async function measure(
     macGflop: round(flops.mac / 1e9),
     topOpsGflop: flops.byOp,
     gflopPerS: round(achieved / 1e9),
-    peakGflopPerS: round(peak.peakFlops / 1e9),
-    fractionOfPeak: Math.round((achieved / peak.peakFlops) * 1000) / 1000,
+    measuredPeakGflopPerS: round(measured / 1e9),
+    fractionOfMeasuredPeak: Math.round((achieved / measured) * 1000) / 1000,
+    theoreticalPeakGflopPerS: round(peak.peakFlops / 1e9),
+    fractionOfTheoreticalPeak: Math.round((achieved / peak.peakFlops) * 1000) / 1000,
     peakRssMiB: mib(report.maxRssBytes),
     rssAfterCreateMiB: mib(r.rssAfterCreateBytes),
     baseRssMiB: mib(report.baseRssBytes),
     createMs: round(r.createMs),
     loadNotes: r.loadNotes.join("; "),
     load1AtEnd: round(report.loadAtEnd),
+    ...(profiled ? { profileKernelMs: round(profiled.kernelMs), profileTopOps: profileLine(profiled) } : {}),
   };
   return [
     {
-      name: `encoder/${preset}/create${suffix}`,
-      description: `open the onnxruntime session of the ${preset}-size encoder file (${variant.description})`,
+      name: `encoder/${model.label}/create${suffix}`,
+      description: `open the onnxruntime session of the ${model.label} encoder file (${variant.description})`,
       stats: summarize([r.createMs]),
       threads,
       details: { peakRssMiB: details.peakRssMiB, rssAfterCreateMiB: details.rssAfterCreateMiB },
     },
     {
-      name: `encoder/${preset}/encode${suffix}`,
+      name: `encoder/${model.label}/encode${suffix}`,
       description: `SamEncoder.encode of a [1,3,1024,1024] input (${variant.description})`,
       stats: wall,
       cpu,
@@ -186,29 +253,46 @@ async function measure(
 export function encoderCase(options: EncoderCaseOptions): BenchCase {
   return {
     name: "encoder",
-    summary: "SAM ViT image encoder, SlimSAM-77 size (ViT-B with --big): create, encode, GFLOP/s, peak RSS",
+    summary:
+      "SAM image encoder, SlimSAM-77 size (ViT-B with --big, or --encoder FILE): create, encode, GFLOP/s against the measured MatMul peak, peak RSS",
     async run(ctx) {
-      const presets: VitPreset[] = options.big ? ["slimsam-77", "sam-vit-base"] : ["slimsam-77"];
+      const models: EncoderModel[] = [];
+      if (!options.only) {
+        const presets: VitPreset[] = options.big ? ["slimsam-77", "sam-vit-base"] : ["slimsam-77"];
+        for (const preset of presets) {
+          ctx.log(`encoder/${preset}: ${(vitParameterCount(preset) / 1e6).toFixed(1)} M random parameters`);
+          const path =
+            options.modelDir === undefined
+              ? ensureVitEncoderModel({ preset })
+              : ensureVitEncoderModel({ preset }, options.modelDir);
+          models.push({ label: preset, path, flops: graphFlops(preset) });
+        }
+      }
+      for (const file of options.encoders ?? []) {
+        models.push({
+          label: basename(file).replace(/\.onnx$/, ""),
+          path: file,
+          flops: graphFlops({ file }),
+        });
+      }
+      const profile = options.profile ? { dir: options.scratchDir ?? tmpdir() } : undefined;
+      if (profile) await mkdir(profile.dir, { recursive: true });
+      const peaks: number[] = [];
       const results: Measurement[] = [];
-      for (const preset of presets) {
-        ctx.log(`encoder/${preset}: ${(vitParameterCount(preset) / 1e6).toFixed(1)} M random parameters`);
-        const modelPath =
-          options.modelDir === undefined
-            ? ensureVitEncoderModel({ preset })
-            : ensureVitEncoderModel({ preset }, options.modelDir);
-        const flops = presetFlops(preset);
+      for (const model of models) {
         const variants = !options.sweep
           ? VARIANTS.filter((v) => v.name === "default" || v.name === "unchunked")
-          : preset === "slimsam-77"
+          : model.label === "slimsam-77"
             ? VARIANTS
             : VARIANTS.filter(
                 (v) => v.name === "default" || v.name === "unchunked" || v.name === "ort-defaults",
               );
-        for (const v of variants) results.push(...(await measure(ctx, preset, modelPath, v, flops)));
+        for (const v of variants) results.push(...(await measure(ctx, model, v, peaks, profile)));
       }
+      await measuredPeak(ctx, ctx.threads, peaks);
       return results;
     },
   };
 }
 
-childMain(import.meta.url, { encode: encodeTask });
+childMain(import.meta.url, { encode: encodeTask, peak: peakTask });

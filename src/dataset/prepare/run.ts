@@ -48,24 +48,39 @@ import type { PhotoResult, PrepareEvent, PrepareResult } from "./types.js";
 const PREPARE_MEMORY_EMBEDDINGS = 2;
 
 /**
+ * Embeddings the run keeps in memory when the embedding cache did not keep them (turned off with
+ * size 0, or a failed write), so that what the reference stage encoded is not encoded again by the
+ * per-photo stage: 32 × 4 MiB at most; a larger run encodes the rest again.
+ */
+const RUN_FALLBACK_EMBEDDINGS = 32;
+
+/**
  * The run's view of the embedding cache: it counts encoder runs and, for --force, never answers with
  * an embedding of an earlier run (those written by this run are answered: they are what the encoder
- * gives now, and the per-photo stage reads the reference stage's embeddings back from here).
+ * gives now, and the per-photo stage reads the reference stage's embeddings back from here, or from
+ * memory when the cache did not keep them).
  */
 class RunCache implements EmbeddingStore {
   private readonly written = new Set<string>();
+  private readonly fallback = new Map<string, EncodedPhoto>();
   constructor(
     private readonly store: EmbeddingStore,
     private readonly bypass: boolean,
     private readonly onPut: (key: EmbeddingKey) => void,
   ) {}
   async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
-    return this.bypass && !this.written.has(embeddingKeyId(key)) ? undefined : this.store.get(key);
+    const id = embeddingKeyId(key);
+    const kept = this.fallback.get(id);
+    if (kept) return kept;
+    return this.bypass && !this.written.has(id) ? undefined : this.store.get(key);
   }
-  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
+  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<boolean> {
     this.onPut(key);
-    await this.store.put(key, photo);
-    this.written.add(embeddingKeyId(key));
+    const id = embeddingKeyId(key);
+    this.written.add(id);
+    if (await this.store.put(key, photo)) return true;
+    if (this.fallback.size < RUN_FALLBACK_EMBEDDINGS) this.fallback.set(id, photo);
+    return this.fallback.has(id);
   }
 }
 

@@ -191,6 +191,14 @@ export class SamEncoder {
     return this.positionalName !== undefined;
   }
 
+  /**
+   * End onnxruntime's profiling (a session opened with `profileFilePrefix`): its trace file is
+   * written then, beside the prefix.
+   */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
   /** Release the native session. */
   async dispose(): Promise<void> {
     await this.session.release();

@@ -72,6 +72,13 @@ export interface SessionOptions {
    * @default true (onnxruntime's default)
    */
   prepackWeights?: boolean;
+  /**
+   * onnxruntime's profiler (`enableProfiling`): every operator's run is timed and written, as a
+   * Chrome-trace JSON file named with this prefix, when the session's profiling ends (see
+   * SamEncoder.endProfiling). For the benchmarks; it slows every run down.
+   * @default off
+   */
+  profileFilePrefix?: string;
 }
 
 /** What a session creation does besides opening the session. */
@@ -105,6 +112,10 @@ export async function createSession(
     session.intra_op = { allow_spinning: options.allowSpinning ? "1" : "0" };
   }
   if (options.prepackWeights === false) session.disable_prepacking = "1";
+  if (options.profileFilePrefix !== undefined) {
+    sessionOptions.enableProfiling = true;
+    sessionOptions.profileFilePrefix = options.profileFilePrefix;
+  }
   if (Object.keys(session).length > 0) sessionOptions.extra = { session };
   if (extras.saveOptimizedTo !== undefined) {
     sessionOptions.optimizedModelFilePath = extras.saveOptimizedTo;
