@@ -38,6 +38,9 @@ Options:
   --encoder FILE, --decoder FILE  cli, model-open: a local model (default: the generated SlimSAM-77-size
                 encoder); encoder: that encoder file instead of the generated ones (beside them with --big)
   --profile     encoder: also profile each configuration by operator (onnxruntime's profiler)
+  --auto        cli: also run every subject with the automatic reference, and the ratio
+  --rounds N    encoder: child processes per configuration, alternating (default 1)
+  --variants A,B  encoder: the session configurations to measure, by name (default, unchunked, …)
   --data DIR    cli: a PerSeg-layout folder (default ../shared/fixtures/perseg-mini, else generated)
   --official FILE  cli: the official code's time on the same run (bench/official/), for the ratio
   --list        list the cases and exit
@@ -107,6 +110,9 @@ async function main(argv: readonly string[]): Promise<number> {
       data: { type: "string" },
       official: { type: "string" },
       profile: { type: "boolean", default: false },
+      auto: { type: "boolean", default: false },
+      rounds: { type: "string" },
+      variants: { type: "string" },
       list: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -128,6 +134,8 @@ async function main(argv: readonly string[]): Promise<number> {
       profile: values.profile,
       encoders: values.encoder === undefined ? undefined : [values.encoder],
       only: values.encoder !== undefined && !values.big,
+      rounds: positiveInt("rounds", values.rounds, 1),
+      variants: values.variants?.split(","),
       scratchDir: join(outDir, "cache", "profiles"),
     }),
     prepareCase({
@@ -152,6 +160,7 @@ async function main(argv: readonly string[]): Promise<number> {
       decoder: values.decoder,
       data: values.data,
       official: values.official,
+      auto: values.auto,
       big: values.big,
     }),
   ];

@@ -43,8 +43,15 @@ export interface CliCaseOptions {
    * photos and weights, model loading excluded): the case then reports the ratio.
    */
   readonly official?: string | undefined;
+  /**
+   * Also run every subject with no reference given (the automatic choice), interleaved with the
+   * given-mask runs, and report the ratio (target ≤ 1.15).
+   */
+  readonly auto?: boolean | undefined;
 }
 
+/** A run with the automatic reference may take at most this many times the given-reference run. */
+const AUTO_RATIO = 1.15;
 /** The whole run must be this many times faster than the official code. */
 const OFFICIAL_SPEEDUP = 5;
 /** `--version` and `--help` may take this much longer than bare node. */
@@ -258,19 +265,28 @@ export function cliCase(options: CliCaseOptions): BenchCase {
       const nodeWall = summarize(startup.node!.map((c) => c.wallMs)).median;
 
       // ---- whole runs ---------------------------------------------------------------------
-      const subjectRun = async (subject: string, tag: string): Promise<Record<string, number>> => {
+      const subjectRun = async (
+        subject: string,
+        tag: string,
+        auto = false,
+      ): Promise<Record<string, number>> => {
         const out = join(scratch, "out", subject);
         const tracePath = join(scratch, `trace-${subject}-${tag}.json`);
         await rm(out, { recursive: true, force: true });
         await rm(tracePath, { force: true });
+        const reference = auto
+          ? []
+          : [
+              "--ref",
+              join(data.dir, "Images", subject, "00.jpg"),
+              "--ref-mask",
+              join(data.dir, "Annotations", subject, "00.png"),
+            ];
         const args = [
           bin,
           "segment",
           join(data.dir, "Images", subject),
-          "--ref",
-          join(data.dir, "Images", subject, "00.jpg"),
-          "--ref-mask",
-          join(data.dir, "Annotations", subject, "00.png"),
+          ...reference,
           "-o",
           out,
           "--encoder",
@@ -282,7 +298,8 @@ export function cliCase(options: CliCaseOptions): BenchCase {
           "--quiet",
         ];
         const child = await runProcess(args, env(tracePath));
-        // Exit 2 is expected with random weights (doubtful masks); anything else is a failure.
+        // Exit 2 is expected with random weights (doubtful masks); anything else is a failure. With
+        // random weights the automatic choice may find no usable candidate (exit 1, one line).
         if (child.code !== 0 && child.code !== 2) {
           throw new Error(`persam-db segment ${subject} exited ${child.code}: ${child.stderr.slice(-2000)}`);
         }
@@ -292,8 +309,10 @@ export function cliCase(options: CliCaseOptions): BenchCase {
 
       const warm: Record<string, number>[] = [];
       const cold: Record<string, number>[] = [];
+      const autoRows: Record<string, number>[] = [];
       const wholeWall: number[] = [];
       const wholeCpu: number[] = [];
+      const autoWall: number[] = [];
       ctx.log(
         `cli: ${runs} rounds × (1 run from an empty model cache + ${subjects.length} subjects), ${modelLabel}, ${ctx.threads} threads`,
       );
@@ -315,6 +334,17 @@ export function cliCase(options: CliCaseOptions): BenchCase {
         }
         wholeWall.push(wall);
         wholeCpu.push(cpu);
+        if (options.auto) {
+          let autoTotal = 0;
+          for (let k = 0; k < subjects.length; k++) {
+            const subject = subjects[(r + k) % subjects.length]!;
+            const row = await subjectRun(subject, `auto-${r}`, true);
+            autoRows.push(row);
+            autoTotal += row.wallMs!;
+            ctx.log(`cli: round ${r + 1} ${subject} (automatic reference): ${row.wallMs!.toFixed(0)} ms`);
+          }
+          autoWall.push(autoTotal);
+        }
       }
 
       const official = options.official
@@ -383,6 +413,21 @@ export function cliCase(options: CliCaseOptions): BenchCase {
           load1AtEnd: round(loadavg()[0]!),
         },
       });
+      if (options.auto) {
+        const auto = summarize(autoWall);
+        results.push({
+          name: "cli/run-auto",
+          description: "the same run with no reference given: the automatic choice",
+          stats: auto,
+          threads: ctx.threads,
+          details: {
+            ratioToGiven: round(auto.median / whole.median),
+            ratioTarget: `≤ ${AUTO_RATIO}`,
+            referenceMs: medianOf(autoRows, "referenceMs"),
+            givenReferenceMs: medianOf(warm, "referenceMs"),
+          },
+        });
+      }
       const phase = (name: string, key: string, description: string, rows = warm): Measurement => ({
         name: `cli/${name}`,
         description,

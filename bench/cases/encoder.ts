@@ -43,6 +43,10 @@ export interface EncoderCaseOptions {
   readonly only?: boolean | undefined;
   /** Folder for profiler traces. @default the system's temporary folder */
   readonly scratchDir?: string | undefined;
+  /** Child processes per configuration, in alternating order. @default 1 */
+  readonly rounds?: number | undefined;
+  /** The configurations to measure, by name (see VARIANTS). @default default and unchunked (all with `sweep`) */
+  readonly variants?: readonly string[] | undefined;
 }
 
 /** Session options plus the encoder's load-time attention chunking. */
@@ -67,13 +71,14 @@ const DEFAULTS = (threads: number): SessionOptions => ({ threads, graphOptimizat
 const ORT = (threads: number): SessionOptions => ({
   ...DEFAULTS(threads),
   memPattern: true,
+  allowSpinning: true,
   attentionChunks: 1,
 });
 
 const VARIANTS: readonly Variant[] = [
   {
     name: "default",
-    description: `persam-db's defaults: level all, arena on, pattern off, attention in ${DEFAULT_ATTENTION_CHUNKS} chunks`,
+    description: `persam-db's defaults: level all, arena on, pattern off, no spinning, attention in ${DEFAULT_ATTENTION_CHUNKS} chunks`,
     options: DEFAULTS,
   },
   {
@@ -120,6 +125,16 @@ const VARIANTS: readonly Variant[] = [
     name: "no-spin",
     description: "ort-defaults + session.intra_op.allow_spinning 0",
     options: (t) => ({ ...ORT(t), allowSpinning: false }),
+  },
+  {
+    name: "default-spin",
+    description: "persam-db's defaults + session.intra_op.allow_spinning 1 (onnxruntime's default)",
+    options: (t) => ({ ...DEFAULTS(t), allowSpinning: true }),
+  },
+  {
+    name: "default-threads-1",
+    description: "persam-db's defaults on 1 thread",
+    options: () => DEFAULTS(1),
   },
 ];
 
@@ -174,16 +189,15 @@ async function measuredPeak(ctx: BenchContext, threads: number, peaks: number[])
   );
 }
 
-async function measure(
+/** One child process of a configuration: peak first, then the encoder (bench/rss.ts). */
+async function collect(
   ctx: BenchContext,
   model: EncoderModel,
   variant: Variant,
   peaks: number[],
-  profile: { readonly dir: string } | undefined,
-): Promise<Measurement[]> {
+): Promise<{ timing: EncoderTiming; maxRssBytes: number; baseRssBytes: number; loadAtEnd: number }> {
   const options = variant.options(ctx.threads);
   const threads = options.threads ?? ctx.threads;
-  const { flops } = model;
   ctx.log(`encoder/${model.label} [${variant.name}]: ${variant.description}`);
   await measuredPeak(ctx, threads, peaks);
   const report = await runChild<EncoderTiming>(import.meta.url, "encode", {
@@ -192,6 +206,26 @@ async function measure(
     warmup: warmupOf(ctx, 1),
     runs: runsOf(ctx, 3),
   } satisfies EncoderTimingArgs);
+  return {
+    timing: report.value,
+    maxRssBytes: report.maxRssBytes,
+    baseRssBytes: report.baseRssBytes,
+    loadAtEnd: report.loadAtEnd,
+  };
+}
+
+/** The measurements of one configuration from its child processes (one per round). */
+async function summariseVariant(
+  ctx: BenchContext,
+  model: EncoderModel,
+  variant: Variant,
+  children: readonly Awaited<ReturnType<typeof collect>>[],
+  peaks: readonly number[],
+  profile: { readonly dir: string } | undefined,
+): Promise<Measurement[]> {
+  const options = variant.options(ctx.threads);
+  const threads = options.threads ?? ctx.threads;
+  const { flops } = model;
   // Profiled apart: the profiler's own cost must not reach the timed runs.
   const profiled = profile
     ? (
@@ -204,16 +238,19 @@ async function measure(
         } satisfies EncoderTimingArgs)
       ).value.profile
     : undefined;
-  const r = report.value;
-  const wall = summarize(r.wallMs);
-  const cpu = summarize(r.cpuMs);
+  const first = children[0]!;
+  const r = first.timing;
+  const wall = summarize(children.flatMap((c) => c.timing.wallMs));
+  const cpu = summarize(children.flatMap((c) => c.timing.cpuMs));
   const peak = cpuPeakFlops(threads);
   const measured = summarize(peaks).median * 1e9;
   const achieved = flops.total / (wall.median / 1000);
   const suffix = variant.name === "default" ? "" : `[${variant.name}]`;
+  const maxRss = Math.max(...children.map((c) => c.maxRssBytes));
   const details = {
     variant: variant.name,
     options: variant.description,
+    rounds: children.length,
     gflop: round(flops.total / 1e9),
     macGflop: round(flops.mac / 1e9),
     topOpsGflop: flops.byOp,
@@ -222,19 +259,19 @@ async function measure(
     fractionOfMeasuredPeak: Math.round((achieved / measured) * 1000) / 1000,
     theoreticalPeakGflopPerS: round(peak.peakFlops / 1e9),
     fractionOfTheoreticalPeak: Math.round((achieved / peak.peakFlops) * 1000) / 1000,
-    peakRssMiB: mib(report.maxRssBytes),
+    peakRssMiB: mib(maxRss),
     rssAfterCreateMiB: mib(r.rssAfterCreateBytes),
-    baseRssMiB: mib(report.baseRssBytes),
-    createMs: round(r.createMs),
+    baseRssMiB: mib(first.baseRssBytes),
+    createMs: round(summarize(children.map((c) => c.timing.createMs)).median),
     loadNotes: r.loadNotes.join("; "),
-    load1AtEnd: round(report.loadAtEnd),
+    load1AtEnd: round(children.at(-1)!.loadAtEnd),
     ...(profiled ? { profileKernelMs: round(profiled.kernelMs), profileTopOps: profileLine(profiled) } : {}),
   };
   return [
     {
       name: `encoder/${model.label}/create${suffix}`,
       description: `open the onnxruntime session of the ${model.label} encoder file (${variant.description})`,
-      stats: summarize([r.createMs]),
+      stats: summarize(children.map((c) => c.timing.createMs)),
       threads,
       details: { peakRssMiB: details.peakRssMiB, rssAfterCreateMiB: details.rssAfterCreateMiB },
     },
@@ -280,14 +317,35 @@ export function encoderCase(options: EncoderCaseOptions): BenchCase {
       const peaks: number[] = [];
       const results: Measurement[] = [];
       for (const model of models) {
-        const variants = !options.sweep
-          ? VARIANTS.filter((v) => v.name === "default" || v.name === "unchunked")
-          : model.label === "slimsam-77"
-            ? VARIANTS
-            : VARIANTS.filter(
-                (v) => v.name === "default" || v.name === "unchunked" || v.name === "ort-defaults",
-              );
-        for (const v of variants) results.push(...(await measure(ctx, model, v, peaks, profile)));
+        const named = options.variants;
+        if (named?.some((n) => !VARIANTS.some((v) => v.name === n))) {
+          throw new Error(
+            `Expected variants among ${VARIANTS.map((v) => v.name).join(", ")} but received ${named.join(", ")}`,
+          );
+        }
+        const variants = named
+          ? VARIANTS.filter((v) => named.includes(v.name))
+          : !options.sweep
+            ? VARIANTS.filter((v) => v.name === "default" || v.name === "unchunked")
+            : model.label === "slimsam-77"
+              ? VARIANTS
+              : VARIANTS.filter(
+                  (v) => v.name === "default" || v.name === "unchunked" || v.name === "ort-defaults",
+                );
+        // Rounds alternate the configurations (reversed every other round), so that a load that
+        // comes and goes falls on all of them alike.
+        const children = new Map<string, Awaited<ReturnType<typeof collect>>[]>();
+        for (let round = 0; round < (options.rounds ?? 1); round++) {
+          const order = round % 2 === 0 ? variants : [...variants].reverse();
+          for (const v of order) {
+            const list = children.get(v.name) ?? [];
+            list.push(await collect(ctx, model, v, peaks));
+            children.set(v.name, list);
+          }
+        }
+        for (const v of variants) {
+          results.push(...(await summariseVariant(ctx, model, v, children.get(v.name)!, peaks, profile)));
+        }
       }
       await measuredPeak(ctx, ctx.threads, peaks);
       return results;

@@ -53,6 +53,15 @@ export interface SamEncoderOptions extends SessionOptions {
    * @default no cache: the encoder is prepared on every open
    */
   readonly modelCache?: Omit<ModelCacheOptions, "onWarning"> | undefined;
+  /**
+   * Whether idle intra-op threads spin between operators (see SessionOptions.allowSpinning). Off
+   * for the encoder: its operators run for milliseconds each, so waking a sleeping thread costs
+   * nothing measurable, while a spinning thread on a busy machine takes CPU from the other one
+   * and stalls every operator it is descheduled in (bench/README.md, case `encoder`). The numbers
+   * are the same either way.
+   * @default false
+   */
+  allowSpinning?: boolean;
 }
 
 /** Default of {@link SamEncoderOptions.attentionChunks}. */
@@ -94,7 +103,8 @@ export class SamEncoder {
    * Load an encoder and check its interface.
    * @throws UserError when the file is missing or not a SAM image encoder (names the mismatch).
    */
-  static async create(options: SamEncoderOptions): Promise<SamEncoder> {
+  static async create(given: SamEncoderOptions): Promise<SamEncoder> {
+    const options: SamEncoderOptions = { ...given, allowSpinning: given.allowSpinning ?? false };
     let session: OrtSession;
     let loadNotes: readonly string[] = [];
     let keptWhole = 0;
