@@ -5,6 +5,7 @@
 import type { EncoderOutput, SamEncoderOptions } from "../src/segment/sam/encoder-session.js";
 import { SamEncoder } from "../src/segment/sam/encoder-session.js";
 import { ENCODER_SIDE } from "../src/segment/sam/sam-constants.js";
+import { type OperatorProfile, readOperatorProfile } from "./profile.js";
 import { uniformArray } from "./synthetic.js";
 
 /** What {@link timeEncoder} opens and how often it encodes. */
@@ -16,6 +17,8 @@ export interface EncoderTimingArgs {
   readonly warmup: number;
   /** Timed encodes. */
   readonly runs: number;
+  /** Profile every operator (onnxruntime's profiler) into files with this prefix. */
+  readonly profilePrefix?: string | undefined;
 }
 
 /** What {@link timeEncoder} measured. */
@@ -32,6 +35,8 @@ export interface EncoderTiming {
   readonly loadNotes: readonly string[];
   /** The encoder's input element type. */
   readonly inputType: "float32" | "float16";
+  /** Kernel time by operator type over the timed encodes, when profiled. */
+  readonly profile?: OperatorProfile | undefined;
 }
 
 /**
@@ -44,7 +49,11 @@ export async function timeEncoder(
   onOutput?: (output: EncoderOutput) => void,
 ): Promise<EncoderTiming> {
   const t0 = performance.now();
-  const encoder = await SamEncoder.create({ path: args.modelPath, ...args.options });
+  const encoder = await SamEncoder.create({
+    path: args.modelPath,
+    ...args.options,
+    ...(args.profilePrefix === undefined ? {} : { profileFilePrefix: args.profilePrefix }),
+  });
   const createMs = performance.now() - t0;
   const rssAfterCreateBytes = process.memoryUsage().rss;
   const pixels = {
@@ -71,10 +80,14 @@ export async function timeEncoder(
         `·   encode ${i < args.warmup ? "warm-up" : `run ${i - args.warmup + 1}`}: ${(w1 - w0).toFixed(0)} ms\n`,
       );
     }
+    if (args.profilePrefix !== undefined) encoder.endProfiling();
   } finally {
     await encoder.dispose();
   }
+  const profile =
+    args.profilePrefix === undefined ? undefined : await readOperatorProfile(args.profilePrefix, args.warmup);
   return {
+    profile,
     createMs,
     wallMs,
     cpuMs,

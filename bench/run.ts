@@ -6,10 +6,12 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { cliCase } from "./cases/cli.js";
 import { decodeCase } from "./cases/decode.js";
 import { decoderCase } from "./cases/decoder.js";
 import { encoderCase } from "./cases/encoder.js";
 import { encoderVariantsCase } from "./cases/encoder-variants.js";
+import { modelOpenCase } from "./cases/model-open.js";
 import { persamCase } from "./cases/persam.js";
 import { persamFCase } from "./cases/persam-f.js";
 import { postprocessCase } from "./cases/postprocess.js";
@@ -21,8 +23,9 @@ import { formatMachineInfo, machineInfo } from "./machine.js";
 
 const USAGE = `Usage: npm run bench -- [case…] [options]
 
-Cases (all but prepare, encoder-variants, decode and video when none is named): decoder,
-preprocess, postprocess, persam-f, persam, encoder, prepare, encoder-variants, decode, video
+Cases (all but prepare, encoder-variants, model-open, cli, decode and video when none is named):
+decoder, preprocess, postprocess, persam-f, persam, encoder, prepare, encoder-variants, model-open,
+cli, decode, video
 
 Options:
   --runs N      timed runs per measurement (default: each case's own, e.g. 20 for decoder)
@@ -32,12 +35,18 @@ Options:
   --check       exit with code 1 when a median misses its target
   --big         encoder, prepare, encoder-variants, video: also / instead use the SAM ViT-B-size encoder (slow)
   --sweep       encoder: also measure onnxruntime session-option variants
-  --model-file PATH  encoder: measure this encoder .onnx file instead of the generated ones
-                (e.g. one written by torch.onnx.export: bench/models/torch-vit-encoder.py)
   --photos N    prepare: number of generated 12 MP photos (default 20)
   --jobs N      prepare: photos processed at once, as prepare's --jobs (default: prepare's default)
   --encoder-thread  prepare: run the image encoder in a worker thread (SamModelOptions.encoderThread)
   --decode MODE prepare: full (the reference's pixels, default) or scaled (DCT-scaled JPEG decoding)
+  --encoder FILE, --decoder FILE  cli, model-open: a local model (default: the generated SlimSAM-77-size
+                encoder); encoder: that encoder file instead of the generated ones (beside them with --big)
+  --profile     encoder: also profile each configuration by operator (onnxruntime's profiler)
+  --auto        cli: also run every subject with the automatic reference, and the ratio
+  --rounds N    encoder: child processes per configuration, alternating (default 1)
+  --variants A,B  encoder: the session configurations to measure, by name (default, unchunked, …)
+  --data DIR    cli: a PerSeg-layout folder (default ../shared/fixtures/perseg-mini, else generated)
+  --official FILE  cli: the official code's time on the same run (bench/official/), for the ratio
   --list        list the cases and exit
   --help        this text`;
 
@@ -102,11 +111,18 @@ async function main(argv: readonly string[]): Promise<number> {
       check: { type: "boolean", default: false },
       big: { type: "boolean", default: false },
       sweep: { type: "boolean", default: false },
-      "model-file": { type: "string" },
       photos: { type: "string" },
       jobs: { type: "string" },
       "encoder-thread": { type: "boolean", default: false },
       decode: { type: "string" },
+      encoder: { type: "string" },
+      decoder: { type: "string" },
+      data: { type: "string" },
+      official: { type: "string" },
+      profile: { type: "boolean", default: false },
+      auto: { type: "boolean", default: false },
+      rounds: { type: "string" },
+      variants: { type: "string" },
       list: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -125,7 +141,12 @@ async function main(argv: readonly string[]): Promise<number> {
     encoderCase({
       big: values.big,
       sweep: values.sweep,
-      modelFile: values["model-file"] === undefined ? undefined : resolve(values["model-file"]),
+      profile: values.profile,
+      encoders: values.encoder === undefined ? undefined : [values.encoder],
+      only: values.encoder !== undefined && !values.big,
+      rounds: positiveInt("rounds", values.rounds, 1),
+      variants: values.variants?.split(","),
+      scratchDir: join(outDir, "cache", "profiles"),
     }),
     prepareCase({
       cacheDir: join(outDir, "cache"),
@@ -139,6 +160,22 @@ async function main(argv: readonly string[]): Promise<number> {
     encoderVariantsCase({ big: values.big, scratchDir: join(outDir, "cache", "encoder-variants") }),
     decodeCase({ cacheDir: join(outDir, "cache"), outDir }),
     videoCase({ cacheDir: join(outDir, "cache"), outDir, big: values.big }),
+    modelOpenCase({
+      cacheDir: join(outDir, "cache"),
+      encoder: values.encoder,
+      decoder: values.decoder,
+      big: values.big,
+    }),
+    cliCase({
+      cacheDir: join(outDir, "cache"),
+      outDir,
+      encoder: values.encoder,
+      decoder: values.decoder,
+      data: values.data,
+      official: values.official,
+      auto: values.auto,
+      big: values.big,
+    }),
   ];
   if (values.list) {
     for (const c of cases) console.log(`${c.name.padEnd(12)} ${c.summary}`);
@@ -150,8 +187,9 @@ async function main(argv: readonly string[]): Promise<number> {
       `Expected case names among ${cases.map((c) => c.name).join(", ")} but received ${unknown.join(", ")}`,
     );
   }
-  // `prepare`, `encoder-variants`, `decode` and `video` (minutes each) run only when named.
-  const onlyWhenNamed = ["prepare", "encoder-variants", "decode", "video"];
+  // `prepare`, `encoder-variants`, `model-open`, `cli`, `decode` and `video` (minutes each) run only
+  // when named.
+  const onlyWhenNamed = ["prepare", "encoder-variants", "model-open", "cli", "decode", "video"];
   const selected =
     positionals.length === 0
       ? cases.filter((c) => !onlyWhenNamed.includes(c.name))

@@ -222,3 +222,11 @@ export function videoToolsConfig(env: Env = process.env): VideoToolsConfig {
     path: path.split(sep).filter((p) => p !== ""),
   };
 }
+
+/**
+ * The file that receives a command's timing trace (`PERSAM_DB_TIMINGS`: one JSON document of named
+ * spans, util/timing-trace.ts), or undefined when unset: no trace is gathered then.
+ */
+export function timingTracePath(env: Env = process.env): string | undefined {
+  return get(env, "PERSAM_DB_TIMINGS");
+}

@@ -37,8 +37,13 @@ interface OptionTable {
   readonly choices: Record<string, unknown[]>;
 }
 
+// Every command's module, loaded as running the command loads it.
+const definitions = await Promise.all(
+  commands.map(async (entry) => ({ command: entry.command, builder: (await entry.load()).builder })),
+);
+
 function commandSpecs(): CommandSpec[] {
-  return commands.map((definition) => {
+  return definitions.map((definition) => {
     const built = definition.builder(yargs([]) as never) as unknown as Argv;
     const table = (built as unknown as { getOptions(): OptionTable }).getOptions();
     const aliases = new Set(Object.values(table.alias).flat());

@@ -99,6 +99,30 @@ describe("ContentCache", () => {
     expect(warnings[3]).toMatch(/manifest is unreadable/);
   });
 
+  it('with verify "changed", hashes a file again only when it changed since it was written', async () => {
+    const dir = await fresh();
+    const warnings: string[] = [];
+    const c = cache(dir, warnings);
+    await c.put("k", { "a.bin": bytes(100) }, null);
+    // A wrong sha256 in the manifest of an untouched file: only a full check notices.
+    const folder = await entryFolder(dir, "k");
+    const manifest = JSON.parse(await readFile(join(folder, "entry.json"), "utf8")) as {
+      files: Record<string, { sha256: string }>;
+    };
+    manifest.files["a.bin"]!.sha256 = "0".repeat(64);
+    await writeFile(join(folder, "entry.json"), JSON.stringify(manifest));
+    expect(await c.get("k", "changed")).toBeDefined();
+    expect(warnings).toEqual([]);
+    expect(await c.get("k", true)).toBeUndefined();
+    expect(warnings).toEqual([expect.stringMatching(/does not match its recorded sha256/)]);
+
+    // A file written again with other bytes of the same size is hashed, and refused.
+    await c.put("j", { "a.bin": bytes(100) }, null);
+    await writeFile(join(await entryFolder(dir, "j"), "a.bin"), bytes(100, 2));
+    expect(await c.get("j", "changed")).toBeUndefined();
+    expect(warnings).toHaveLength(2);
+  });
+
   it("evicts the least recently used entries past its size limit", async () => {
     const dir = await fresh();
     const c = cache(dir, [], { maxBytes: 2500 });

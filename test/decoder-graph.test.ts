@@ -1,19 +1,11 @@
-// The decoder graph's interface, the SamDecoder session wrapper (validation, graph cache), output
+// The decoder graph's interface, the SamDecoder session wrapper (validation), output
 // selection, and the tiny random test encoder.
 
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomDecoderWeights, randomEmbedding } from "../src/segment/models/random-weights.js";
 import { buildTinyEncoderGraph } from "../src/segment/models/tiny-encoder.js";
 import { buildDecoderGraph } from "../src/segment/sam/decoder-graph.js";
-import {
-  decoderGraphFileName,
-  missingDecoderNames,
-  SamDecoder,
-  selectOutputs,
-} from "../src/segment/sam/decoder-session.js";
+import { missingDecoderNames, SamDecoder, selectOutputs } from "../src/segment/sam/decoder-session.js";
 import { DECODER_IO, type DecoderInputs } from "../src/segment/sam/decoder-types.js";
 import { createSession, fromOrt, ioTypes, ortFloat32 } from "../src/segment/sam/ort.js";
 import { densePositionalEncoding } from "../src/segment/sam/positional-encoding.js";
@@ -158,56 +150,6 @@ describe("SamDecoder", () => {
     expect(
       missingDecoderNames([...Object.values(DECODER_IO.inputs)], [...Object.values(DECODER_IO.outputs)]),
     ).toBe(undefined);
-  });
-});
-
-describe("SamDecoder graph cache", () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "persam-graph-"));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it("writes the built graph under the key and graph version, then loads that file", async () => {
-    const first = await SamDecoder.create({ weights, threads: 1, cacheDir: dir, cacheKey: "abc123" });
-    const plain = await first.run({ imageEmbeddings, ...prompt });
-    await first.dispose();
-    const file = join(dir, decoderGraphFileName("abc123"));
-    expect(await readdir(dir)).toEqual([decoderGraphFileName("abc123")]);
-    expect(decoderGraphFileName("abc123")).toMatch(/^decoder-abc123-g\d+\.onnx$/);
-
-    // Swap the cached graph for one built from other weights: a create that reuses the file (and
-    // does not rebuild) now gives the other weights' outputs.
-    const other = randomDecoderWeights({ embedDim: C, seed: 99 });
-    await writeFile(file, buildDecoderGraph(other));
-    const cached = await SamDecoder.create({ weights, threads: 1, cacheDir: dir, cacheKey: "abc123" });
-    const reference = await SamDecoder.create({ weights: other, threads: 1 });
-    try {
-      const fromCache = await cached.run({ imageEmbeddings, ...prompt });
-      expect(fromCache.iouScores).toEqual((await reference.run({ imageEmbeddings, ...prompt })).iouScores);
-      expect(fromCache.iouScores).not.toEqual(plain.iouScores);
-    } finally {
-      await cached.dispose();
-      await reference.dispose();
-    }
-  });
-
-  it("rebuilds a corrupt cached graph and replaces the file", async () => {
-    const file = join(dir, decoderGraphFileName("corrupt"));
-    await writeFile(file, new Uint8Array([1, 2, 3, 4, 5]));
-    const decoder = await SamDecoder.create({ weights, threads: 1, cacheDir: dir, cacheKey: "corrupt" });
-    await decoder.dispose();
-    expect((await readFile(file)).length).toBeGreaterThan(1000);
-    expect((await readdir(dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
-  });
-
-  it("keys a non-default LayerNorm eps separately and rejects unsafe keys", () => {
-    expect(decoderGraphFileName("k", 1e-6)).not.toBe(decoderGraphFileName("k"));
-    expect(() => decoderGraphFileName("../x")).toThrow(
-      `Expected letters, digits, '_', '.' or '-' for cacheKey but received "../x"`,
-    );
   });
 });
 

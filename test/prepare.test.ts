@@ -275,6 +275,16 @@ describe("prepare: resume", () => {
     expect(forced.counts).toMatchObject({ encoded: 4, segmented: 4 });
   });
 
+  it("encodes each photo once when the embedding cache is off and the automatic reference encoded them all", async () => {
+    // Nothing is kept on disk (size 0): the per-photo step takes the reference step's embeddings
+    // from the run's memory instead of encoding every photo a second time.
+    const dir = await sceneFolder("auto-no-cache", 4);
+    const off = await run(dir, {
+      embeddingCache: new EmbeddingCache({ dir: `${dir}.embeddings`, maxBytes: 0 }),
+    });
+    expect(off.counts).toMatchObject({ encoded: 4, segmented: 4 });
+  });
+
   it("plans the model only when something needs segmenting (not for unchanged or outputs-only runs)", async () => {
     const dir = await sceneFolder("lazy-model", 2);
     let loads = 0;

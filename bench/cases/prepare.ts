@@ -58,7 +58,7 @@ interface PrepareTaskArgs {
   readonly encoderPath: string;
   readonly decoderPath: string;
   readonly threads: number;
-  readonly graphCacheDir: string;
+  readonly modelCacheDir: string;
   readonly configsDir: string;
   readonly jobs: number | undefined;
   readonly encoderThread: boolean;
@@ -136,7 +136,7 @@ async function prepareTask(raw: unknown): Promise<PrepareTaskResult> {
       model = await SamModel.load({
         files,
         threads: args.threads,
-        graphCacheDir: args.graphCacheDir,
+        modelCacheDir: args.modelCacheDir,
         encoderThread: args.encoderThread,
       });
       loadMs = performance.now() - t0;
@@ -231,7 +231,7 @@ export function prepareCase(options: PrepareCaseOptions): BenchCase {
         encoderPath,
         decoderPath,
         threads: ctx.threads,
-        graphCacheDir: join(options.cacheDir, "graphs"),
+        modelCacheDir: join(options.cacheDir, "models"),
         // The package's trainer presets; the default lookup is relative to dist/, not dist-bench/.
         configsDir: resolve("configs"),
         jobs: options.jobs,

@@ -43,8 +43,9 @@ class MemoryStore implements EmbeddingStore {
   async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
     return this.map.get(key.photoSha256);
   }
-  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
+  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<boolean> {
     this.map.set(key.photoSha256, photo);
+    return true;
   }
 }
 
@@ -100,7 +101,7 @@ export function videoCase(options: VideoCaseOptions): BenchCase {
       const model = await SamModel.load({
         files,
         threads: ctx.threads,
-        graphCacheDir: join(options.cacheDir, "graphs"),
+        modelCacheDir: join(options.cacheDir, "models"),
       });
       try {
         const video: ScannedVideo = {

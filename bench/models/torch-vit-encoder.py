@@ -6,7 +6,7 @@ exporter rather than by persam-db's own graph builder. It segments nothing.
 Usage (Debian: apt-get install -y python3-torch python3-onnx; the packages are for /usr/bin/python3):
 
     /usr/bin/python3 bench/models/torch-vit-encoder.py OUT.onnx [--size vit-b|tiny] [--seed N]
-    npm run bench -- encoder --model-file OUT.onnx
+    npm run bench -- encoder --encoder OUT.onnx
 
 The file is about 360 MB for vit-b and is never committed. Architecture facts from
 facebookresearch/segment-anything `modeling/image_encoder.py` (ImageEncoderViT with SAM ViT-B's

@@ -2,11 +2,14 @@
 // exits the process (bin.ts does), so tests call `main(argv, io)` in-process.
 
 import yargs, { type Arguments, type Argv } from "yargs";
+import { timingTracePath } from "../config.js";
 import { ExitCode, isUserError, systemUserError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { packageVersion } from "../util/package-version.js";
 import { terminalSafe } from "../util/terminal-text.js";
+import { onTimingSpan, type TimingSpan, timeSpan } from "../util/timing-trace.js";
 import type { CommandContext, CommandDefinition, GlobalOptions } from "./command.js";
-import { commands } from "./commands.js";
+import { type CommandEntry, commands } from "./commands.js";
 import { type CliIo, processIo, Reporter } from "./io.js";
 
 /**
@@ -15,6 +18,57 @@ import { type CliIo, processIo, Reporter } from "./io.js";
  * (unless the command already printed its document).
  */
 export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const tracePath = timingTracePath(io.env);
+  if (tracePath === undefined) return runMain(argv, io);
+  // Before the command's work: the process's start and the CLI's own imports end here.
+  const enteredMs = performance.now();
+  const spans: TimingSpan[] = [
+    {
+      name: "cli.start",
+      startMs: 0,
+      endMs: enteredMs,
+      detail: { nodeBootstrapMs: Math.round(performance.nodeTiming.bootstrapComplete * 100) / 100 },
+    },
+  ];
+  const stop = onTimingSpan((span) => spans.push(span));
+  let exitCode: number = ExitCode.bug;
+  try {
+    exitCode = await runMain(argv, io);
+    return exitCode;
+  } finally {
+    stop();
+    await writeTimingTrace(tracePath, { argv: [...argv], exitCode, spans }, io);
+  }
+}
+
+/**
+ * The timing trace (PERSAM_DB_TIMINGS): one JSON document of the run's spans, times in ms since the
+ * process started. A trace that cannot be written costs a warning, never the run.
+ */
+async function writeTimingTrace(
+  path: string,
+  trace: { argv: string[]; exitCode: number; spans: readonly TimingSpan[] },
+  io: CliIo,
+): Promise<void> {
+  const round = (x: number) => Math.round(x * 100) / 100;
+  const document = {
+    format: 1,
+    argv: trace.argv,
+    exitCode: trace.exitCode,
+    endMs: round(performance.now()),
+    spans: trace.spans.map((s) => ({ ...s, startMs: round(s.startMs), endMs: round(s.endMs) })),
+  };
+  try {
+    await writeFileAtomic(path, `${JSON.stringify(document, null, 2)}\n`);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    io.stderr.write(
+      `persam-db: warning: cannot write the timing trace ${terminalSafe(path)}: ${terminalSafe(why)}\n`,
+    );
+  }
+}
+
+async function runMain(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode: number = ExitCode.ok;
   let jsonWritten = false;
   const context: CommandContext = {
@@ -66,9 +120,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       throw error;
     });
 
-  for (const definition of commands) {
-    parser = register(parser, definition as CommandDefinition<unknown>, context);
-  }
+  for (const entry of commands) parser = register(parser, entry, context);
 
   try {
     let helpText = "";
@@ -138,7 +190,8 @@ export interface FailureDocument {
  * is a bug, exit 70.
  */
 export function describeFailure(error: unknown): FailureDocument {
-  if (error instanceof UsageError) {
+  // yargs' own complaints reach here as YError when they come after an async command builder.
+  if (error instanceof UsageError || (error instanceof Error && error.name === "YError")) {
     return { kind: "usage", message: error.message, line: error.message, exitCode: ExitCode.userError };
   }
   const user = isUserError(error) ? error : systemUserError(error);
@@ -207,11 +260,26 @@ class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-function register(parser: Argv, definition: CommandDefinition<unknown>, context: CommandContext): Argv {
+/**
+ * Register one command. Its module is imported only when yargs runs the command's builder, that is
+ * when the command is named (to run it or show its --help): the top-level --help and --version
+ * load no command module.
+ */
+function register(parser: Argv, entry: CommandEntry, context: CommandContext): Argv {
+  let loaded: Promise<CommandDefinition<unknown>> | undefined;
+  const load = () => {
+    loaded ??= timeSpan(
+      "cli.command-load",
+      () => entry.load() as Promise<CommandDefinition<unknown>>,
+      () => ({ command: entry.command.split(" ")[0]! }),
+    );
+    return loaded;
+  };
   return parser.command({
-    command: definition.command,
-    describe: definition.describe,
-    builder: (y: Argv) => {
+    command: entry.command,
+    describe: entry.describe,
+    builder: async (y: Argv) => {
+      const definition = await load();
       const built = definition.builder(y as Argv<GlobalOptions>) as unknown as Argv;
       // A value option without its value (`doctor --timeout`) is refused rather than defaulted.
       const table = optionTable(built);
@@ -221,7 +289,7 @@ function register(parser: Argv, definition: CommandDefinition<unknown>, context:
       return valued.length > 0 ? built.requiresArg(valued) : built;
     },
     handler: async (options) => {
-      await definition.handler(options as unknown as GlobalOptions, context);
+      await (await load()).handler(options as unknown as GlobalOptions, context);
     },
   });
 }

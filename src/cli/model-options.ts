@@ -1,13 +1,14 @@
 // The options every model-using command shares (--model | --encoder + --decoder, --variant,
 // --threads) and how they become a loaded SamModel.
 
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Argv } from "yargs";
 import { embeddingCacheBytes, hubConfig, persamCacheDir } from "../config.js";
 import { UserError } from "../errors.js";
 import { DEFAULT_MODEL_ID } from "../segment/models/model-registry.js";
 import { resolveModelFiles } from "../segment/models/model-store.js";
 import { EmbeddingCache, embeddingCacheDir } from "../segment/sam/embedding-cache.js";
+import { modelCacheDir } from "../segment/sam/model-cache.js";
 import { SamModel } from "../segment/sam/sam-model.js";
 import { isTestModelFile } from "../segment/sam/test-weights.js";
 import { parseByteSize } from "../util/numbers.js";
@@ -139,7 +140,8 @@ export async function openCliModel(
   const model = await SamModel.load({
     files,
     threads: options.threads,
-    graphCacheDir: join(persamCacheDir(io.env), "graphs"),
+    modelCacheDir: modelCacheDir(persamCacheDir(io.env)),
+    onWarning: (message) => reporter.warn(message),
   });
   const warning = attentionWarning(model.encoder);
   if (warning) reporter.warn(warning);

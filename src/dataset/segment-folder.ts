@@ -20,6 +20,7 @@ import { maskToGrey } from "../segment/sam/postprocess.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { roundTimings } from "../util/numbers.js";
+import { publishSpan, timeSpan } from "../util/timing-trace.js";
 import { STATE_DIR } from "./prepare-state.js";
 import { isRoutineSkip, type ScannedPhoto, type ScanResult, type SkippedFile, scanPhotos } from "./scan.js";
 
@@ -119,15 +120,17 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
         ? `reference: ${params.references.map((s) => name(s.photo)).join(", ")}`
         : "reference: looking for <stem>.mask.png beside the photos, else choosing one automatically",
   });
-  const reference = await resolveReference({
-    model,
-    encoder,
-    references: params.references,
-    photos: scan.photos.map((p) => ({ path: p.path, sha256: p.sha256, maskPath: p.maskPath })),
-    mode: params.mode ?? "persam",
-    trainer: params.trainer,
-    signal: params.signal,
-  });
+  const reference = await timeSpan("reference", () =>
+    resolveReference({
+      model,
+      encoder,
+      references: params.references,
+      photos: scan.photos.map((p) => ({ path: p.path, sha256: p.sha256, maskPath: p.maskPath })),
+      mode: params.mode ?? "persam",
+      trainer: params.trainer,
+      signal: params.signal,
+    }),
+  );
   const referenceFiles: string[] = [];
   for (const [i, r] of reference.references.entries()) {
     const file = join(state, `reference-${i + 1}.png`);
@@ -152,12 +155,14 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
   const counts = { ok: 0, failed: 0, doubtful: 0 };
   for (const [index, photo] of scan.photos.entries()) {
     params.signal?.throwIfAborted();
+    const photoStartMs = performance.now();
     const outcome = await segmentPhoto({
       encoder,
       photo: { path: photo.path, sha256: photo.sha256 },
       reference,
       index,
     });
+    const segmentedMs = performance.now();
     const summary = photoSummary(outcome, photo, reference.mode, model.files.label);
     if (outcome.status === "ok") {
       counts.ok++;
@@ -172,6 +177,9 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
     }
     await writeFileAtomic(join(output, `${photo.stem}.json`), `${JSON.stringify(summary, null, 2)}\n`);
     summaries.push(summary);
+    const detail = { index, cached: outcome.status === "ok" && outcome.cachedEmbedding };
+    publishSpan({ name: "photo.segment", startMs: photoStartMs, endMs: segmentedMs, detail });
+    publishSpan({ name: "photo.write", startMs: segmentedMs, endMs: performance.now(), detail });
     emit({ type: "photo", photo, outcome });
     outcomes.push(withoutPixels(outcome));
   }
@@ -193,7 +201,9 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
     counts: { photos: scan.photos.length, ...counts, skipped },
     exitCode,
   };
-  await writeFileAtomic(join(state, "segment.json"), `${JSON.stringify(document, null, 2)}\n`);
+  await timeSpan("outputs", () =>
+    writeFileAtomic(join(state, "segment.json"), `${JSON.stringify(document, null, 2)}\n`),
+  );
   return { document, outcomes, counts, exitCode };
 }
 

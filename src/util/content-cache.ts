@@ -5,7 +5,7 @@
 // A cache that cannot be written (full disk, no permission) never stops the work that fills it.
 
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { hashFile } from "./hash-file.js";
@@ -16,11 +16,27 @@ const manifestSchema = z.object({
   /** The cache's own version: entries written by another version are stale. */
   version: z.string(),
   key: z.string(),
-  files: z.record(z.string(), z.object({ size: z.number().int().nonnegative(), sha256: z.string() })),
+  files: z.record(
+    z.string(),
+    z.object({
+      size: z.number().int().nonnegative(),
+      sha256: z.string(),
+      /** The file's identity when it was written and hashed: unchanged, it needs no new hash. */
+      written: z.object({ mtimeMs: z.number(), ctimeMs: z.number(), ino: z.number() }).optional(),
+    }),
+  ),
   meta: z.unknown(),
 });
 
 const MANIFEST = "entry.json";
+
+type FileRecord = z.infer<typeof manifestSchema>["files"][string];
+
+/** A file's identity as the manifest records it (renaming its folder later leaves it unchanged). */
+async function writtenStat(path: string): Promise<NonNullable<FileRecord["written"]>> {
+  const s = await stat(path);
+  return { mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino };
+}
 
 /** Options of {@link ContentCache}. */
 export interface ContentCacheOptions {
@@ -74,17 +90,21 @@ export class ContentCache {
   /**
    * The entry of `key`, checked file by file (size and sha256), or undefined when it is absent.
    * A damaged or stale entry is removed (with one warning) and reported as absent.
-   * @param verify hash every file (the default); false checks sizes only, for entries whose reader
-   *   checks the content itself.
+   * @param verify `true` (the default): hash every file; `"changed"`: hash a file only when its
+   *   size, modification time, change time or inode differ from when it was written (any write to
+   *   it changes its change time, which no one can set back), for files too large to hash on every
+   *   read; `false`: sizes only, for entries whose reader checks the content itself.
    */
-  async get<M>(key: string, verify = true): Promise<CacheEntry<M> | undefined> {
+  async get<M>(key: string, verify: boolean | "changed" = true): Promise<CacheEntry<M> | undefined> {
     if (!this.enabled) return undefined;
     const folder = join(this.options.dir, ContentCache.entryName(key));
     let manifest: z.infer<typeof manifestSchema>;
     try {
       manifest = manifestSchema.parse(JSON.parse(await readFile(join(folder, MANIFEST), "utf8")));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      // No entry, or no cache folder at all (a file where it should be: its writes warn).
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
       return this.discard(folder, "its manifest is unreadable");
     }
     if (manifest.key !== key) return this.discard(folder, "it belongs to another key");
@@ -94,13 +114,15 @@ export class ContentCache {
     const files: Record<string, string> = {};
     for (const [name, expected] of Object.entries(manifest.files)) {
       const path = join(folder, name);
-      const size = await stat(path).then(
-        (s) => s.size,
-        () => -1,
-      );
+      const info = await stat(path).catch(() => undefined);
+      const size = info?.size ?? -1;
       if (size !== expected.size)
         return this.discard(folder, `${name} is ${size < 0 ? "missing" : "truncated"}`);
-      if (verify && (await hashFile(path)).sha256 !== expected.sha256) {
+      const w = expected.written;
+      const unchanged =
+        w !== undefined && info?.mtimeMs === w.mtimeMs && info.ctimeMs === w.ctimeMs && info.ino === w.ino;
+      const hash = verify === true || (verify === "changed" && !unchanged);
+      if (hash && (await hashFile(path)).sha256 !== expected.sha256) {
         return this.discard(folder, `${name} does not match its recorded sha256`);
       }
       files[name] = path;
@@ -121,13 +143,17 @@ export class ContentCache {
     if (!this.enabled) return false;
     const name = ContentCache.entryName(key);
     const folder = join(this.options.dir, name);
-    const temp = join(this.options.dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+    const temp = this.tempName(name);
     try {
       await mkdir(temp, { recursive: true });
-      const records: Record<string, { size: number; sha256: string }> = {};
+      const records: Record<string, FileRecord> = {};
       for (const [file, bytes] of Object.entries(files)) {
         await writeFile(join(temp, file), bytes);
-        records[file] = { size: bytes.byteLength, sha256: createHash("sha256").update(bytes).digest("hex") };
+        records[file] = {
+          size: bytes.byteLength,
+          sha256: createHash("sha256").update(bytes).digest("hex"),
+          written: await writtenStat(join(temp, file)),
+        };
       }
       const manifest = { format: 1, version: this.options.version, key, files: records, meta };
       await writeFile(join(temp, MANIFEST), JSON.stringify(manifest));
@@ -138,17 +164,87 @@ export class ContentCache {
       });
     } catch (error) {
       await rm(temp, { recursive: true, force: true }).catch(() => undefined);
-      if (!this.writeFailed) {
-        this.writeFailed = true;
-        const code = (error as NodeJS.ErrnoException).code ?? "error";
-        this.options.onWarning?.(
-          `cannot write to the cache ${this.options.dir} (${code}); going on without it`,
-        );
-      }
+      this.writeFailure(error);
       return false;
     }
     await this.evict(name);
     return true;
+  }
+
+  /**
+   * Store an entry from files already on disk (too large to hold in memory): each is moved (or,
+   * across file systems, copied) into the entry, hashed as it is read, and the entry renamed into
+   * place as {@link put} does. The source files are gone afterwards, whatever the outcome.
+   * @returns true when the entry is in the cache afterwards
+   */
+  async putFiles(key: string, files: Readonly<Record<string, string>>, meta: unknown): Promise<boolean> {
+    if (!this.enabled) {
+      await Promise.all(Object.values(files).map((f) => rm(f, { force: true })));
+      return false;
+    }
+    const name = ContentCache.entryName(key);
+    const folder = join(this.options.dir, name);
+    const temp = this.tempName(name);
+    try {
+      await mkdir(temp, { recursive: true });
+      const records: Record<string, FileRecord> = {};
+      for (const [file, source] of Object.entries(files)) {
+        const target = join(temp, file);
+        await rename(source, target).catch(async (error: NodeJS.ErrnoException) => {
+          if (error.code !== "EXDEV") throw error;
+          await copyFile(source, target);
+        });
+        const written = await writtenStat(target);
+        const { sha256, size } = await hashFile(target);
+        records[file] = { size, sha256, written };
+      }
+      const manifest = { format: 1, version: this.options.version, key, files: records, meta };
+      await writeFile(join(temp, MANIFEST), JSON.stringify(manifest));
+      await rename(temp, folder).catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+        await rm(temp, { recursive: true, force: true });
+      });
+    } catch (error) {
+      await rm(temp, { recursive: true, force: true }).catch(() => undefined);
+      this.writeFailure(error);
+      return false;
+    } finally {
+      await Promise.all(Object.values(files).map((f) => rm(f, { force: true }).catch(() => undefined)));
+    }
+    await this.evict(name);
+    return true;
+  }
+
+  /**
+   * A folder for files on their way into the cache (see {@link putFiles}), on the cache's file
+   * system; the caller removes it. A dot name: never listed, counted or used as an entry.
+   * @throws the file-system error when it cannot be made (the cache cannot be written)
+   */
+  async makeTempFolder(): Promise<string> {
+    const temp = this.tempName("incoming");
+    await mkdir(temp, { recursive: true });
+    return temp;
+  }
+
+  /** Remove the entry of `key` as damaged (one warning saying why); it is rebuilt by its next put. */
+  async reject(key: string, why: string): Promise<void> {
+    await this.discard(join(this.options.dir, ContentCache.entryName(key)), why);
+  }
+
+  /**
+   * Report that something could not be written to the cache: the first time only, through
+   * `onWarning`; the work goes on without the cache.
+   * @param reason what went wrong, when the error carries no system error code
+   */
+  writeFailure(error: unknown, reason?: string): void {
+    if (this.writeFailed) return;
+    this.writeFailed = true;
+    const code = (error as NodeJS.ErrnoException | undefined)?.code ?? reason ?? "error";
+    this.options.onWarning?.(`cannot write to the cache ${this.options.dir} (${code}); going on without it`);
+  }
+
+  private tempName(name: string): string {
+    return join(this.options.dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   }
 
   /** Entries and their total size, most recently used first. */

@@ -20,6 +20,7 @@ import type { EncodedPhoto, SamModel } from "../../segment/sam/sam-model.js";
 import { isTestModelFile } from "../../segment/sam/test-weights.js";
 import { removeStaleTempFiles } from "../../util/atomic-write.js";
 import { acquireRunLock, LOCK_FILE, type RunLock } from "../../util/run-lock.js";
+import { publishSpan, timeSpan } from "../../util/timing-trace.js";
 import type { MetadataRow } from "../metadata.js";
 import { emptyState, type FileRecord, readState, STATE_DIR, StateStore } from "../prepare-state.js";
 import type { PhotoReport } from "../report.js";
@@ -59,24 +60,39 @@ import {
 const PREPARE_MEMORY_EMBEDDINGS = 2;
 
 /**
+ * Embeddings the run keeps in memory when the embedding cache did not keep them (turned off with
+ * size 0, or a failed write), so that what the reference stage encoded is not encoded again by the
+ * per-photo stage: 32 × 4 MiB at most; a larger run encodes the rest again.
+ */
+const RUN_FALLBACK_EMBEDDINGS = 32;
+
+/**
  * The run's view of the embedding cache: it counts encoder runs and, for --force, never answers with
  * an embedding of an earlier run (those written by this run are answered: they are what the encoder
- * gives now, and the per-photo stage reads the reference stage's embeddings back from here).
+ * gives now, and the per-photo stage reads the reference stage's embeddings back from here, or from
+ * memory when the cache did not keep them).
  */
 class RunCache implements EmbeddingStore {
   private readonly written = new Set<string>();
+  private readonly fallback = new Map<string, EncodedPhoto>();
   constructor(
     private readonly store: EmbeddingStore,
     private readonly bypass: boolean,
     private readonly onPut: (key: EmbeddingKey) => void,
   ) {}
   async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
-    return this.bypass && !this.written.has(embeddingKeyId(key)) ? undefined : this.store.get(key);
+    const id = embeddingKeyId(key);
+    const kept = this.fallback.get(id);
+    if (kept) return kept;
+    return this.bypass && !this.written.has(id) ? undefined : this.store.get(key);
   }
-  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
+  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<boolean> {
     this.onPut(key);
-    await this.store.put(key, photo);
-    this.written.add(embeddingKeyId(key));
+    const id = embeddingKeyId(key);
+    this.written.add(id);
+    if (await this.store.put(key, photo)) return true;
+    if (this.fallback.size < RUN_FALLBACK_EMBEDDINGS) this.fallback.set(id, photo);
+    return this.fallback.has(id);
   }
 }
 
@@ -187,12 +203,14 @@ async function runLocked(
       maxPixels: plan.params.maxPixels ?? DEFAULT_MAX_PIXELS,
     };
     const samples = await sampleVideos({ plan: plan.videos, outDir, fps: settings.fps, signal, warn });
-    reference = await resolveRunReference({
-      plan,
-      encoder: encoder!,
-      signal,
-      candidates: referenceCandidates(plan.videos, samples),
-    });
+    reference = await timeSpan("reference", () =>
+      resolveRunReference({
+        plan,
+        encoder: encoder!,
+        signal,
+        candidates: referenceCandidates(plan.videos, samples),
+      }),
+    );
     referenceReport = reference.report;
     emit({ type: "reference", reused: false, description: referenceText(referenceReport) });
     const identity = reference.identity;
@@ -284,7 +302,11 @@ async function runLocked(
     emit({ type: "photo-start", stem: entry.stem, action: entry.action });
     const decoded = handedOn(handed, photo);
     if (decoded) handed = undefined;
-    const output = await processPhoto(ctx, { entry, photo, decoded });
+    const output = await timeSpan(
+      "photo",
+      () => processPhoto(ctx, { entry, photo, decoded }),
+      () => ({ stem: entry.stem, action: entry.action }),
+    );
     for (const w of output.warnings) warn(w);
     finish(output);
   };
@@ -322,6 +344,7 @@ async function runLocked(
   }
 
   // ---- metadata, exports, card -------------------------------------------------------------
+  const outputsStartMs = performance.now();
   const ordered = input.scan.photos
     .map((p) => results.get(p.stem))
     .filter((r): r is PhotoResult => r !== undefined);
@@ -394,6 +417,7 @@ async function runLocked(
   const known: Record<string, FileRecord> = {};
   for (const stem of keptStems) Object.assign(known, state.photos[stem]!.outputs!.files);
   await finishSet({ outDir, store, files: [...files, ...Object.keys(known)], known });
+  publishSpan({ name: "outputs", startMs: outputsStartMs, endMs: performance.now() });
 
   const count = (s: PhotoResult["status"]): number => ordered.filter((r) => r.status === s).length;
   const excluded = count("excluded");

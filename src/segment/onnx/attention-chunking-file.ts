@@ -41,6 +41,8 @@ export interface ChunkFileReply {
    * be parsed.
    */
   readonly precisions: Readonly<Record<string, ValuePrecision>>;
+  /** See {@link AttentionChunkingResult.externalData}; empty when none. */
+  readonly externalData: readonly string[];
 }
 
 /**
@@ -65,7 +67,13 @@ export function chunkAttentionFile(request: ChunkFileRequest): ChunkFileReply {
       closeSync(fd);
     }
   }
-  return { rewritten: result.rewritten, large: result.large, notes: result.notes, precisions };
+  return {
+    rewritten: result.rewritten,
+    large: result.large,
+    notes: result.notes,
+    externalData: result.externalData ?? [],
+    precisions,
+  };
 }
 
 function precisionsOf(bytes: Uint8Array, values: readonly string[]): Record<string, ValuePrecision> {

@@ -69,6 +69,8 @@ export interface AttentionChunkingResult {
   readonly removedNodes: number;
   /** Why a candidate was left alone, or why nothing was attempted. */
   readonly notes: readonly string[];
+  /** The external data files the model names (such a model is left unchanged); absent when none. */
+  readonly externalData?: readonly string[];
 }
 
 type Shape = readonly number[];
@@ -152,9 +154,12 @@ export function chunkAttention(
   const g = model.graph;
   const externalFiles = externalDataFiles(model);
   if (externalFiles.length > 0) {
-    return unchanged([
-      `not rewritten: the model keeps weights in external data files (${externalFiles.join(", ")})`,
-    ]);
+    return {
+      ...unchanged([
+        `not rewritten: the model keeps weights in external data files (${externalFiles.join(", ")})`,
+      ]),
+      externalData: externalFiles,
+    };
   }
   const opset = model.opsets.get("") ?? model.opsets.get("ai.onnx") ?? 0;
   if (opset < 13) return unchanged([`not rewritten: opset ${opset} < 13`]);

@@ -1,9 +1,6 @@
-// The decoder graph of decoder-graph.ts as an onnxruntime session: build (or reuse a cached build),
-// check its interface, run one pass with the PerSAM extras defaulted to plain SAM.
+// The decoder graph of decoder-graph.ts as an onnxruntime session: build (or reuse the prepared graph
+// of the model cache), check its interface, run one pass with the PerSAM extras defaulted to plain SAM.
 
-import { mkdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { writeFileAtomic } from "../../util/atomic-write.js";
 import type { Tensor } from "../../util/tensor.js";
 import { buildDecoderGraph, DECODER_GRAPH_VERSION } from "./decoder-graph.js";
 import {
@@ -13,41 +10,45 @@ import {
   type DecoderWeights,
   type MaskDecoder,
 } from "./decoder-types.js";
-import { createSession, fromOrt, type OrtSession, type OrtTensor, ortFloat32, toOrtFloat32 } from "./ort.js";
+import type { ModelCache } from "./model-cache.js";
+import {
+  createSession,
+  fromOrt,
+  ioTypes,
+  type OrtSession,
+  type OrtTensor,
+  ortFloat32,
+  toOrtFloat32,
+} from "./ort.js";
 import { GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE, NUM_MASK_TOKENS } from "./sam-constants.js";
 
 /** Options of {@link SamDecoder.create}. */
 export interface SamDecoderOptions {
-  /** Prompt-encoder + mask-decoder weights in HF naming (persam-spec §10). */
-  readonly weights: DecoderWeights;
+  /** Prompt-encoder + mask-decoder weights in HF naming (persam-spec §10); or `loadWeights`. */
+  readonly weights?: DecoderWeights | undefined;
+  /**
+   * Reads the weights when the graph must be built: with a model cache that holds the graph
+   * already, they are never read.
+   */
+  readonly loadWeights?: (() => Promise<DecoderWeights>) | undefined;
   /**
    * Intra-op threads of the session.
    * @default 0 (onnxruntime's choice)
    */
   readonly threads?: number;
   /**
-   * Folder for the built graph. Used only together with `cacheKey`; without both, the graph is
-   * built in memory on every create (about a third of a second at C = 256).
+   * Keep the built graph, optimised by onnxruntime, in this cache under `cacheKey` and open it from
+   * there next time (model-cache.ts). Used only together with `cacheKey`; without both, the graph
+   * is built and optimised on every create.
    */
-  readonly cacheDir?: string;
-  /** A hash of the weights (the caller's), naming the cached file together with the graph version. */
-  readonly cacheKey?: string;
+  readonly modelCache?: ModelCache | undefined;
+  /** What identifies the weights (the caller's: a hash of them or of their file), keying the cached graph. */
+  readonly cacheKey?: string | undefined;
   /**
    * Epsilon of the transformer LayerNorms.
    * @default 1e-5 (PS; see buildDecoderGraph)
    */
   readonly transformerLayerNormEps?: number;
-}
-
-/** The file name of a cached graph: weights key, graph version and any non-default option. */
-export function decoderGraphFileName(cacheKey: string, transformerLayerNormEps = 1e-5): string {
-  if (!/^[A-Za-z0-9_.-]+$/.test(cacheKey)) {
-    throw new Error(
-      `Expected letters, digits, '_', '.' or '-' for cacheKey but received ${JSON.stringify(cacheKey)}`,
-    );
-  }
-  const eps = transformerLayerNormEps === 1e-5 ? "" : `-eps${transformerLayerNormEps}`;
-  return `decoder-${cacheKey}-g${DECODER_GRAPH_VERSION}${eps}.onnx`;
 }
 
 /**
@@ -79,30 +80,6 @@ function embedDimOf(weights: DecoderWeights): number {
   return c;
 }
 
-/** Load or build the graph bytes; a cached file is written under a temporary name, then renamed. */
-async function graphBytes(
-  options: SamDecoderOptions,
-  useCached: boolean,
-): Promise<{ bytes: Uint8Array; cachedPath?: string }> {
-  const eps = options.transformerLayerNormEps;
-  const build = () =>
-    buildDecoderGraph(options.weights, eps === undefined ? {} : { transformerLayerNormEps: eps });
-  if (options.cacheDir === undefined || options.cacheKey === undefined) return { bytes: build() };
-  const path = join(options.cacheDir, decoderGraphFileName(options.cacheKey, eps));
-  if (useCached) {
-    try {
-      return { bytes: new Uint8Array(await readFile(path)), cachedPath: path };
-    } catch {
-      // Not cached yet (or unreadable): build and store it.
-    }
-  }
-  const bytes = build();
-  await mkdir(options.cacheDir, { recursive: true });
-  // Under a unique temporary name, so that two processes building the same graph never interleave.
-  await writeFileAtomic(path, bytes);
-  return { bytes };
-}
-
 /**
  * SAM's prompt encoder + mask decoder with the PerSAM hooks, as an onnxruntime session over our
  * own graph. Create with {@link SamDecoder.create}; call {@link dispose} when done.
@@ -131,27 +108,37 @@ export class SamDecoder implements MaskDecoder {
   }
 
   /**
-   * Build the decoder graph from `weights` (or reuse the cached build for `cacheKey`) and open it.
-   * A cached file that onnxruntime cannot load is rebuilt once.
+   * Build the decoder graph from `weights` (or reuse the prepared graph cached for `cacheKey`) and
+   * open it. A cached graph that is damaged or that onnxruntime cannot load is rebuilt.
    * @throws Error when a weight is missing or mis-shaped, or the session lacks a DECODER_IO name.
    */
   static async create(options: SamDecoderOptions): Promise<SamDecoder> {
-    const embedDim = embedDimOf(options.weights);
     const sessionOptions = options.threads === undefined ? {} : { threads: options.threads };
-    const graph = await graphBytes(options, true);
-    let session: OrtSession;
-    try {
-      session = await createSession(graph.bytes, sessionOptions);
-    } catch (error) {
-      if (graph.cachedPath === undefined) throw error;
-      // A truncated or corrupt cache file: build afresh (this overwrites it).
-      session = await createSession((await graphBytes(options, false)).bytes, sessionOptions);
-    }
+    const eps = options.transformerLayerNormEps;
+    const weights = async (): Promise<DecoderWeights> => {
+      if (options.weights) return options.weights;
+      if (options.loadWeights) return options.loadWeights();
+      throw new Error("Expected weights or loadWeights for SamDecoder.create but received neither");
+    };
+    const build = async () =>
+      buildDecoderGraph(await weights(), eps === undefined ? {} : { transformerLayerNormEps: eps });
+    const { modelCache, cacheKey } = options;
+    const session =
+      modelCache?.enabled && cacheKey !== undefined
+        ? (
+            await modelCache.open({
+              key: `decoder\n${cacheKey}\ngraph=${DECODER_GRAPH_VERSION}\neps=${eps ?? 1e-5}`,
+              options: sessionOptions,
+              derive: async (create) => ({ session: await create(await build()), meta: {} }),
+            })
+          ).session
+        : await createSession(await build(), sessionOptions);
     const missing = missingDecoderNames(session.inputNames, session.outputNames);
     if (missing !== undefined) {
       await session.release();
       throw new Error(`The decoder graph does not match DECODER_IO: ${missing}`);
     }
+    const embedDim = options.weights ? embedDimOf(options.weights) : sessionEmbedDim(session);
     return new SamDecoder(session, embedDim);
   }
 
@@ -201,6 +188,13 @@ export class SamDecoder implements MaskDecoder {
   async dispose(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** Width C from a built graph: its `target_embedding` input is `[1, 1, C]`. */
+function sessionEmbedDim(session: OrtSession): number {
+  const c = ioTypes(session, "inputs").get(DECODER_IO.inputs.targetEmbedding)?.dims[2];
+  if (typeof c !== "number") throw new Error(`Expected [1,1,C] for the decoder graph's target_embedding`);
+  return c;
 }
 
 function checkDims(name: string, t: Tensor, dims: readonly number[]): void {

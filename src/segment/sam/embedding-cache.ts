@@ -32,7 +32,8 @@ export interface EmbeddingKey {
 /** Where embeddings are looked up and kept (the disk cache, or a wrapper of it). */
 export interface EmbeddingStore {
   get(key: EmbeddingKey): Promise<EncodedPhoto | undefined>;
-  put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void>;
+  /** Keep an embedding; resolves to true when a later `get` answers it (false: off, or a failed write). */
+  put(key: EmbeddingKey, photo: EncodedPhoto): Promise<boolean>;
 }
 
 interface Meta {
@@ -80,15 +81,18 @@ export class EmbeddingCache implements EmbeddingStore {
     return { embedding: { data, dims }, originalSize: originalSize as Size, inputSize: inputSize as Size };
   }
 
-  /** Store an embedding; a failed write is reported once and otherwise ignored. */
-  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<void> {
+  /**
+   * Store an embedding; a failed write is reported once and otherwise ignored.
+   * @returns true when it is in the cache afterwards
+   */
+  async put(key: EmbeddingKey, photo: EncodedPhoto): Promise<boolean> {
     const { data } = photo.embedding;
     const meta: Meta = {
       dims: [...photo.embedding.dims],
       originalSize: [photo.originalSize[0], photo.originalSize[1]],
       inputSize: [photo.inputSize[0], photo.inputSize[1]],
     };
-    await this.cache.put(
+    return this.cache.put(
       embeddingKeyText(key),
       { "embedding.f32": new Uint8Array(data.buffer, data.byteOffset, data.byteLength) },
       meta,

@@ -8,8 +8,10 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { firstLine, UserError } from "../../errors.js";
 import type { Tensor } from "../../util/tensor.js";
+import { timeSpan } from "../../util/timing-trace.js";
 import { type ChunkFileReply, chunkAttentionFileInWorker } from "../onnx/attention-chunking-file.js";
 import type { ValuePrecision } from "../onnx/value-precision.js";
+import { ModelCache, type ModelCacheOptions, type SessionFactory } from "./model-cache.js";
 import {
   createSession,
   fromOrt,
@@ -44,6 +46,23 @@ export interface SamEncoderOptions extends SessionOptions {
    * @default 12 (one SAM head per piece)
    */
   readonly attentionChunks?: number | undefined;
+  /**
+   * Keep the prepared encoder (after the attention rewrite and onnxruntime's optimisation) in this
+   * cache and open it from there next time (model-cache.ts). Plain data, so that the options can
+   * cross to the encoder's worker thread. Only an encoder that the rewrite examined is cached
+   * (attention chunking on, the default; weights inside the file).
+   * @default no cache: the encoder is prepared on every open
+   */
+  readonly modelCache?: Omit<ModelCacheOptions, "onWarning"> | undefined;
+  /**
+   * Whether idle intra-op threads spin between operators (see SessionOptions.allowSpinning). Off
+   * for the encoder: its operators run for milliseconds each, so waking a sleeping thread costs
+   * nothing measurable, while a spinning thread on a busy machine takes CPU from the other one
+   * and stalls every operator it is descheduled in (bench/README.md, case `encoder`). The numbers
+   * are the same either way.
+   * @default false
+   */
+  allowSpinning?: boolean;
 }
 
 /** Default of {@link SamEncoderOptions.attentionChunks}. */
@@ -81,23 +100,41 @@ export class SamEncoder {
      * no positional output or the graph could not be examined.
      */
     readonly positionalPrecision: ValuePrecision | undefined,
+    /** Problems of the model cache met while opening (each said once); the encoder works regardless. */
+    readonly cacheWarnings: readonly string[],
+    /** True when the prepared encoder came from the model cache. */
+    readonly fromCache: boolean,
   ) {}
 
   /**
    * Load an encoder and check its interface.
    * @throws UserError when the file is missing or not a SAM image encoder (names the mismatch).
    */
-  static async create(options: SamEncoderOptions): Promise<SamEncoder> {
+  static async create(given: SamEncoderOptions): Promise<SamEncoder> {
+    const options: SamEncoderOptions = { ...given, allowSpinning: given.allowSpinning ?? false };
     let session: OrtSession;
-    let loadNotes: string[] = [];
+    let loadNotes: readonly string[] = [];
     let keptWhole = 0;
     let precisions: Readonly<Record<string, ValuePrecision>> = {};
+    let fromCache = false;
+    const cacheWarnings: string[] = [];
     try {
-      const opened = await openChunked(options);
-      loadNotes = opened.notes;
-      keptWhole = opened.keptWhole;
-      precisions = opened.precisions;
-      session = opened.session ?? (await createSession(options.path, options));
+      const cache =
+        options.modelCache === undefined
+          ? undefined
+          : new ModelCache({ ...options.modelCache, onWarning: (m) => cacheWarnings.push(m) });
+      if (cache?.enabled) {
+        const opened = await openThroughCache(options, cache);
+        ({ session, fromCache } = opened);
+        ({ notes: loadNotes, keptWhole, precisions } = opened.meta);
+      } else {
+        ({
+          session,
+          notes: loadNotes,
+          keptWhole,
+          precisions,
+        } = await openEncoder(options, (m) => createSession(m, options)));
+      }
     } catch (error) {
       throw new UserError(`cannot load the image encoder ${options.path}: ${firstLine(error)}`, {
         hint: "pass a SAM image-encoder .onnx file (e.g. Transformers.js onnx/vision_encoder.onnx) or use --model",
@@ -146,6 +183,8 @@ export class SamEncoder {
       loadNotes,
       keptWhole,
       positionalName === undefined ? undefined : precisions[positionalName],
+      cacheWarnings,
+      fromCache,
     );
   }
 
@@ -172,35 +211,95 @@ export class SamEncoder {
     return this.positionalName !== undefined;
   }
 
+  /**
+   * End onnxruntime's profiling (a session opened with `profileFilePrefix`): its trace file is
+   * written then, beside the prefix.
+   */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
   /** Release the native session. */
   async dispose(): Promise<void> {
     await this.session.release();
   }
 }
 
+/** The encoder's session and what its preparation did. */
+interface OpenedEncoder {
+  readonly session: OrtSession;
+  readonly notes: readonly string[];
+  readonly keptWhole: number;
+  /** The precision of each positional output the graph computes (see valuePrecision). */
+  readonly precisions: Readonly<Record<string, ValuePrecision>>;
+  /** True when the rewrite read the whole graph and found its weights inside the file. */
+  readonly examined: boolean;
+}
+
+/**
+ * The encoder through the model cache: keyed by the file's sha256, the chunking and the
+ * optimisation level; prepared by {@link openEncoder} on a miss.
+ */
+async function openThroughCache(
+  options: SamEncoderOptions,
+  cache: ModelCache,
+): Promise<{
+  session: OrtSession;
+  meta: {
+    notes: readonly string[];
+    keptWhole: number;
+    precisions: Readonly<Record<string, ValuePrecision>>;
+  };
+  fromCache: boolean;
+}> {
+  await access(options.path); // a missing file is reported as such
+  const sha256 = await timeSpan("model.encoder.source-hash", () => cache.fileSha256(options.path));
+  const chunks = options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS;
+  const opened = await cache.open({
+    key: `encoder\n${sha256}\nchunks=${chunks}\nlevel=${options.graphOptimization ?? "all"}`,
+    options,
+    derive: async (create) => {
+      const o = await openEncoder(options, create);
+      return {
+        session: o.session,
+        meta: { notes: o.notes, keptWhole: o.keptWhole, precisions: o.precisions },
+        cacheable: o.examined,
+      };
+    },
+  });
+  // An entry of an older build may lack the precisions: treat them as unknown (the widest bound).
+  return {
+    session: opened.session,
+    meta: { ...opened.meta, precisions: opened.meta.precisions ?? {} },
+    fromCache: opened.hit,
+  };
+}
+
 /**
  * Open the encoder with its large attentions chunked ({@link SamEncoderOptions.attentionChunks}),
- * or return no session (and why) so the caller opens the file as it is; either way, the precision of
- * the positional output as the graph computes it. The rewritten model goes to a temporary file that
- * onnxruntime reads as it reads any model; the rewrite (and, with chunking off, the reading of the
- * graph alone) runs in a worker thread (onnx/attention-chunking-file.ts) so that no JS copy of the
- * weights outlives it. A model with external data is left to onnxruntime.
+ * or, when that is off or not possible, the file as it is; `create` opens a session. Either way the
+ * precision of the positional output as the graph computes it is read (for the checkpoint check).
+ * The rewritten model goes to a temporary file that onnxruntime reads as it reads any model; the
+ * rewrite (and, with chunking off, the reading of the graph alone) runs in a worker thread
+ * (onnx/attention-chunking-file.ts) so that no JS copy of the weights outlives it. A model with
+ * external data is left to onnxruntime.
  */
-async function openChunked(options: SamEncoderOptions): Promise<{
-  session: OrtSession | undefined;
-  notes: string[];
-  keptWhole: number;
-  precisions: Readonly<Record<string, ValuePrecision>>;
-}> {
+async function openEncoder(options: SamEncoderOptions, create: SessionFactory): Promise<OpenedEncoder> {
   const chunks = options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS;
   const off = chunks <= 1;
-  await access(options.path); // a missing file is reported as such, not as a failed rewrite
-  const unchanged = (notes: string[], keptWhole: number, precisions = {}) => ({
-    session: undefined,
+  const unchanged = async (
+    notes: string[],
+    keptWhole: number,
+    examined = false,
+    precisions: Readonly<Record<string, ValuePrecision>> = {},
+  ): Promise<OpenedEncoder> => ({
+    session: await create(options.path),
     notes: off ? ["attention chunking off"] : notes,
     keptWhole: off ? 0 : keptWhole,
     precisions,
+    examined,
   });
+  await access(options.path); // a missing file is reported as such, not as a failed rewrite
   let dir: string;
   try {
     dir = await mkdtemp(join(tmpdir(), "persam-db-encoder-"));
@@ -208,31 +307,38 @@ async function openChunked(options: SamEncoderOptions): Promise<{
     return unchanged([`no temporary folder (${firstLine(error)}); loaded unchanged`], -1);
   }
   const output = join(dir, basename(options.path));
+  // Every return awaits: the temporary folder is removed only once the session is open (or failed).
   try {
     let reply: ChunkFileReply;
     try {
-      reply = await chunkAttentionFileInWorker({
-        input: options.path,
-        output,
-        chunks: off ? 1 : chunks,
-        precisionOf: POSITIONAL_NAMES,
-      });
+      reply = await timeSpan("model.encoder.rewrite", () =>
+        chunkAttentionFileInWorker({
+          input: options.path,
+          output,
+          chunks: off ? 1 : chunks,
+          precisionOf: POSITIONAL_NAMES,
+        }),
+      );
     } catch (error) {
       // A bug in the rewrite must not cost the user the encoder: load the file as it is.
-      return unchanged([`attention chunking failed (${firstLine(error)}); loaded unchanged`], -1);
+      return await unchanged([`attention chunking failed (${firstLine(error)}); loaded unchanged`], -1);
     }
-    if (reply.rewritten === 0) return unchanged([...reply.notes], reply.large, reply.precisions);
+    const examined = !off && reply.large >= 0 && reply.externalData.length === 0;
+    if (reply.rewritten === 0)
+      return await unchanged([...reply.notes], reply.large, examined, reply.precisions);
     try {
       return {
-        session: await createSession(output, options),
+        session: await timeSpan("model.encoder.session", () => create(output)),
         notes: [...reply.notes],
         keptWhole: reply.large - reply.rewritten,
         precisions: reply.precisions,
+        examined,
       };
     } catch (error) {
-      return unchanged(
+      return await unchanged(
         [`onnxruntime refused the chunked graph (${firstLine(error)}); loaded unchanged`, ...reply.notes],
         reply.large,
+        examined,
         reply.precisions,
       );
     }

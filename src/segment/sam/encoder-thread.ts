@@ -33,6 +33,10 @@ export interface ImageEncoder {
   readonly attentionsKeptWhole: number;
   /** See {@link SamEncoder.positionalPrecision}. */
   readonly positionalPrecision: ValuePrecision | undefined;
+  /** See {@link SamEncoder.cacheWarnings}. */
+  readonly cacheWarnings: readonly string[];
+  /** See {@link SamEncoder.fromCache}. */
+  readonly fromCache: boolean;
   /** True when the session runs in a worker thread. */
   readonly threaded: boolean;
   /** Milliseconds spent inside the session's runs so far (measured on the thread that runs them). */
@@ -54,6 +58,8 @@ type Reply =
       loadNotes: string[];
       attentionsKeptWhole: number;
       positionalPrecision: ValuePrecision | undefined;
+      cacheWarnings: string[];
+      fromCache: boolean;
     }
   | {
       type: "encoded";
@@ -115,6 +121,12 @@ class LocalEncoder implements ImageEncoder {
   get positionalPrecision(): ValuePrecision | undefined {
     return this.encoder.positionalPrecision;
   }
+  get cacheWarnings(): readonly string[] {
+    return this.encoder.cacheWarnings;
+  }
+  get fromCache(): boolean {
+    return this.encoder.fromCache;
+  }
   async encode(pixelValues: Tensor): Promise<EncoderOutput> {
     const t = performance.now();
     try {
@@ -148,6 +160,8 @@ class ThreadEncoder implements ImageEncoder {
     readonly loadNotes: readonly string[],
     readonly attentionsKeptWhole: number,
     readonly positionalPrecision: ValuePrecision | undefined,
+    readonly cacheWarnings: readonly string[],
+    readonly fromCache: boolean,
   ) {
     // An idle worker does not keep the process alive (a model the caller forgot to dispose must
     // not hang the CLI at exit); one with an encode in flight does.
@@ -247,6 +261,8 @@ export async function createImageEncoder(options: SamEncoderOptions, thread: boo
     ready.loadNotes,
     ready.attentionsKeptWhole,
     ready.positionalPrecision,
+    ready.cacheWarnings,
+    ready.fromCache,
   );
 }
 
@@ -268,6 +284,8 @@ async function workerMain(options: SamEncoderOptions): Promise<void> {
     loadNotes: [...encoder.loadNotes],
     attentionsKeptWhole: encoder.attentionsKeptWhole,
     positionalPrecision: encoder.positionalPrecision,
+    cacheWarnings: [...encoder.cacheWarnings],
+    fromCache: encoder.fromCache,
   } satisfies Reply);
   // One session run at a time: concurrent runs would share its threads and double its activations.
   let queue: Promise<void> = Promise.resolve();

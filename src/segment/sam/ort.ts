@@ -69,12 +69,30 @@ export interface SessionOptions {
    * @default true (onnxruntime's default)
    */
   prepackWeights?: boolean;
+  /**
+   * onnxruntime's profiler (`enableProfiling`): every operator's run is timed and written, as a
+   * Chrome-trace JSON file named with this prefix, when the session's profiling ends (see
+   * SamEncoder.endProfiling). For the benchmarks; it slows every run down.
+   * @default off
+   */
+  profileFilePrefix?: string;
+}
+
+/** What a session creation does besides opening the session. */
+export interface CreateSessionExtras {
+  /**
+   * Write onnxruntime's optimised graph here (`optimizedModelFilePath`), to be opened later with
+   * `graphOptimization: "disabled"`. At level "all" the graph holds layout choices for this CPU;
+   * onnxruntime's warning that says so is not shown (the caller keys the file by the CPU).
+   */
+  readonly saveOptimizedTo?: string | undefined;
 }
 
 /** Create a CPU session from a model file path or the bytes of a model. */
 export async function createSession(
   model: string | Uint8Array,
   options: SessionOptions = {},
+  extras: CreateSessionExtras = {},
 ): Promise<OrtSession> {
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: ["cpu"],
@@ -91,7 +109,15 @@ export async function createSession(
     session.intra_op = { allow_spinning: options.allowSpinning ? "1" : "0" };
   }
   if (options.prepackWeights === false) session.disable_prepacking = "1";
+  if (options.profileFilePrefix !== undefined) {
+    sessionOptions.enableProfiling = true;
+    sessionOptions.profileFilePrefix = options.profileFilePrefix;
+  }
   if (Object.keys(session).length > 0) sessionOptions.extra = { session };
+  if (extras.saveOptimizedTo !== undefined) {
+    sessionOptions.optimizedModelFilePath = extras.saveOptimizedTo;
+    sessionOptions.logSeverityLevel = 3;
+  }
   if (typeof model === "string") return ort.InferenceSession.create(model, sessionOptions);
   return ort.InferenceSession.create(model, sessionOptions);
 }

@@ -563,13 +563,26 @@ export function decoderByteRange(header: SafetensorsHeader, source = "the checkp
   return { begin: header.dataStart + begin, end: header.dataStart + end, gaps };
 }
 
+/** Options of {@link loadDecoderWeights}. */
+export interface LoadDecoderWeightsOptions {
+  /**
+   * `"all"`: every decoder tensor; `"positional"`: G alone (the header is checked as fully), for a
+   * caller that needs the weights only to check the checkpoint (the graph is already built).
+   * @default "all"
+   */
+  readonly tensors?: "all" | "positional";
+}
+
 /**
  * Load the prompt-encoder + mask-decoder weights of a SAM checkpoint (HF naming), reading only the
  * decoder's tensors. G is returned under {@link POSITIONAL_EMBEDDING_KEY} whichever of the two
  * tied names the file uses; tensors not in §10 are not read.
  * @throws {UserError} listing every missing required tensor (and every wrong shape) with the file name.
  */
-export async function loadDecoderWeights(path: string): Promise<DecoderWeights> {
+export async function loadDecoderWeights(
+  path: string,
+  options: LoadDecoderWeightsOptions = {},
+): Promise<DecoderWeights> {
   const header = await readSafetensorsHeader(path);
   const hasG = header.tensors.has(POSITIONAL_EMBEDDING_KEY);
   const gSource = hasG ? POSITIONAL_EMBEDDING_KEY : TIED_POSITIONAL_EMBEDDING_KEY;
@@ -592,8 +605,9 @@ export async function loadDecoderWeights(path: string): Promise<DecoderWeights> 
     });
   }
   const required = new Set(decoderWeightShapes(inferDecoderWidths(shapeOf)!).keys());
+  const all = options.tensors !== "positional";
   const read = await readSafetensors(path, {
-    filter: (name) => (required.has(name) && name !== POSITIONAL_EMBEDDING_KEY) || name === gSource,
+    filter: (name) => (all && required.has(name) && name !== POSITIONAL_EMBEDDING_KEY) || name === gSource,
   });
   const g = read.get(gSource)!;
   read.delete(gSource);

@@ -1,15 +1,16 @@
 // A loaded SAM: the stock image encoder plus our decoder graph built from the same checkpoint's
 // weights, and the one place where a photo becomes an embedding.
 
-import { createHash } from "node:crypto";
 import { UserError } from "../../errors.js";
 import { photoSize, type RgbImage } from "../../image/image-io.js";
 import type { Size, Tensor } from "../../util/tensor.js";
+import { timeSpan } from "../../util/timing-trace.js";
 import { checkCheckpointMatch } from "./checkpoint-check.js";
 import { SamDecoder } from "./decoder-session.js";
 import type { DecoderWeights } from "./decoder-types.js";
 import type { EncoderOutput } from "./encoder-session.js";
 import { createImageEncoder, type ImageEncoder } from "./encoder-thread.js";
+import { ModelCache } from "./model-cache.js";
 import { samPreprocess } from "./preprocess.js";
 import { loadDecoderWeights } from "./safetensors.js";
 import { isTestModelFile } from "./test-weights.js";
@@ -40,8 +41,16 @@ export interface SamModelOptions {
    * @default 0 (onnxruntime decides)
    */
   readonly threads?: number;
-  /** Folder for the built decoder graph, keyed by the weights' hash. */
-  readonly graphCacheDir?: string | undefined;
+  /**
+   * Folder of persam-db's prepared-model cache (model-cache.ts; the CLI's is
+   * `<persam-db cache>/models`): the encoder after its attention rewrite and onnxruntime's
+   * optimisation, and the decoder graph built from the weights, both as onnxruntime optimised
+   * them, are kept there on the first open and opened from there afterwards.
+   * @default no cache: both are prepared on every load
+   */
+  readonly modelCacheDir?: string | undefined;
+  /** Told once per problem of the model cache (a damaged entry, a failed write); the model opens regardless. */
+  readonly onWarning?: ((message: string) => void) | undefined;
   /**
    * Run the image encoder in a worker thread (encoder-thread.ts), so that this thread keeps working
    * while a photo is encoded (what lets `prepare --jobs 2` overlap one photo's other work with the
@@ -63,6 +72,7 @@ export class SamModel {
     readonly files: SamModelFiles,
     readonly encoder: ImageEncoder,
     readonly decoder: SamDecoder,
+    /** The decoder weights as loaded: G at least (the checkpoint check needs nothing else). */
     private readonly decoderWeights: DecoderWeights,
     /** True for the random-weight test model (tiny-model.ts): results are meaningless. */
     readonly isTestModel: boolean,
@@ -74,17 +84,51 @@ export class SamModel {
    */
   static async load(options: SamModelOptions): Promise<SamModel> {
     const threads = options.threads ?? 0;
-    const weights = await loadDecoderWeights(options.files.decoderPath);
-    const encoder = await createImageEncoder(
-      { path: options.files.encoderPath, threads },
-      options.encoderThread ?? false,
+    // The encoder's cache (possibly in its worker thread) and the decoder's report the same
+    // problem of the same folder alike: said once.
+    const said = new Set<string>();
+    const warn = (message: string): void => {
+      if (said.has(message)) return;
+      said.add(message);
+      options.onWarning?.(message);
+    };
+    const cacheDir = options.modelCacheDir;
+    const cache = cacheDir === undefined ? undefined : new ModelCache({ dir: cacheDir, onWarning: warn });
+    const decoderPath = options.files.decoderPath;
+    // With a cache, only G is read here (for the checkpoint check; the header is checked whole):
+    // the decoder's graph comes from the cache, or is built from weights read when it must be.
+    const weights = await timeSpan("model.decoder-weights", () =>
+      loadDecoderWeights(decoderPath, { tensors: cache?.enabled ? "positional" : "all" }),
     );
-    const decoder = await SamDecoder.create({
-      weights,
-      threads,
-      cacheKey: weightsHash(weights),
-      ...(options.graphCacheDir ? { cacheDir: options.graphCacheDir } : {}),
-    }).catch(async (error: unknown) => {
+    const decoderKey = cache?.enabled
+      ? await timeSpan("model.decoder.source-hash", () => cache.fileSha256(decoderPath))
+      : undefined;
+    const encoder = await timeSpan(
+      "model.encoder",
+      () =>
+        createImageEncoder(
+          {
+            path: options.files.encoderPath,
+            threads,
+            ...(cacheDir === undefined ? {} : { modelCache: { dir: cacheDir } }),
+          },
+          options.encoderThread ?? false,
+        ),
+      (e) => ({ fromCache: e.fromCache }),
+    );
+    for (const message of encoder.cacheWarnings) warn(message);
+    const decoder = await timeSpan("model.decoder", () =>
+      SamDecoder.create({
+        threads,
+        ...(decoderKey === undefined
+          ? { weights }
+          : {
+              loadWeights: () => loadDecoderWeights(decoderPath),
+              modelCache: cache,
+              cacheKey: `file-sha256 ${decoderKey}`,
+            }),
+      }),
+    ).catch(async (error: unknown) => {
       await encoder.dispose();
       throw error;
     });
@@ -114,15 +158,17 @@ export class SamModel {
       height,
       width,
     ]);
-    const out = await this.encoder.encode(pixelValues);
+    const out = await timeSpan("encode", () => this.encoder.encode(pixelValues));
     this.checkCheckpoint(out);
     return { embedding: out.embedding, originalSize, inputSize };
   }
 
   /** Release both sessions. */
   async dispose(): Promise<void> {
-    await this.encoder.dispose();
-    await this.decoder.dispose();
+    await timeSpan("model.dispose", async () => {
+      await this.encoder.dispose();
+      await this.decoder.dispose();
+    });
   }
 
   private checkCheckpoint(out: EncoderOutput): void {
@@ -136,15 +182,4 @@ export class SamModel {
     });
     this.checkedCheckpoint = true;
   }
-}
-
-/** A stable key for decoder weights: sha256 over names, shapes and values. */
-export function weightsHash(weights: DecoderWeights): string {
-  const hash = createHash("sha256");
-  for (const name of [...weights.keys()].sort()) {
-    const t = weights.get(name)!;
-    hash.update(`${name}:${t.dims.join("x")};`);
-    hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  }
-  return hash.digest("hex").slice(0, 16);
 }
