@@ -2,8 +2,8 @@
 // of the file also tells the precision of chosen outputs (value-precision.ts). The rewrite
 // needs the model's bytes whole (a ViT-B-size encoder: 363 MB); read on the main thread they stay
 // allocated until the next garbage collection, on top of onnxruntime's own copy of the weights and
-// the first encode's activations, which for ViT-B size raised the peak RSS from 1.6 to 2.0 GiB. A
-// worker's memory is freed when the worker ends, so the main thread never holds the bytes.
+// the first encode's activations, raising the peak. A worker's memory is freed when the worker
+// ends, so the main thread never holds the bytes.
 
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { fileURLToPath } from "node:url";

@@ -39,9 +39,9 @@ export interface SamEncoderOptions extends SessionOptions {
    * Compute each large attention (SAM's global-attention blocks: a `[12, 4096, 4096]` fp32 score
    * tensor, 768 MiB) in this many pieces along its batch × heads axis, by a load-time rewrite of the
    * graph (onnx/attention-chunking.ts). The output is the same to the bit (each piece runs the same
-   * fused kernels on the same numbers); only one piece's scores exist at a time, which takes the
-   * SlimSAM-77-size encoder from 2.8 GiB to 0.7 GiB peak RSS and saves the page faults of the first
-   * encode (bench/README.md, case `encoder`). A graph without the pattern, or one onnxruntime
+   * fused kernels on the same numbers); only one piece's scores exist at a time, which cuts the
+   * encoder's peak memory to a fraction and saves the page faults of the first encode
+   * (bench/README.md, case `encoder`). A graph without the pattern, or one onnxruntime
    * refuses after the rewrite, is loaded unchanged (see {@link SamEncoder.loadNotes}). 1 = off.
    * @default 12 (one SAM head per piece)
    */

@@ -1,10 +1,10 @@
 // SAM's image encoder in a worker thread of its own (SamModelOptions.encoderThread, off by default).
 // onnxruntime-node runs a session on the calling thread (its `run` is only deferred with
-// setImmediate), so an encoder on the main thread blocks everything else for the whole encode:
-// ~1 s at SlimSAM-77 size, 4–5 s at ViT-B size. In a worker the main thread keeps working meanwhile:
-// with `prepare --jobs 2` one photo's decoding, decoder passes, masks and output files run while the
-// next photo is being encoded. On the 2-core benchmark machine that gained nothing, because the
-// encoder already keeps both cores busy (bench/README.md, "Record: session 3"). The session, its
+// setImmediate), so an encoder on the main thread blocks everything else for the whole encode
+// (seconds on a CPU). In a worker the main thread keeps working meanwhile: with `prepare --jobs 2`
+// one photo's decoding, decoder passes, masks and output files run while the next photo is being
+// encoded. That gains nothing where the encoder already keeps every core busy, as on two cores
+// (bench/README.md, "Two cores: overlap does not pay"). The session, its
 // options and its numbers are exactly those of SamEncoder: the worker creates a SamEncoder and runs
 // it, one encode at a time.
 //

@@ -54,10 +54,9 @@ export interface SamModelOptions {
   /**
    * Run the image encoder in a worker thread (encoder-thread.ts), so that this thread keeps working
    * while a photo is encoded (what lets `prepare --jobs 2` overlap one photo's other work with the
-   * next photo's encode). The same session and the same numbers either way. Off by default: on the
-   * 2-core benchmark machine it made `prepare` no faster (the encoder already keeps both cores
-   * busy) and raised the 50-photo ViT-B-size peak RSS by ~60 MiB through glibc's per-thread malloc
-   * arenas (1679 MiB instead with MALLOC_ARENA_MAX=1; bench/README.md, "Record: session 3"). From
+   * next photo's encode). The same session and the same numbers either way. Off by default: where
+   * the encoder keeps every core busy it makes `prepare` no faster, and the second thread's glibc
+   * malloc arena raises peak memory (bench/README.md, "Two cores: overlap does not pay"). From
    * TypeScript sources (the tests) the encoder always runs on this thread.
    * @default false
    */
