@@ -155,12 +155,12 @@ export class ContentCache {
           written: await writtenStat(join(temp, file)),
         };
       }
-      const manifest = { format: 1, version: this.options.version, key, files: records, meta };
-      await writeFile(join(temp, MANIFEST), JSON.stringify(manifest));
-      await rename(temp, folder).catch(async (error: NodeJS.ErrnoException) => {
-        // Another process won the race for this key: its entry is as good as ours.
-        if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
-        await rm(temp, { recursive: true, force: true });
+      await this.commit(temp, folder, {
+        format: 1,
+        version: this.options.version,
+        key,
+        files: records,
+        meta,
       });
     } catch (error) {
       await rm(temp, { recursive: true, force: true }).catch(() => undefined);
@@ -198,11 +198,12 @@ export class ContentCache {
         const { sha256, size } = await hashFile(target);
         records[file] = { size, sha256, written };
       }
-      const manifest = { format: 1, version: this.options.version, key, files: records, meta };
-      await writeFile(join(temp, MANIFEST), JSON.stringify(manifest));
-      await rename(temp, folder).catch(async (error: NodeJS.ErrnoException) => {
-        if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
-        await rm(temp, { recursive: true, force: true });
+      await this.commit(temp, folder, {
+        format: 1,
+        version: this.options.version,
+        key,
+        files: records,
+        meta,
       });
     } catch (error) {
       await rm(temp, { recursive: true, force: true }).catch(() => undefined);
@@ -241,6 +242,16 @@ export class ContentCache {
     this.writeFailed = true;
     const code = (error as NodeJS.ErrnoException | undefined)?.code ?? reason ?? "error";
     this.options.onWarning?.(`cannot write to the cache ${this.options.dir} (${code}); going on without it`);
+  }
+
+  /** Write an entry's manifest into its temporary folder, then rename the folder into place. */
+  private async commit(temp: string, folder: string, manifest: unknown): Promise<void> {
+    await writeFile(join(temp, MANIFEST), JSON.stringify(manifest));
+    await rename(temp, folder).catch(async (error: NodeJS.ErrnoException) => {
+      // Another process won the race for this key: its entry is as good as ours.
+      if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+      await rm(temp, { recursive: true, force: true });
+    });
   }
 
   private tempName(name: string): string {
