@@ -7,6 +7,7 @@ import type { Box } from "../util/tensor.js";
 import { terminalSafe } from "../util/terminal-text.js";
 import type { CropRect } from "./crop.js";
 import { CURATION_LIMITS } from "./curation.js";
+import type { FrameVerdict } from "./frame-choice.js";
 
 /** A prior point in original photo pixels: label 1 = positive (+), 0 = negative (−). */
 export interface ReportPoint {
@@ -89,20 +90,8 @@ export interface CurationNote {
   readonly detail: string;
 }
 
-/** What became of one sampled frame of a video. */
-export interface VideoCandidateReport {
-  readonly index: number;
-  /** Seconds from the start. */
-  readonly time: number;
-  readonly chosen: boolean;
-  readonly reason: string;
-  /** Ranking score in [0, 1]. */
-  readonly score: number;
-  /** PerSAM's peak similarity of the subject in the frame. */
-  readonly similarity: number;
-  readonly confidence: number;
-  /** Sharpness of the subject as a fraction of the video's sharpest. */
-  readonly sharpness: number;
+/** What became of one sampled frame of a video: the frame choice's verdict, with its photo stem. */
+export interface VideoCandidateReport extends FrameVerdict {
   /** The photo stem of a chosen frame. */
   readonly stem?: string | undefined;
 }

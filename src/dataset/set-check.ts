@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { listLocalFiles } from "../hub/dataset-push.js";
 import { hashFile } from "../util/hash-file.js";
+import { metadataFileNames } from "../util/metadata-lines.js";
 import { describeHolder, LOCK_FILE, lockHolderAlive, readRunLock } from "../util/run-lock.js";
 import { readState, type SetManifest, STATE_FILE } from "./prepare-state.js";
 
@@ -160,32 +161,21 @@ export async function checkSetForPublish(params: {
 async function metadataProblems(path: string, listed: ReadonlySet<string>): Promise<SetProblem[]> {
   const problems: SetProblem[] = [];
   const named = new Set<string>();
-  const lines = (await readFile(path, "utf8")).split("\n");
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch {
+  for (const { line, key, value } of metadataFileNames(await readFile(path, "utf8"))) {
+    if (key === undefined) {
       problems.push({
         kind: "metadata",
         path: "metadata.jsonl",
-        detail: `metadata.jsonl line ${i + 1} is not JSON`,
+        detail: `metadata.jsonl line ${line} is not JSON`,
       });
-      return;
-    }
-    if (typeof row !== "object" || row === null || Array.isArray(row)) return;
-    for (const [key, value] of Object.entries(row)) {
-      if (!(key === "file_name" || key.endsWith("_file_name"))) continue;
-      if (typeof value !== "string" || !listed.has(value)) {
-        problems.push({
-          kind: "metadata",
-          path: "metadata.jsonl",
-          detail: `metadata.jsonl line ${i + 1}: ${key} ${JSON.stringify(value)} is not a file of the set`,
-        });
-      } else named.add(value);
-    }
-  });
+    } else if (typeof value !== "string" || !listed.has(value)) {
+      problems.push({
+        kind: "metadata",
+        path: "metadata.jsonl",
+        detail: `metadata.jsonl line ${line}: ${key} ${JSON.stringify(value)} is not a file of the set`,
+      });
+    } else named.add(value);
+  }
   for (const file of listed) {
     if (IMAGE_FOLDERS.some((d) => file.startsWith(d)) && file.endsWith(".png") && !named.has(file)) {
       problems.push({

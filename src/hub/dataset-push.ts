@@ -9,6 +9,7 @@ import { pathToFileURL } from "node:url";
 import { redact } from "../config.js";
 import { UserError } from "../errors.js";
 import { hashFile } from "../util/hash-file.js";
+import { metadataFileNames } from "../util/metadata-lines.js";
 import {
   commitToHub,
   createHubBranch,
@@ -311,24 +312,12 @@ async function hashListed(f: FoundFile): Promise<{ sha256: string; gitOid: strin
  */
 function metadataProblems(text: string, present: ReadonlySet<string>, remote: ReadonlySet<string>): string[] {
   const problems: string[] = [];
-  const lines = text.split("\n");
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch {
-      problems.push(`metadata.jsonl line ${i + 1} is not valid JSON`);
-      return;
+  for (const { line, key, value } of metadataFileNames(text)) {
+    if (key === undefined) problems.push(`metadata.jsonl line ${line} is not valid JSON`);
+    else if (typeof value === "string" && !present.has(value) && !remote.has(value)) {
+      problems.push(`metadata.jsonl line ${line}: ${key} '${value}' is not a file of the output folder`);
     }
-    if (typeof row !== "object" || row === null) return;
-    for (const [key, value] of Object.entries(row)) {
-      if (!(key === "file_name" || key.endsWith("_file_name")) || typeof value !== "string") continue;
-      if (!present.has(value) && !remote.has(value)) {
-        problems.push(`metadata.jsonl line ${i + 1}: ${key} '${value}' is not a file of the output folder`);
-      }
-    }
-  });
+  }
   return problems;
 }
 
