@@ -8,6 +8,7 @@ import { loadMaskRed } from "../src/image/image-io.js";
 import {
   normalizeAndPad,
   pilResizeBilinear,
+  pilResizeBilinearAt,
   pilResizeBilinearScalar,
   preprocessShape,
   referenceMaskGrid,
@@ -456,6 +457,37 @@ function ellipse(w: number, h: number, v: number): Uint8Array {
   }
   return m;
 }
+
+describe("pilResizeBilinearAt (the resize at chosen pixels)", () => {
+  it("gives the full single-channel resize's pixels, on both axes, one axis and none", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 90 }),
+        fc.integer({ min: 1, max: 90 }),
+        fc.integer({ min: 1, max: 90 }),
+        fc.integer({ min: 1, max: 90 }),
+        fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+        (w, h, ow, oh, seed) => {
+          const src = noise(w, h, 1, seed);
+          const full = pilResizeBilinearScalar(src, w, h, 1, ow, oh);
+          const rows = Array.from({ length: oh }, (_, y) => y).filter((y) => (y * 7 + seed) % 3 !== 0);
+          const cols = Array.from({ length: ow }, (_, x) => x).filter((x) => (x * 5 + seed) % 4 !== 1);
+          const at = pilResizeBilinearAt(src, w, h, ow, oh, rows, cols);
+          for (const y of rows) for (const x of cols) expect(at(y, x)).toBe(full[y * ow + x]);
+        },
+      ),
+      { numRuns: 60, seed: 7 },
+    );
+    const src = noise(40, 30, 1, 3);
+    const same = pilResizeBilinearAt(src, 40, 30, 40, 30, [0, 29], [0, 39]);
+    expect([same(0, 0), same(29, 39)]).toEqual([src[0], src[29 * 40 + 39]]);
+  });
+
+  it("refuses a pixel it was not asked for", () => {
+    const at = pilResizeBilinearAt(noise(20, 20, 1, 1), 20, 20, 10, 10, [1], [2]);
+    expect(() => at(2, 2)).toThrow(RangeError);
+  });
+});
 
 describe("referenceMaskGrid (§7.1 step 1)", () => {
   // Expected hashes: Pillow 9.4.0 resize of the mask, then numpy float32 (r − 123.675)/58.395,

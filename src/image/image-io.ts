@@ -282,16 +282,34 @@ export function classifyMask(
   const b0 = colour ? data[2]! : r0;
   const a0 = alphaAt >= 0 ? data[alphaAt]! : 255;
   const value = new Uint8Array(pixels);
-  for (let p = 0, i = 0; p < pixels; p++, i += channels) {
-    const r = data[i]!;
-    const g = colour ? data[i + 1]! : r;
-    const b = colour ? data[i + 2]! : r;
-    const v = Math.max(r, g, b);
-    value[p] = v;
-    redLevels[r] = 1;
-    valueLevels[v] = 1;
-    if (r !== r0 || g !== g0 || b !== b0) rgbConstant = false;
-    if (alphaAt >= 0 && data[i + alphaAt] !== a0) alphaVaries = true;
+  // One loop per layout, without per-pixel branches on it: this runs over every mask pixel.
+  if (colour) {
+    for (let p = 0, i = 0; p < pixels; p++, i += channels) {
+      const r = data[i]!;
+      const g = data[i + 1]!;
+      const b = data[i + 2]!;
+      const v = Math.max(r, g, b);
+      value[p] = v;
+      redLevels[r] = 1;
+      valueLevels[v] = 1;
+      if (r !== r0 || g !== g0 || b !== b0) rgbConstant = false;
+    }
+  } else {
+    for (let p = 0, i = 0; p < pixels; p++, i += channels) {
+      const r = data[i]!;
+      value[p] = r;
+      redLevels[r] = 1;
+      if (r !== r0) rgbConstant = false;
+    }
+    valueLevels.set(redLevels);
+  }
+  if (alphaAt >= 0) {
+    for (let i = alphaAt; i < data.length; i += channels) {
+      if (data[i] !== a0) {
+        alphaVaries = true;
+        break;
+      }
+    }
   }
   const red = new Uint8Array(pixels);
   if (alphaAt >= 0 && alphaVaries && rgbConstant) {

@@ -9,7 +9,7 @@ import { referenceMaskGrid, transformPoints } from "../sam/preprocess.js";
 import { GRID_SIDE, GRID_TOKENS, LOW_RES_SIDE } from "../sam/sam-constants.js";
 import { clickPass, type EncodedImage, plane, upsampleMask } from "./persam.js";
 import { imageCellExtent } from "./similarity.js";
-import { embeddingChannels, l2Normalize, maskedChannelStats } from "./target-embedding.js";
+import { embeddingChannels, l2Normalize } from "./target-embedding.js";
 
 /** Parameters of {@link chooseAutoReference}. */
 export interface ChooseAutoReferenceParams {
@@ -117,7 +117,7 @@ export async function chooseAutoReference(params: ChooseAutoReferenceParams): Pr
       token: number;
       iouScore: number;
       lowRes: Float32Array;
-      low: Uint8Array;
+      low: Uint32Array;
       cells: Uint8Array;
       count: number;
       area: number;
@@ -134,7 +134,16 @@ export async function chooseAutoReference(params: ChooseAutoReferenceParams): Pr
         const cells = candidateGrid(lowRes, image.inputSize);
         let count = 0;
         for (let k = 0; k < GRID_TOKENS; k++) count += cells[k]!;
-        proposals.push({ point, token, iouScore: out.iouScores[token]!, lowRes, low, cells, count, area });
+        proposals.push({
+          point,
+          token,
+          iouScore: out.iouScores[token]!,
+          lowRes,
+          low: packBits(low),
+          cells,
+          count,
+          area,
+        });
       }
     }
     // Greedy dedupe: best IoU prediction first (stable on ties), drop near-copies of a kept one.
@@ -147,8 +156,20 @@ export async function chooseAutoReference(params: ChooseAutoReferenceParams): Pr
       const p = proposals[k]!;
       if (p.count < minCells) verdict.set(k, "too-small");
       else if (p.area > maxArea) verdict.set(k, "too-large");
-      else if (kept.some((q) => binaryIou(proposals[q]!.low, p.low) > dedupeIou)) verdict.set(k, "duplicate");
+      else if (kept.some((q) => packedIou(proposals[q]!.low, p.low) > dedupeIou)) verdict.set(k, "duplicate");
       else kept.push(k);
+    }
+    // Every kept candidate's unit target (the mean of its cells' features), then one pass over
+    // each other photo's cells for all of them at once.
+    const scored = proposals.map((_, k) => !verdict.has(k));
+    const targets = proposals.map((p, k) =>
+      scored[k] ? l2Normalize(maskedChannelMean(image.embedding.data, p.cells, decoder.embedDim)) : undefined,
+    );
+    const peakSums = new Float64Array(proposals.length);
+    for (let j = 0; j < images.length; j++) {
+      if (j === i) continue;
+      const peaks = peakSimilarities(targets, normalized[j]!, images[j]!.inputSize);
+      for (let k = 0; k < proposals.length; k++) peakSums[k]! += peaks[k]!;
     }
     proposals.forEach((p, k) => {
       const skipped = verdict.get(k);
@@ -164,12 +185,7 @@ export async function chooseAutoReference(params: ChooseAutoReferenceParams): Pr
         candidates.push({ ...base, meanPeak: Number.NaN, score: Number.NaN, skipped });
         return;
       }
-      const target = l2Normalize(maskedChannelStats(image.embedding.data, p.cells, decoder.embedDim).mean);
-      let sum = 0;
-      for (let j = 0; j < images.length; j++) {
-        if (j !== i) sum += peakSimilarity(target, normalized[j]!, images[j]!.inputSize);
-      }
-      const meanPeak = images.length > 1 ? sum / (images.length - 1) : Number.NaN;
+      const meanPeak = images.length > 1 ? peakSums[k]! / (images.length - 1) : Number.NaN;
       const penalty = (areaPenalty * Math.max(0, p.area - freeArea)) / (1 - freeArea);
       const score = (images.length > 1 ? meanPeak : p.iouScore) - penalty;
       const candidate: AutoReferenceCandidate = { ...base, meanPeak, score };
@@ -285,49 +301,93 @@ function lowResForeground(
   return { low, area: count / (rows * cols) };
 }
 
-function binaryIou(a: Uint8Array, b: Uint8Array): number {
+/** A 0/1 mask packed 32 pixels to a word, for {@link packedIou}. */
+function packBits(mask: Uint8Array): Uint32Array {
+  const words = new Uint32Array(Math.ceil(mask.length / 32));
+  for (let j = 0; j < mask.length; j++) if (mask[j]) words[j >>> 5]! |= 1 << (j & 31);
+  return words;
+}
+
+/** Set bits of a 32-bit word. */
+function bitCount(x: number): number {
+  let v = x - ((x >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
+}
+
+/** IoU of two packed masks; two empty masks count as identical (1). */
+function packedIou(a: Uint32Array, b: Uint32Array): number {
   let inter = 0;
   let union = 0;
-  for (let j = 0; j < a.length; j++) {
-    const x = a[j]!;
-    const y = b[j]!;
-    inter += x & y;
-    union += x | y;
+  for (let w = 0; w < a.length; w++) {
+    inter += bitCount(a[w]! & b[w]!);
+    union += bitCount(a[w]! | b[w]!);
   }
   return union === 0 ? 1 : inter / union;
 }
 
+/**
+ * Per-channel mean of a `[C, 4096]` embedding over the grid's foreground cells: the same sums, in
+ * the same order, as `maskedChannelStats`, without the maxima.
+ */
+function maskedChannelMean(embedding: Float32Array, grid: Uint8Array, channels: number): Float64Array {
+  const cells: number[] = [];
+  for (let k = 0; k < GRID_TOKENS; k++) if (grid[k]! > 0) cells.push(k);
+  const mean = new Float64Array(channels);
+  if (cells.length === 0) return mean;
+  for (let ch = 0; ch < channels; ch++) {
+    const base = ch * GRID_TOKENS;
+    let sum = 0;
+    for (const k of cells) sum += embedding[base + k]!;
+    mean[ch] = sum / cells.length;
+  }
+  return mean;
+}
+
 /** Per-location unit feature vectors, laid out cell-major `[4096, C]` for fast dot products. */
 function normalizedFeatures(data: Float32Array, channels: number): Float32Array {
-  const out = new Float32Array(GRID_TOKENS * channels);
-  for (let k = 0; k < GRID_TOKENS; k++) {
-    let ss = 0;
-    for (let ch = 0; ch < channels; ch++) {
-      const v = data[ch * GRID_TOKENS + k]!;
-      ss += v * v;
+  // Channel by channel, so both passes read the channel-major embedding in order.
+  const ss = new Float64Array(GRID_TOKENS);
+  for (let ch = 0; ch < channels; ch++) {
+    const base = ch * GRID_TOKENS;
+    for (let k = 0; k < GRID_TOKENS; k++) {
+      const v = data[base + k]!;
+      ss[k]! += v * v;
     }
-    const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
-    for (let ch = 0; ch < channels; ch++) out[k * channels + ch] = data[ch * GRID_TOKENS + k]! * inv;
+  }
+  const inv = new Float64Array(GRID_TOKENS);
+  for (let k = 0; k < GRID_TOKENS; k++) inv[k] = ss[k]! > 0 ? 1 / Math.sqrt(ss[k]!) : 0;
+  const out = new Float32Array(GRID_TOKENS * channels);
+  for (let ch = 0; ch < channels; ch++) {
+    const base = ch * GRID_TOKENS;
+    for (let k = 0; k < GRID_TOKENS; k++) out[k * channels + ch] = data[base + k]! * inv[k]!;
   }
   return out;
 }
 
-/** Max cosine similarity of a unit target over the cells that overlap the photo. */
-function peakSimilarity(
-  target: Float32Array,
+/**
+ * For each unit target (undefined: not scored, gives −∞), the max cosine similarity over the cells
+ * that overlap the photo. Each cell's features are read once for all targets.
+ */
+function peakSimilarities(
+  targets: readonly (Float32Array | undefined)[],
   features: Float32Array,
   inputSize: readonly [number, number],
-): number {
-  const channels = target.length;
+): Float64Array {
+  const peaks = new Float64Array(targets.length).fill(Number.NEGATIVE_INFINITY);
+  const live = targets.flatMap((t, k) => (t === undefined ? [] : [{ t, k }]));
+  if (live.length === 0) return peaks;
+  const channels = live[0]!.t.length;
   const { rows, cols } = imageCellExtent(inputSize);
-  let peak = Number.NEGATIVE_INFINITY;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const base = (r * GRID_SIDE + c) * channels;
-      let dot = 0;
-      for (let ch = 0; ch < channels; ch++) dot += target[ch]! * features[base + ch]!;
-      if (dot > peak) peak = dot;
+      for (const { t, k } of live) {
+        let dot = 0;
+        for (let ch = 0; ch < channels; ch++) dot += t[ch]! * features[base + ch]!;
+        if (dot > peaks[k]!) peaks[k] = dot;
+      }
     }
   }
-  return peak;
+  return peaks;
 }

@@ -411,12 +411,21 @@ export function transformBox(box: Box, originalSize: Size, inputSize: Size): Flo
  */
 export function referenceMaskGrid(maskRed: Uint8Array, width: number, height: number): Uint8Array {
   const [hIn, wIn] = preprocessShape(height, width);
-  const red = pilResizeBilinear(maskRed, width, height, 1, wIn, hIn);
   const rows = torchBilinearTaps(ENCODER_SIDE, GRID_SIDE);
   const cols = torchBilinearTaps(ENCODER_SIDE, GRID_SIDE);
+  // The grid reads 2 × 2 pixels per cell, so only those pixels of the resized mask are computed.
+  const red = pilResizeBilinearAt(
+    maskRed,
+    width,
+    height,
+    wIn,
+    hIn,
+    [...rows.i0, ...rows.i1],
+    [...cols.i0, ...cols.i1],
+  );
   const table = NORMALISED[0]!;
   // Normalised value of padded-frame pixel (y, x): zero outside the resized image (§1.1.5).
-  const at = (y: number, x: number): number => (y < hIn && x < wIn ? table[red[y * wIn + x]!]! : 0);
+  const at = (y: number, x: number): number => (y < hIn && x < wIn ? table[red(y, x)]! : 0);
   const grid = new Uint8Array(GRID_SIDE * GRID_SIDE);
   for (let r = 0; r < GRID_SIDE; r++) {
     const y0 = rows.i0[r]!;
@@ -434,6 +443,95 @@ export function referenceMaskGrid(maskRed: Uint8Array, width: number, height: nu
     }
   }
   return grid;
+}
+
+/**
+ * Single-channel {@link pilResizeBilinear} evaluated only at the output pixels whose row is in
+ * `rows` and column in `cols` (others, and those outside the output, are never read): the same
+ * fixed-point taps, the same horizontal-then-vertical order and the same uint8 intermediate, so each
+ * pixel it gives is the full resize's, to the bit. Horizontal results are computed once per input
+ * row and needed column.
+ * @returns the pixel at output `(y, x)`, for `y` in `rows` and `x` in `cols`.
+ */
+export function pilResizeBilinearAt(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  outWidth: number,
+  outHeight: number,
+  rows: ArrayLike<number>,
+  cols: ArrayLike<number>,
+): (y: number, x: number) => number {
+  checkSize("width", width);
+  checkSize("height", height);
+  checkSize("outWidth", outWidth);
+  checkSize("outHeight", outHeight);
+  if (src.length !== width * height) {
+    throw new RangeError(
+      `Expected ${width * height} bytes for ${width}×${height}×1 but received ${src.length}`,
+    );
+  }
+  const wanted = [...new Set(Array.from(cols))].filter((x) => x >= 0 && x < outWidth).sort((a, b) => a - b);
+  const column = new Int32Array(outWidth).fill(-1);
+  wanted.forEach((x, i) => {
+    column[x] = i;
+  });
+  const horizontal = outWidth === width ? undefined : pilTaps(width, outWidth);
+  // Input row y after the horizontal pass, at the wanted columns only.
+  const resampled = new Map<number, Uint8Array>();
+  const rowAt = (y: number): Uint8Array => {
+    let row = resampled.get(y);
+    if (row !== undefined) return row;
+    row = new Uint8Array(wanted.length);
+    const s = y * width;
+    for (let i = 0; i < wanted.length; i++) {
+      const x = wanted[i]!;
+      if (horizontal === undefined) {
+        row[i] = src[s + x]!;
+        continue;
+      }
+      const k0 = x * horizontal.ksize;
+      const p = s + horizontal.start[x]!;
+      let acc = HALF;
+      for (let k = 0; k < horizontal.count[x]!; k++)
+        acc = (acc + Math.imul(src[p + k]!, horizontal.weight[k0 + k]!)) | 0;
+      row[i] = clip8(acc);
+    }
+    resampled.set(y, row);
+    return row;
+  };
+  const vertical = outHeight === height ? undefined : pilTaps(height, outHeight);
+  const values = new Map<number, Uint8Array>();
+  for (const y of new Set(Array.from(rows))) {
+    if (y < 0 || y >= outHeight) continue;
+    const out = new Uint8Array(wanted.length);
+    if (vertical === undefined) out.set(rowAt(y));
+    else {
+      const first = vertical.start[y]!;
+      const k0 = y * vertical.ksize;
+      const taps = Array.from({ length: vertical.count[y]! }, (_, j) => rowAt(first + j));
+      for (let i = 0; i < wanted.length; i++) {
+        let acc = HALF;
+        for (let j = 0; j < taps.length; j++)
+          acc = (acc + Math.imul(taps[j]![i]!, vertical.weight[k0 + j]!)) | 0;
+        out[i] = clip8(acc);
+      }
+    }
+    values.set(y, out);
+  }
+  return (y, x) => {
+    const row = values.get(y);
+    const i = column[x];
+    if (row === undefined || i === undefined || i < 0) {
+      throw new RangeError(`Expected a row in rows and a column in cols but received (${y}, ${x})`);
+    }
+    return row[i]!;
+  };
+}
+
+/** PIL's `clip8` of a fixed-point accumulator (as storing `acc >> PRECISION_BITS` into a Uint8ClampedArray). */
+function clip8(acc: number): number {
+  return Math.min(255, Math.max(0, acc >> PRECISION_BITS));
 }
 
 function checkSize(name: string, value: number): void {
