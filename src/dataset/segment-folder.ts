@@ -156,11 +156,15 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
   for (const [index, photo] of scan.photos.entries()) {
     params.signal?.throwIfAborted();
     const photoStartMs = performance.now();
+    const next = scan.photos[index + 1];
     const outcome = await segmentPhoto({
       encoder,
       photo: { path: photo.path, sha256: photo.sha256 },
       reference,
       index,
+      onEncoded: () => {
+        if (next) void encoder.prefetch({ path: next.path, sha256: next.sha256 });
+      },
     });
     const segmentedMs = performance.now();
     const summary = photoSummary(outcome, photo, reference.mode, model.files.label);

@@ -43,6 +43,9 @@ export function shrinkFactor(width: number, height: number, need: DecodeNeed): 1
 
 /** Decodes photos to upright sRGB RGB8 with one set of options (see `loadRgb`). */
 export class PhotoLoader {
+  /** The photo {@link prefetch} started decoding, until `load` takes it or another prefetch drops it. */
+  private ahead: { readonly path: string; readonly image: Promise<RgbImage> } | undefined;
+
   constructor(private readonly options: PhotoLoaderOptions = {}) {}
 
   /**
@@ -62,7 +65,27 @@ export class PhotoLoader {
    * @throws UserError naming the file when it cannot be read or decoded, or exceeds the pixel limit.
    */
   async load(path: string): Promise<RgbImage> {
+    const ahead = this.ahead;
+    if (ahead?.path === path) {
+      this.ahead = undefined;
+      return ahead.image;
+    }
     return this.decode(path, await this.factorFor(path));
+  }
+
+  /**
+   * Start decoding a photo that the next {@link load} will ask for. sharp decodes on its own
+   * threads, so the decode runs while the caller's thread does other work (a finished photo's masks
+   * and files) instead of before the photo's turn. One photo ahead at most: a new prefetch drops
+   * the previous one, and nothing is decoded twice when `load` takes it. A failed decode is
+   * reported by that `load`, as if it had decoded the photo itself.
+   */
+  prefetch(path: string): void {
+    if (this.ahead?.path === path) return;
+    const image = this.factorFor(path).then((factor) => this.decode(path, factor));
+    // The error belongs to the later `load`; until then it must not count as unhandled.
+    image.catch(() => undefined);
+    this.ahead = { path, image };
   }
 
   /** The photo's pixels at full resolution, whatever the loader's scale. */

@@ -58,6 +58,12 @@ export interface PhotoStageInput {
   readonly photo: ScannedPhoto;
   /** Its pixels, when the previous stage decoded them. */
   readonly decoded?: RgbImage | undefined;
+  /**
+   * The photo processed after this one, when it will need pixels: its decode starts
+   * (PhotoLoader.prefetch) once this photo no longer needs the encoder, so that it runs while this
+   * photo is segmented and written.
+   */
+  readonly decodeNext?: string | undefined;
 }
 
 /** What processing a photo gave. */
@@ -130,8 +136,12 @@ export async function processPhoto(
     old && old.sha256 === photo.sha256 ? { ...old } : { relPath: photo.relPath, sha256: photo.sha256 };
   ps.relPath = photo.relPath;
 
+  const decodeNext = (): void => {
+    if (input.decodeNext !== undefined) ctx.loader.prefetch(input.decodeNext);
+  };
   if (action === "segment") {
-    const segmented = await segmentStep(ctx, photo, image);
+    const segmented = await segmentStep(ctx, photo, image, decodeNext);
+    decodeNext(); // also when no encoder ran (a given or reviewed mask, a failed decode)
     if (segmented.status === "failed") {
       const reason = `${photo.relPath}: ${segmented.reason}`;
       delete state.photos[photo.stem];
@@ -170,6 +180,7 @@ export async function processPhoto(
       mask = await loadStoredMask(join(outDir, seg.maskFile), seg);
       loadTimings.maskLoadMs = roundMs(performance.now() - t);
     }
+    decodeNext();
     ps.outputs = await outputsStep(ctx, photo.stem, photo.path, image, mask, seg, loadTimings);
     work.outputs = true;
   } else if (!kept) {
@@ -252,6 +263,7 @@ async function segmentStep(
   ctx: PhotoStageContext,
   photo: ScannedPhoto,
   decoded: RgbImage | undefined,
+  onEncoded: () => void,
 ): Promise<SegmentStepResult> {
   const segmentationKey = photoKey(ctx.review, photo.stem, ctx.segmentationKey!);
   const maskFile = `${MASKS_DIR}/${photo.stem}.png`;
@@ -306,6 +318,7 @@ async function segmentStep(
       photo: { path: photo.path, sha256: photo.sha256, image },
       reference: ctx.reference.reference,
       mode: ctx.settings.mode,
+      onEncoded,
     });
     if (outcome.status === "failed") return { status: "failed", reason: outcome.reason };
     mask = outcome.mask!;

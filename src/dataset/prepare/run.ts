@@ -296,22 +296,27 @@ async function runLocked(
     review: plan.review,
     signal,
   };
-  const one = async (entry: (typeof work)[number]): Promise<void> => {
+  // One photo at a time: the next photo that needs pixels is decoded while this one is finished.
+  const needsPixels = (e: (typeof work)[number]): boolean => e.action === "segment" || e.action === "outputs";
+  const one = async (entry: (typeof work)[number], index: number): Promise<void> => {
     signal?.throwIfAborted();
     const photo = byStem.get(entry.stem)!;
+    const following = plan.jobs === 1 ? work[index + 1] : undefined;
+    const decodeNext =
+      following !== undefined && needsPixels(following) ? byStem.get(following.stem)!.path : undefined;
     emit({ type: "photo-start", stem: entry.stem, action: entry.action });
     const decoded = handedOn(handed, photo);
     if (decoded) handed = undefined;
     const output = await timeSpan(
       "photo",
-      () => processPhoto(ctx, { entry, photo, decoded }),
+      () => processPhoto(ctx, { entry, photo, decoded, decodeNext }),
       () => ({ stem: entry.stem, action: entry.action }),
     );
     for (const w of output.warnings) warn(w);
     finish(output);
   };
   const limit = pLimit(plan.jobs);
-  const settled = await Promise.allSettled(work.map((entry) => limit(() => one(entry))));
+  const settled = await Promise.allSettled(work.map((entry, index) => limit(() => one(entry, index))));
   await store.flush();
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
   if (failure) {

@@ -114,6 +114,11 @@ export interface SegmentPhotoParams {
   readonly options?: PerSamOptions | undefined;
   /** Position of the photo in the caller's list, reported back. @default 0 */
   readonly index?: number;
+  /**
+   * Called once the photo is encoded, before PerSAM runs on this thread: the moment to start work
+   * that can run beside it, such as the next photo's decode (PhotoEncoder.prefetch).
+   */
+  readonly onEncoded?: (() => void) | undefined;
 }
 
 /**
@@ -131,6 +136,7 @@ export async function segmentPhoto(params: SegmentPhotoParams): Promise<PhotoOut
   try {
     const started = performance.now();
     const { decoded: _pixels, ...file } = await encoder.encode(params.photo);
+    params.onEncoded?.();
     const result: PerSamResult =
       mode === "persam-f"
         ? await runPerSamF({
@@ -206,7 +212,8 @@ export async function segmentPhotos(params: SegmentPhotosParams): Promise<Segmen
   for (let index = 0; index < total; index++) {
     params.signal?.throwIfAborted();
     const input = params.photos[index]!;
-    const photo = typeof input === "string" ? { path: input } : input;
+    const photo = asInput(input);
+    const next = params.photos[index + 1];
     const outcome = await segmentPhoto({
       encoder,
       photo,
@@ -214,6 +221,9 @@ export async function segmentPhotos(params: SegmentPhotosParams): Promise<Segmen
       mode,
       options: params.options,
       index,
+      onEncoded: () => {
+        if (next !== undefined) void encoder.prefetch(asInput(next));
+      },
     });
     if (outcome.status === "ok") {
       counts.ok++;
@@ -223,6 +233,10 @@ export async function segmentPhotos(params: SegmentPhotosParams): Promise<Segmen
     photos.push(outcome.status === "ok" ? stripForResult(outcome, keepMasks) : outcome);
   }
   return { mode, photos, counts };
+}
+
+function asInput(photo: string | PhotoInput): PhotoInput {
+  return typeof photo === "string" ? { path: photo } : photo;
 }
 
 function checkedMode(reference: ResolvedReference, wanted: ReferenceMode | undefined): ReferenceMode {

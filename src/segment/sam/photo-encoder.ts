@@ -6,7 +6,7 @@ import { UserError } from "../../errors.js";
 import type { RgbImage } from "../../image/image-io.js";
 import { PhotoLoader } from "../../image/photo-loader.js";
 import { hashFile } from "../../util/hash-file.js";
-import { type EmbeddingStore, encoderFingerprint } from "./embedding-cache.js";
+import { type EmbeddingKey, type EmbeddingStore, encoderFingerprint } from "./embedding-cache.js";
 import type { EncodedPhoto, SamModel } from "./sam-model.js";
 
 /** Parameters of {@link PhotoEncoder}. */
@@ -65,6 +65,7 @@ export class PhotoEncoder {
   private fingerprint: string | undefined;
   private readonly limit: number;
   private readonly loader: PhotoLoader;
+  private prefetching: { readonly path: string; readonly done: Promise<void> } | undefined;
 
   constructor(private readonly params: PhotoEncoderParams) {
     this.limit = Math.max(0, params.memoryEntries ?? 64);
@@ -82,6 +83,8 @@ export class PhotoEncoder {
   async encode(photo: PhotoInput): Promise<EncodeOutcome> {
     const { path } = photo;
     const t0 = performance.now();
+    // A prefetch of this photo still looking in the cache decides first, so nothing is done twice.
+    if (this.prefetching?.path === path) await this.prefetching.done;
     const hash = photo.sha256 ?? (await photoSha256(path));
     // A reduced decode gives another embedding: its factor is part of the key.
     const factor = photo.image ? (photo.image.scaledFrom?.factor ?? 1) : await this.loader.factorFor(path);
@@ -92,28 +95,13 @@ export class PhotoEncoder {
       this.memory.set(memoryKey, hit);
       return { ...hit, path, cached: true, loadMs: 0, encodeMs: 0 };
     }
+    const key = await this.keyFor(hash, factor);
     const { cache, model } = this.params;
-    this.fingerprint ??= await encoderFingerprint(model.files.encoderPath, model.files.label);
-    const key = {
-      photoSha256: hash,
-      encoder: this.fingerprint,
-      ...(factor > 1 ? { decodeFactor: factor } : {}),
-    };
     const stored = cache ? await cache.get(key) : undefined;
     let result: EncodedPhotoFile;
     let decoded: RgbImage | undefined;
     if (stored) {
-      const [height, width] = stored.originalSize;
-      result = {
-        path,
-        sha256: hash,
-        encoded: stored,
-        width,
-        height,
-        cached: true,
-        loadMs: performance.now() - t0,
-        encodeMs: 0,
-      };
+      result = storedFile(path, hash, stored, performance.now() - t0);
     } else {
       if (photo.image === undefined) decoded = await this.loader.load(path);
       const pixels = photo.image ?? decoded!;
@@ -133,12 +121,54 @@ export class PhotoEncoder {
         encodeMs: t2 - t1,
       };
     }
-    if (this.limit > 0) {
-      this.memory.set(memoryKey, result);
-      while (this.memory.size > this.limit) this.memory.delete(this.memory.keys().next().value as string);
-    }
+    this.remember(memoryKey, result);
     return decoded === undefined ? result : { ...result, decoded };
   }
+
+  /**
+   * Prepare the `encode` of the photo that comes next, so that its slow part overlaps the caller's
+   * work on the current one: an embedding in the disk cache is read into memory now; otherwise the
+   * photo's decode is started (PhotoLoader.prefetch). With pixels given, or without a known sha256,
+   * there is nothing to do ahead. Never throws: the photo's own `encode` reports what goes wrong.
+   */
+  prefetch(photo: PhotoInput): Promise<void> {
+    const done = this.prepareAhead(photo);
+    this.prefetching = { path: photo.path, done };
+    return done;
+  }
+
+  private async prepareAhead(photo: PhotoInput): Promise<void> {
+    const hash = photo.sha256;
+    if (photo.image !== undefined || hash === undefined) return;
+    try {
+      const factor = await this.loader.factorFor(photo.path);
+      const memoryKey = factor === 1 ? hash : `${hash}/${factor}`;
+      if (this.memory.has(memoryKey)) return;
+      const { cache } = this.params;
+      const stored = cache ? await cache.get(await this.keyFor(hash, factor)) : undefined;
+      if (stored) this.remember(memoryKey, storedFile(photo.path, hash, stored, 0));
+      else this.loader.prefetch(photo.path);
+    } catch {
+      // Left to the photo's own `encode`.
+    }
+  }
+
+  private async keyFor(hash: string, factor: number): Promise<EmbeddingKey> {
+    const { model } = this.params;
+    this.fingerprint ??= await encoderFingerprint(model.files.encoderPath, model.files.label);
+    return { photoSha256: hash, encoder: this.fingerprint, ...(factor > 1 ? { decodeFactor: factor } : {}) };
+  }
+
+  private remember(memoryKey: string, file: EncodedPhotoFile): void {
+    if (this.limit === 0) return;
+    this.memory.set(memoryKey, file);
+    while (this.memory.size > this.limit) this.memory.delete(this.memory.keys().next().value as string);
+  }
+}
+
+function storedFile(path: string, sha256: string, stored: EncodedPhoto, loadMs: number): EncodedPhotoFile {
+  const [height, width] = stored.originalSize;
+  return { path, sha256, encoded: stored, width, height, cached: true, loadMs, encodeMs: 0 };
 }
 
 async function photoSha256(path: string): Promise<string> {
