@@ -2,22 +2,17 @@
 // commits (plain HTTP + git-LFS, never Xet), every request through the Hub fetch, with Hub failures
 // mapped to one-line UserErrors that never contain the token.
 
-import {
-  commit,
-  createBranch,
-  createRepo,
-  datasetInfo,
-  HubApiError,
-  listFiles,
-  modelInfo,
-  parseSafetensorsMetadata,
-  pathsInfo,
-  repoExists,
-  uploadFiles,
-  whoAmI,
-} from "@huggingface/hub";
+import type * as HubClient from "@huggingface/hub";
 import { connectionFetch, endpointOf, type HubConnection, type HubRepo, repoPath } from "./hub-connection.js";
 import { HubUserError, NOT_HUB_API, toHubUserError } from "./hub-errors.js";
+
+// Loaded on first use: most commands never talk to the Hub, and the client's modules cost every
+// process their start-up time.
+let client: Promise<typeof HubClient> | undefined;
+function hubClient(): Promise<typeof HubClient> {
+  client ??= import("@huggingface/hub");
+  return client;
+}
 
 export type { HubConnection, HubRepo } from "./hub-connection.js";
 export { normalizeEtag } from "./hub-connection.js";
@@ -116,11 +111,12 @@ export async function resolveRevision(
     revision?: string;
   },
 ): Promise<string> {
+  const hub = await hubClient();
   const revision = params.revision ?? "main";
   const what = `looking up ${params.repo.name}@${revision}`;
   const sha = await guarded(params, what, async () => {
     if (params.repo.type === "dataset") {
-      const info = await datasetInfo({
+      const info = await hub.datasetInfo({
         ...common(params),
         name: params.repo.name,
         revision,
@@ -128,7 +124,7 @@ export async function resolveRevision(
       });
       return (info as { sha?: unknown }).sha;
     }
-    const info = await modelInfo({
+    const info = await hub.modelInfo({
       ...common(params),
       name: params.repo.name,
       revision,
@@ -150,8 +146,9 @@ export async function resolveRevision(
 export async function getPathsInfo(
   params: HubConnection & { repo: HubRepo; revision: string; paths: readonly string[] },
 ): Promise<HubPathInfo[]> {
+  const hub = await hubClient();
   const list = await guarded(params, `listing files of ${params.repo.name}@${params.revision}`, () =>
-    pathsInfo({
+    hub.pathsInfo({
       ...common(params),
       repo: designation(params.repo),
       revision: params.revision,
@@ -183,8 +180,9 @@ export interface HubTensorInfo {
 export async function hubSafetensorsHeader(
   params: HubConnection & { repo: HubRepo; revision: string; path: string },
 ): Promise<Record<string, HubTensorInfo>> {
+  const hub = await hubClient();
   const parsed = await guarded(params, `reading the header of ${params.repo.name}/${params.path}`, () =>
-    parseSafetensorsMetadata({
+    hub.parseSafetensorsMetadata({
       ...common(params),
       repo: designation(params.repo),
       revision: params.revision,
@@ -227,12 +225,13 @@ export async function createHubRepo(
     license?: string;
   },
 ): Promise<{ url: string; created: boolean }> {
+  const hub = await hubClient();
   const what = `creating ${params.repo.type} repo ${params.repo.name}`;
   requireToken(params, what);
   const url = `${endpointOf(params)}/${repoPath(params.repo)}`;
   try {
     const out = await withQuietHubLogs(params.quiet, () =>
-      createRepo({
+      hub.createRepo({
         ...common(params),
         accessToken: params.token as string,
         repo: designation(params.repo),
@@ -242,7 +241,7 @@ export async function createHubRepo(
     );
     return { url: out.repoUrl || url, created: true };
   } catch (error) {
-    if (error instanceof HubApiError && error.statusCode === 409) return { url, created: false };
+    if (error instanceof hub.HubApiError && error.statusCode === 409) return { url, created: false };
     throw toHubUserError(error, { what, endpoint: endpointOf(params), token: params.token });
   }
 }
@@ -252,9 +251,14 @@ export async function createHubRepo(
  * @throws HubUserError (offline, 5xx)
  */
 export async function hubRepoExists(params: HubConnection & { repo: HubRepo }): Promise<boolean> {
+  const hub = await hubClient();
   return guarded(params, `checking ${params.repo.name}`, () => {
     const { accessToken, ...rest } = common(params);
-    return repoExists({ ...rest, ...(accessToken ? { accessToken } : {}), repo: designation(params.repo) });
+    return hub.repoExists({
+      ...rest,
+      ...(accessToken ? { accessToken } : {}),
+      repo: designation(params.repo),
+    });
   });
 }
 
@@ -274,10 +278,11 @@ export async function listHubFiles(
     recursive?: boolean;
   },
 ): Promise<HubTreeEntry[]> {
+  const hub = await hubClient();
   const revision = params.revision ?? "main";
   return guarded(params, `listing ${params.repo.name}@${revision}`, async () => {
     const out: HubTreeEntry[] = [];
-    for await (const entry of listFiles({
+    for await (const entry of hub.listFiles({
       ...common(params),
       repo: designation(params.repo),
       revision,
@@ -334,10 +339,11 @@ function commitOptions(p: HubCommitOptions): {
 export async function commitToHub(
   params: HubConnection & HubCommitOptions & { operations: readonly HubCommitOperation[] },
 ): Promise<HubCommitResult> {
+  const hub = await hubClient();
   const what = `commit to ${params.repo.name}`;
   requireToken(params, what);
   const out = await guarded(params, what, () =>
-    commit({
+    hub.commit({
       ...common(params),
       ...commitOptions(params),
       repo: designation(params.repo),
@@ -371,10 +377,11 @@ export async function uploadHubFiles(
       files: readonly { path: string; content: Blob | URL }[];
     },
 ): Promise<HubCommitResult | undefined> {
+  const hub = await hubClient();
   const what = `upload to ${params.repo.name}`;
   requireToken(params, what);
   const out = await guarded(params, what, () =>
-    uploadFiles({
+    hub.uploadFiles({
       ...common(params),
       repo: designation(params.repo),
       files: params.files.map((f) => ({ path: f.path, content: f.content })),
@@ -405,11 +412,12 @@ export async function createHubBranch(
     startingPoint?: string;
   },
 ): Promise<boolean> {
+  const hub = await hubClient();
   const what = `creating branch '${params.branch}' of ${params.repo.name}`;
   requireToken(params, what);
   try {
     await withQuietHubLogs(params.quiet, () =>
-      createBranch({
+      hub.createBranch({
         ...common(params),
         accessToken: params.token as string,
         repo: designation(params.repo),
@@ -419,7 +427,7 @@ export async function createHubBranch(
     );
     return true;
   } catch (error) {
-    if (error instanceof HubApiError && error.statusCode === 409) return false;
+    if (error instanceof hub.HubApiError && error.statusCode === 409) return false;
     throw toHubUserError(error, { what, endpoint: endpointOf(params), token: params.token });
   }
 }
@@ -429,10 +437,11 @@ export async function createHubBranch(
  * @throws HubUserError (no token, 401)
  */
 export async function hubWhoAmI(params: HubConnection): Promise<HubIdentity> {
+  const hub = await hubClient();
   const what = "checking the Hugging Face token";
   requireToken(params, what);
   const me = await guarded(params, what, () =>
-    whoAmI({ ...common(params), accessToken: params.token as string }),
+    hub.whoAmI({ ...common(params), accessToken: params.token as string }),
   );
   const orgs = "orgs" in me && Array.isArray(me.orgs) ? me.orgs.map((o) => o.name) : [];
   return { name: me.name, type: me.type, orgs };
