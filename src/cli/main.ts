@@ -120,6 +120,7 @@ async function runMain(argv: readonly string[], io: CliIo): Promise<number> {
       throw error;
     });
 
+  skipHelpPrerender(parser);
   for (const entry of commands) parser = register(parser, entry, context);
 
   try {
@@ -292,4 +293,18 @@ function register(parser: Argv, entry: CommandEntry, context: CommandContext): A
       await (await load()).handler(options as unknown as GlobalOptions, context);
     },
   });
+}
+
+/**
+ * yargs renders a command's whole help text as soon as the command's handler starts, to have it at
+ * hand should the handler fail and ask for help. persam-db never shows help after a handler has
+ * started (its failures are one line, see describeFailure), so every run would pay for a rendering
+ * that is never printed: it is switched off. `--help` renders as before. Where yargs lacks the
+ * internal hook (another version), nothing changes.
+ */
+function skipHelpPrerender(parser: Argv): void {
+  type Usage = { cacheHelpMessage?: unknown };
+  const internals = parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => Usage } };
+  const usage = internals.getInternalMethods?.().getUsageInstance?.();
+  if (usage !== undefined && typeof usage.cacheHelpMessage === "function") usage.cacheHelpMessage = () => {};
 }

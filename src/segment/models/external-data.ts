@@ -3,7 +3,7 @@
 // node attributes, nested graphs) and skips every other field by its length, so a large model is
 // never read whole. Used to know which files a model needs beside its .onnx.
 
-import { open } from "node:fs/promises";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { UserError } from "../../errors.js";
 
 // Field numbers of onnx.proto (onnx/onnx, onnx/onnx.proto3) that lead to tensors.
@@ -39,21 +39,21 @@ class WindowReader {
   private windowStart = 0;
 
   constructor(
-    private readonly read: (position: number, length: number) => Promise<Uint8Array>,
+    private readonly read: (position: number, length: number) => Uint8Array,
     readonly size: number,
     private readonly windowBytes = 1 << 16,
   ) {}
 
-  async byte(pos: number): Promise<number> {
+  byte(pos: number): number {
     if (pos < this.windowStart || pos >= this.windowStart + this.window.length) {
-      this.window = await this.read(pos, Math.min(this.windowBytes, this.size - pos));
+      this.window = this.read(pos, Math.min(this.windowBytes, this.size - pos));
       this.windowStart = pos;
       if (this.window.length === 0) throw new RangeError("read past the end");
     }
     return this.window[pos - this.windowStart]!;
   }
 
-  async bytes(pos: number, length: number): Promise<Uint8Array> {
+  bytes(pos: number, length: number): Uint8Array {
     if (pos >= this.windowStart && pos + length <= this.windowStart + this.window.length) {
       return this.window.subarray(pos - this.windowStart, pos - this.windowStart + length);
     }
@@ -72,12 +72,12 @@ interface Field {
   readonly end: number;
 }
 
-async function varint(r: WindowReader, pos: number, end: number): Promise<{ value: number; next: number }> {
+function varint(r: WindowReader, pos: number, end: number): { value: number; next: number } {
   let value = 0;
   let scale = 1;
   for (let i = 0; i < 10; i++) {
     if (pos >= end) throw new Malformed("truncated varint");
-    const b = await r.byte(pos++);
+    const b = r.byte(pos++);
     value += (b & 0x7f) * scale;
     scale *= 128;
     if ((b & 0x80) === 0) return { value, next: pos };
@@ -86,17 +86,17 @@ async function varint(r: WindowReader, pos: number, end: number): Promise<{ valu
 }
 
 /** Every field of the message in `[start, end)`, values skipped by their wire type. */
-async function* fields(r: WindowReader, start: number, end: number): AsyncGenerator<Field> {
+function* fields(r: WindowReader, start: number, end: number): Generator<Field> {
   let pos = start;
   while (pos < end) {
-    const tag = await varint(r, pos, end);
+    const tag = varint(r, pos, end);
     const number = Math.floor(tag.value / 8);
     const wire = tag.value % 8;
     pos = tag.next;
     let valueStart = pos;
     switch (wire) {
       case WIRE_VARINT:
-        pos = (await varint(r, pos, end)).next;
+        pos = (varint(r, pos, end)).next;
         break;
       case WIRE_I64:
         pos += 8;
@@ -105,13 +105,13 @@ async function* fields(r: WindowReader, start: number, end: number): AsyncGenera
         pos += 4;
         break;
       case WIRE_LEN: {
-        const length = await varint(r, pos, end);
+        const length = varint(r, pos, end);
         valueStart = length.next;
         pos = length.next + length.value;
         break;
       }
       case WIRE_START_GROUP:
-        pos = await skipGroup(r, pos, end, number);
+        pos = skipGroup(r, pos, end, number);
         break;
       default:
         throw new Malformed(`wire type ${wire}`);
@@ -122,10 +122,10 @@ async function* fields(r: WindowReader, start: number, end: number): AsyncGenera
 }
 
 /** The position after the end-group tag that closes group `number` (groups may nest). */
-async function skipGroup(r: WindowReader, pos: number, end: number, number: number): Promise<number> {
+function skipGroup(r: WindowReader, pos: number, end: number, number: number): number {
   let p = pos;
   while (p < end) {
-    const tag = await varint(r, p, end);
+    const tag = varint(r, p, end);
     const n = Math.floor(tag.value / 8);
     const wire = tag.value % 8;
     p = tag.next;
@@ -133,63 +133,63 @@ async function skipGroup(r: WindowReader, pos: number, end: number, number: numb
       if (n !== number) throw new Malformed("unbalanced group");
       return p;
     }
-    if (wire === WIRE_VARINT) p = (await varint(r, p, end)).next;
+    if (wire === WIRE_VARINT) p = (varint(r, p, end)).next;
     else if (wire === WIRE_I64) p += 8;
     else if (wire === WIRE_I32) p += 4;
     else if (wire === WIRE_LEN) {
-      const length = await varint(r, p, end);
+      const length = varint(r, p, end);
       p = length.next + length.value;
-    } else if (wire === WIRE_START_GROUP) p = await skipGroup(r, p, end, n);
+    } else if (wire === WIRE_START_GROUP) p = skipGroup(r, p, end, n);
     else throw new Malformed(`wire type ${wire}`);
   }
   throw new Malformed("unterminated group");
 }
 
-async function text(r: WindowReader, f: Field): Promise<string> {
-  return new TextDecoder().decode(await r.bytes(f.start, f.end - f.start));
+function text(r: WindowReader, f: Field): string {
+  return new TextDecoder().decode(r.bytes(f.start, f.end - f.start));
 }
 
-async function tensor(r: WindowReader, f: Field, out: Set<string>): Promise<void> {
-  for await (const t of fields(r, f.start, f.end)) {
+function tensor(r: WindowReader, f: Field, out: Set<string>): void {
+  for (const t of fields(r, f.start, f.end)) {
     if (t.number !== TENSOR_EXTERNAL_DATA || t.wire !== WIRE_LEN) continue;
     let key: string | undefined;
     let value: string | undefined;
-    for await (const e of fields(r, t.start, t.end)) {
+    for (const e of fields(r, t.start, t.end)) {
       if (e.wire !== WIRE_LEN) continue;
-      if (e.number === ENTRY_KEY) key = await text(r, e);
-      else if (e.number === ENTRY_VALUE) value = await text(r, e);
+      if (e.number === ENTRY_KEY) key = text(r, e);
+      else if (e.number === ENTRY_VALUE) value = text(r, e);
     }
     if (key === "location" && value !== undefined) out.add(value);
   }
 }
 
-async function sparseTensor(r: WindowReader, f: Field, out: Set<string>): Promise<void> {
-  for await (const s of fields(r, f.start, f.end)) {
+function sparseTensor(r: WindowReader, f: Field, out: Set<string>): void {
+  for (const s of fields(r, f.start, f.end)) {
     if ((s.number === SPARSE_VALUES || s.number === SPARSE_INDICES) && s.wire === WIRE_LEN)
-      await tensor(r, s, out);
+      tensor(r, s, out);
   }
 }
 
-async function node(r: WindowReader, f: Field, out: Set<string>): Promise<void> {
-  for await (const a of fields(r, f.start, f.end)) {
+function node(r: WindowReader, f: Field, out: Set<string>): void {
+  for (const a of fields(r, f.start, f.end)) {
     if (a.number !== NODE_ATTRIBUTE || a.wire !== WIRE_LEN) continue;
-    for await (const v of fields(r, a.start, a.end)) {
+    for (const v of fields(r, a.start, a.end)) {
       if (v.wire !== WIRE_LEN) continue;
-      if (v.number === ATTRIBUTE_T || v.number === ATTRIBUTE_TENSORS) await tensor(r, v, out);
-      else if (v.number === ATTRIBUTE_G || v.number === ATTRIBUTE_GRAPHS) await graph(r, v, out);
+      if (v.number === ATTRIBUTE_T || v.number === ATTRIBUTE_TENSORS) tensor(r, v, out);
+      else if (v.number === ATTRIBUTE_G || v.number === ATTRIBUTE_GRAPHS) graph(r, v, out);
       else if (v.number === ATTRIBUTE_SPARSE_TENSOR || v.number === ATTRIBUTE_SPARSE_TENSORS) {
-        await sparseTensor(r, v, out);
+        sparseTensor(r, v, out);
       }
     }
   }
 }
 
-async function graph(r: WindowReader, f: Field, out: Set<string>): Promise<void> {
-  for await (const g of fields(r, f.start, f.end)) {
+function graph(r: WindowReader, f: Field, out: Set<string>): void {
+  for (const g of fields(r, f.start, f.end)) {
     if (g.wire !== WIRE_LEN) continue;
-    if (g.number === GRAPH_INITIALIZER) await tensor(r, g, out);
-    else if (g.number === GRAPH_SPARSE_INITIALIZER) await sparseTensor(r, g, out);
-    else if (g.number === GRAPH_NODE) await node(r, g, out);
+    if (g.number === GRAPH_INITIALIZER) tensor(r, g, out);
+    else if (g.number === GRAPH_SPARSE_INITIALIZER) sparseTensor(r, g, out);
+    else if (g.number === GRAPH_NODE) node(r, g, out);
   }
 }
 
@@ -200,24 +200,29 @@ async function graph(r: WindowReader, f: Field, out: Set<string>): Promise<void>
  * @throws {UserError} naming the file when it is not a readable ONNX protobuf
  */
 export async function externalDataLocations(path: string): Promise<string[]> {
-  const handle = await open(path, "r").catch((error: unknown) => {
-    throw new UserError(`cannot open ONNX model ${path}`, { hint: "check the path", cause: error });
-  });
+  // Synchronous reads: the walk touches a few bytes per tensor, and a promise per read would cost
+  // more than the reads themselves.
+  let fd: number;
   try {
-    const { size } = await handle.stat();
-    const reader = new WindowReader(async (position, length) => {
+    fd = openSync(path, "r");
+  } catch (error) {
+    throw new UserError(`cannot open ONNX model ${path}`, { hint: "check the path", cause: error });
+  }
+  try {
+    const { size } = fstatSync(fd);
+    const reader = new WindowReader((position, length) => {
       const buffer = new Uint8Array(length);
-      const { bytesRead } = await handle.read(buffer, 0, length, position);
+      const bytesRead = readSync(fd, buffer, 0, length, position);
       return buffer.subarray(0, bytesRead);
     }, size);
     const out = new Set<string>();
     try {
-      for await (const f of fields(reader, 0, size)) {
+      for (const f of fields(reader, 0, size)) {
         if (f.wire !== WIRE_LEN) continue;
-        if (f.number === MODEL_GRAPH) await graph(reader, f, out);
+        if (f.number === MODEL_GRAPH) graph(reader, f, out);
         else if (f.number === MODEL_FUNCTIONS) {
-          for await (const n of fields(reader, f.start, f.end)) {
-            if (n.number === FUNCTION_NODE && n.wire === WIRE_LEN) await node(reader, n, out);
+          for (const n of fields(reader, f.start, f.end)) {
+            if (n.number === FUNCTION_NODE && n.wire === WIRE_LEN) node(reader, n, out);
           }
         }
       }
@@ -230,7 +235,7 @@ export async function externalDataLocations(path: string): Promise<string[]> {
     }
     return [...out];
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
