@@ -188,7 +188,7 @@ function split(trace: Trace, wallMs: number): Record<string, number> {
       trace.spans.some((r) => r.name === "reference" && e.startMs >= r.startMs && e.endMs <= r.endMs),
     )
     .reduce((sum, s) => sum + (s.endMs - s.startMs), 0);
-  const outputs = total(trace, /^(photo\.write|outputs)$/);
+  const outputs = total(trace, /^(photo\.write|photo\.write\.wait|outputs)$/);
   const dispose = total(trace, "model.dispose");
   const photoCount = trace.spans.filter((s) => s.name === "photo.segment").length;
   const accounted = start + commandLoad + modelOpen + reference + photos + outputs + dispose;

@@ -19,6 +19,7 @@ import { PhotoEncoder } from "../segment/sam/photo-encoder.js";
 import { maskToGrey } from "../segment/sam/postprocess.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { BackgroundWrites } from "../util/background-writes.js";
 import { roundTimings } from "../util/numbers.js";
 import { publishSpan, timeSpan } from "../util/timing-trace.js";
 import { STATE_DIR } from "./prepare-state.js";
@@ -67,7 +68,10 @@ export async function scanSegmentFolder(params: {
   return { dir, output, scan, notable, warnings };
 }
 
-/** Progress of {@link segmentFolder}. */
+/**
+ * Progress of {@link segmentFolder}. A photo's files are written in the background after its
+ * "photo" event; all of them exist when segmentFolder resolves.
+ */
 export type SegmentFolderEvent =
   | { readonly type: "reference"; readonly line: string }
   | { readonly type: "photo"; readonly photo: ScannedPhoto; readonly outcome: PhotoOutcome };
@@ -131,10 +135,12 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
       signal: params.signal,
     }),
   );
+  // Mask PNGs and JSON files are written while the next photo is segmented.
+  const writes = new BackgroundWrites();
   const referenceFiles: string[] = [];
   for (const [i, r] of reference.references.entries()) {
     const file = join(state, `reference-${i + 1}.png`);
-    await writeFileAtomic(file, await maskPng(r.mask, r.width, r.height));
+    await writes.add(async () => writeFileAtomic(file, await maskPng(r.mask, r.width, r.height)));
     referenceFiles.push(file);
     emit({
       type: "reference",
@@ -153,39 +159,43 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
   const summaries: Record<string, unknown>[] = [];
   const outcomes: PhotoOutcome[] = [];
   const counts = { ok: 0, failed: 0, doubtful: 0 };
-  for (const [index, photo] of scan.photos.entries()) {
-    params.signal?.throwIfAborted();
-    const photoStartMs = performance.now();
-    const next = scan.photos[index + 1];
-    const outcome = await segmentPhoto({
-      encoder,
-      photo: { path: photo.path, sha256: photo.sha256 },
-      reference,
-      index,
-      onEncoded: () => {
-        if (next) void encoder.prefetch({ path: next.path, sha256: next.sha256 });
-      },
-    });
-    const segmentedMs = performance.now();
-    const summary = photoSummary(outcome, photo, reference.mode, model.files.label);
-    if (outcome.status === "ok") {
-      counts.ok++;
-      if (outcome.doubtful) counts.doubtful++;
-      await writeFileAtomic(
-        join(output, `${photo.stem}.png`),
-        await maskPng(outcome.mask!, outcome.width, outcome.height),
-      );
-    } else {
-      counts.failed++;
-      await rm(join(output, `${photo.stem}.png`), { force: true });
+  try {
+    for (const [index, photo] of scan.photos.entries()) {
+      params.signal?.throwIfAborted();
+      const photoStartMs = performance.now();
+      const next = scan.photos[index + 1];
+      const outcome = await segmentPhoto({
+        encoder,
+        photo: { path: photo.path, sha256: photo.sha256 },
+        reference,
+        index,
+        onEncoded: () => {
+          if (next) void encoder.prefetch({ path: next.path, sha256: next.sha256 });
+        },
+      });
+      const segmentedMs = performance.now();
+      const summary = photoSummary(outcome, photo, reference.mode, model.files.label);
+      if (outcome.status === "ok") {
+        counts.ok++;
+        if (outcome.doubtful) counts.doubtful++;
+      } else counts.failed++;
+      await writes.add(async () => {
+        const png = join(output, `${photo.stem}.png`);
+        if (outcome.status === "ok")
+          await writeFileAtomic(png, await maskPng(outcome.mask!, outcome.width, outcome.height));
+        else await rm(png, { force: true });
+        await writeFileAtomic(join(output, `${photo.stem}.json`), `${JSON.stringify(summary, null, 2)}\n`);
+      });
+      summaries.push(summary);
+      const detail = { index, cached: outcome.status === "ok" && outcome.cachedEmbedding };
+      publishSpan({ name: "photo.segment", startMs: photoStartMs, endMs: segmentedMs, detail });
+      publishSpan({ name: "photo.write", startMs: segmentedMs, endMs: performance.now(), detail });
+      emit({ type: "photo", photo, outcome });
+      outcomes.push(withoutPixels(outcome));
     }
-    await writeFileAtomic(join(output, `${photo.stem}.json`), `${JSON.stringify(summary, null, 2)}\n`);
-    summaries.push(summary);
-    const detail = { index, cached: outcome.status === "ok" && outcome.cachedEmbedding };
-    publishSpan({ name: "photo.segment", startMs: photoStartMs, endMs: segmentedMs, detail });
-    publishSpan({ name: "photo.write", startMs: segmentedMs, endMs: performance.now(), detail });
-    emit({ type: "photo", photo, outcome });
-    outcomes.push(withoutPixels(outcome));
+    await timeSpan("photo.write.wait", () => writes.flush());
+  } finally {
+    await writes.settle();
   }
 
   const skipped = folder.notable.length + scan.duplicates.length;

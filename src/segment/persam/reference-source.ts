@@ -6,7 +6,7 @@
 import { access } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { isUserError, UserError } from "../../errors.js";
-import { loadMaskRed, type MaskKind, PERSEG_FOREGROUND } from "../../image/image-io.js";
+import { loadMaskRed, type MaskKind, type MaskRed, PERSEG_FOREGROUND } from "../../image/image-io.js";
 import type { DecodedPhoto } from "../../image/photo-loader.js";
 import type { Box, Point } from "../../util/tensor.js";
 import type { EmbeddingCache } from "../sam/embedding-cache.js";
@@ -191,8 +191,10 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
     for (const spec of specs) {
       params.signal?.throwIfAborted();
       const sha = photos.find((p) => p.path === spec.photo)?.sha256;
+      // A mask file is read while the photo is encoded (its decode runs on sharp's threads).
+      const early = spec.maskPath !== undefined ? readMaskEarly(spec.maskPath) : undefined;
       references.push(
-        await resolveOne(spec, await encode(spec.photo, sha), params.references.length > 0, clock),
+        await resolveOne(spec, await encode(spec.photo, sha), params.references.length > 0, clock, early),
       );
     }
   } else {
@@ -297,6 +299,7 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
     file: EncodedPhotoFile,
     explicit: boolean,
     timers: { maskMs: number },
+    early?: Promise<MaskRed>,
   ): Promise<ResolvedReferencePhoto> {
     const hasPrompt = (spec.clicks?.length ?? 0) > 0 || spec.box !== undefined;
     if (spec.maskPath !== undefined && hasPrompt) {
@@ -315,7 +318,13 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
       }
       const source: ReferenceSourceKind =
         spec.maskPath !== undefined && explicit ? "mask-file" : "mask-beside-photo";
-      return await fromMaskFile(spec.photo, maskPath, source, file);
+      return await fromMaskFile(
+        spec.photo,
+        maskPath,
+        source,
+        file,
+        maskPath === spec.maskPath ? early : undefined,
+      );
     } finally {
       timers.maskMs += performance.now() - t;
     }
@@ -366,6 +375,16 @@ export async function resolveReference(params: ResolveReferenceParams): Promise<
 }
 
 /**
+ * Start reading a mask file that is needed later; its failure is reported where it is awaited
+ * (and is not an unhandled rejection if it never is, the reference failing first for another reason).
+ */
+function readMaskEarly(path: string): Promise<MaskRed> {
+  const read = loadMaskRed(path);
+  read.catch(() => undefined);
+  return read;
+}
+
+/**
  * Read a reference mask file for a photo of `width × height` and map it to the 64×64 grid.
  * @throws UserError naming both files when the sizes differ; naming the mask when it is empty or
  *   covers no grid cell.
@@ -375,9 +394,10 @@ async function fromMaskFile(
   maskPath: string,
   source: ReferenceSourceKind,
   file: EncodedPhotoFile,
+  early?: Promise<MaskRed>,
 ): Promise<ResolvedReferencePhoto> {
   const { width, height } = file;
-  const m = await loadMaskRed(maskPath);
+  const m = await (early ?? loadMaskRed(maskPath));
   if (m.width !== width || m.height !== height) {
     throw new UserError(
       `The mask ${maskPath} is ${m.width}×${m.height} pixels but its photo ${photo} is ${width}×${height}`,
