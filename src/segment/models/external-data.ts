@@ -96,7 +96,7 @@ function* fields(r: WindowReader, start: number, end: number): Generator<Field> 
     let valueStart = pos;
     switch (wire) {
       case WIRE_VARINT:
-        pos = (varint(r, pos, end)).next;
+        pos = varint(r, pos, end).next;
         break;
       case WIRE_I64:
         pos += 8;
@@ -133,7 +133,7 @@ function skipGroup(r: WindowReader, pos: number, end: number, number: number): n
       if (n !== number) throw new Malformed("unbalanced group");
       return p;
     }
-    if (wire === WIRE_VARINT) p = (varint(r, p, end)).next;
+    if (wire === WIRE_VARINT) p = varint(r, p, end).next;
     else if (wire === WIRE_I64) p += 8;
     else if (wire === WIRE_I32) p += 4;
     else if (wire === WIRE_LEN) {
@@ -165,8 +165,7 @@ function tensor(r: WindowReader, f: Field, out: Set<string>): void {
 
 function sparseTensor(r: WindowReader, f: Field, out: Set<string>): void {
   for (const s of fields(r, f.start, f.end)) {
-    if ((s.number === SPARSE_VALUES || s.number === SPARSE_INDICES) && s.wire === WIRE_LEN)
-      tensor(r, s, out);
+    if ((s.number === SPARSE_VALUES || s.number === SPARSE_INDICES) && s.wire === WIRE_LEN) tensor(r, s, out);
   }
 }
 
