@@ -30,6 +30,10 @@ beforeAll(async () => {
     "--outDir",
     join(pkg, "dist"),
   ]);
+  // The build's second step, as `npm run build` runs it: the CLI bundled in place.
+  await run(process.execPath, [join(REPO_ROOT, "scripts", "bundle-cli.mjs"), join(pkg, "dist")], {
+    cwd: REPO_ROOT,
+  });
   for (const f of ["package.json", "README.md", "LICENSE"]) {
     await readFile(join(REPO_ROOT, f))
       .then((b) => writeFile(join(pkg, f), b))
@@ -77,6 +81,67 @@ describe("the packed package", () => {
     expect(packed).toContain("configs/prepare-defaults.json");
     expect(packed.filter((f) => /^(src|test|bench)\//.test(f) || f.endsWith(".test.js"))).toEqual([]);
   });
+
+  it("runs its command-line program, bundled, as an installed package does", async () => {
+    const bin = join(consumer, "node_modules", "persam-db", "dist", "cli", "bin.js");
+    // The bundle: the entry loads its own chunks, not the one-file-per-module build.
+    expect(packed.some((f) => /^dist\/cli\/bundle-.*\.js$/.test(f))).toBe(true);
+    expect(await readFile(bin, "utf8")).not.toMatch(/from "\.\/main\.js"/);
+    const version = await run(process.execPath, [bin, "--version"], { cwd: consumer });
+    expect(version.stdout.trim()).toBe(
+      JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")).version,
+    );
+    // yargs' own messages, from the bundle, as the unbundled program prints them.
+    const usage = await run(process.execPath, [bin, "segment"], { cwd: consumer }).catch(
+      (error: { stderr?: string; code?: number }) => error,
+    );
+    expect(usage).toMatchObject({ code: 1 });
+    expect((usage as { stderr: string }).stderr).toContain(
+      "Not enough non-option arguments: got 0, need at least 1",
+    );
+    // A real run: the tiny model's files, a photo folder, masks and the run's JSON out.
+    const photos = join(consumer, "cli-photos");
+    await mkdir(photos);
+    for (let i = 1; i <= 2; i++) await writeJpeg(join(photos, `ball-${i}.jpg`), scene({ seed: i }));
+    await writeFile(
+      join(consumer, "tiny.mjs"),
+      `import { writeTinyModel } from "persam-db";\nconsole.log(JSON.stringify(await writeTinyModel({ dir: "cli-tiny" })));\n`,
+    );
+    const tiny = JSON.parse((await run(process.execPath, ["tiny.mjs"], { cwd: consumer })).stdout) as {
+      encoderPath: string;
+      decoderPath: string;
+    };
+    // prepare reads the trainer presets (configs/) from the bundle's chunks' location.
+    const prepared = await run(
+      process.execPath,
+      [
+        bin,
+        "prepare",
+        "cli-photos",
+        "-o",
+        "cli-set",
+        "--class",
+        "ball",
+        "--keep-doubtful",
+        "--resolution",
+        "64",
+        "--encoder",
+        tiny.encoderPath,
+        "--decoder",
+        tiny.decoderPath,
+        "--json",
+      ],
+      {
+        cwd: consumer,
+        env: { ...process.env, PERSAM_DB_CACHE: join(root, "cli-cache"), HF_HUB_OFFLINE: "1" },
+      },
+    ).catch((error: { stdout?: string; stderr?: string }) => {
+      throw new Error(`prepare failed: ${error.stderr ?? ""}${error.stdout ?? ""}`);
+    });
+    const document = JSON.parse(prepared.stdout) as { counts: { kept: number } };
+    expect(document.counts.kept).toBe(2);
+    expect((await readdir(join(consumer, "cli-set", "images"))).sort()).toEqual(["ball-1.png", "ball-2.png"]);
+  }, 120_000);
 
   it("is imported by name and prepares a folder with the tiny test model", async () => {
     const photos = join(consumer, "photos");

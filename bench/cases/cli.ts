@@ -104,8 +104,9 @@ async function runProcess(args: readonly string[], env: NodeJS.ProcessEnv): Prom
 }
 
 /**
- * The CLI as `npm run build` makes it: dist/cli/bin.js, rebuilt with tsc when a source is newer
- * (the bench's own build, dist-bench/, has no package.json two folders up for `--version`).
+ * The CLI as `npm run build` makes it (tsc, then scripts/bundle-cli.mjs): dist/cli/bin.js, rebuilt
+ * when a source is newer (the bench's own build, dist-bench/, has no package.json two folders up for
+ * `--version`, and is not bundled).
  */
 function builtCli(ctx: BenchContext): string {
   const bin = resolve("dist", "cli", "bin.js");
@@ -115,7 +116,7 @@ function builtCli(ctx: BenchContext): string {
       0,
     );
   if (!existsSync(bin) || newest(resolve("src")) > newest(resolve("dist"))) {
-    ctx.log("cli: building dist/ (tsc -p tsconfig.build.json)");
+    ctx.log("cli: building dist/ (tsc -p tsconfig.build.json, scripts/bundle-cli.mjs)");
     execFileSync(
       process.execPath,
       [resolve("node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
@@ -123,6 +124,7 @@ function builtCli(ctx: BenchContext): string {
         stdio: "inherit",
       },
     );
+    execFileSync(process.execPath, [resolve("scripts/bundle-cli.mjs")], { stdio: "inherit" });
   }
   return bin;
 }
