@@ -178,18 +178,27 @@ export async function probeImage(path: string, options: LoadImageOptions = {}): 
  * data is truncated or corrupt.
  */
 export async function loadRgb(path: string, options: LoadImageOptions = {}): Promise<RgbImage> {
+  const toRgb = (s: Sharp): Sharp => s.toColourspace("srgb").removeAlpha().raw({ depth: "uchar" });
+  // A full decode needs nothing from the probe, so it starts at once, beside it: the file is read
+  // and decoded on libuv's threads in one go, with no wait for this thread in between (which, busy
+  // with other work, would hold it back). The probe still decides: its error comes first, and the
+  // decode has its own pixel limit.
+  const early = (options.shrink ?? 1) === 1 ? decodeRaw(path, options, toRgb) : undefined;
+  early?.catch(() => undefined);
   const probe = await probeImage(path, options);
   const factor = probe.format === "jpeg" ? (options.shrink ?? 1) : 1;
   const width = Math.ceil(probe.width / factor);
   const height = Math.ceil(probe.height / factor);
-  const { data, info } = await decode(path, probe, options, (s) =>
-    // An exact 1/factor target lets libvips decode with the JPEG's DCT scaling and leaves a
-    // nearest-neighbour resize of scale 1, which copies.
-    (factor > 1 ? s.resize(width, height, { fastShrinkOnLoad: true, kernel: "nearest" }) : s)
-      .toColourspace("srgb")
-      .removeAlpha()
-      .raw({ depth: "uchar" }),
-  );
+  const { data, info } =
+    early !== undefined
+      ? await early.catch((error: unknown) => {
+          throw decodeError(path, probe, error);
+        })
+      : await decode(path, probe, options, (s) =>
+          // An exact 1/factor target lets libvips decode with the JPEG's DCT scaling and leaves a
+          // nearest-neighbour resize of scale 1, which copies.
+          toRgb(factor > 1 ? s.resize(width, height, { fastShrinkOnLoad: true, kernel: "nearest" }) : s),
+        );
   if (info.channels !== 3) throw new Error(`Expected 3 channels from ${path} but received ${info.channels}`);
   if (factor > 1 && (info.width !== width || info.height !== height)) {
     throw new Error(
@@ -464,24 +473,39 @@ async function decode(
   finish: (s: Sharp) => Sharp,
   extra: SharpOptions = {},
 ): Promise<{ data: Uint8Array; info: OutputInfo }> {
-  const maxPixels = checkMaxPixels(options.maxPixels);
   try {
-    const pipeline = sharp(path, {
-      ...extra,
-      failOn: FAIL_ON,
-      // A second guard behind probeImage's check (the file could change in between).
-      limitInputPixels: Number.isFinite(maxPixels) ? Math.max(1, Math.floor(maxPixels)) : false,
-      pages: 1,
-      page: 0,
-    }).rotate();
-    const { data, info } = await finish(pipeline).toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info };
+    return await decodeRaw(path, options, finish, extra);
   } catch (error) {
-    throw new UserError(`Cannot decode ${probe.format.toUpperCase()} image ${path}: ${firstLine(error)}`, {
-      hint: "the file may be truncated or corrupt; copy or export it again",
-      cause: error,
-    });
+    throw decodeError(path, probe, error);
   }
+}
+
+/** {@link decode} without the probe: sharp's own error when it fails. */
+async function decodeRaw(
+  path: string,
+  options: LoadImageOptions,
+  finish: (s: Sharp) => Sharp,
+  extra: SharpOptions = {},
+): Promise<{ data: Uint8Array; info: OutputInfo }> {
+  const maxPixels = checkMaxPixels(options.maxPixels);
+  const pipeline = sharp(path, {
+    ...extra,
+    failOn: FAIL_ON,
+    // A second guard behind probeImage's check (the file could change in between, or be decoded
+    // while it is probed).
+    limitInputPixels: Number.isFinite(maxPixels) ? Math.max(1, Math.floor(maxPixels)) : false,
+    pages: 1,
+    page: 0,
+  }).rotate();
+  const { data, info } = await finish(pipeline).toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info };
+}
+
+function decodeError(path: string, probe: ImageProbe, error: unknown): UserError {
+  return new UserError(`Cannot decode ${probe.format.toUpperCase()} image ${path}: ${firstLine(error)}`, {
+    hint: "the file may be truncated or corrupt; copy or export it again",
+    cause: error,
+  });
 }
 
 function fromRaw(image: RgbImage | GreyImage): Sharp {
