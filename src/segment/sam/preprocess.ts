@@ -334,13 +334,16 @@ export function normalizeAndPad(rgb: Uint8Array, width: number, height: number, 
   }
   const plane = side * side;
   const data = new Float32Array(3 * plane);
-  for (let c = 0; c < 3; c++) {
-    const table = NORMALISED[c]!;
-    const off = c * plane;
-    for (let y = 0; y < height; y++) {
-      const s = y * width * 3 + c;
-      const d = off + y * side;
-      for (let x = 0; x < width; x++) data[d + x] = table[rgb[s + x * 3]!]!;
+  const [t0, t1, t2] = NORMALISED as [Float32Array, Float32Array, Float32Array];
+  // One pass over the interleaved pixels, writing the three planes (the same lookups as three passes).
+  for (let y = 0; y < height; y++) {
+    let s = y * width * 3;
+    const d = y * side;
+    const end = d + width;
+    for (let i = d; i < end; i++, s += 3) {
+      data[i] = t0[rgb[s]!]!;
+      data[i + plane] = t1[rgb[s + 1]!]!;
+      data[i + 2 * plane] = t2[rgb[s + 2]!]!;
     }
   }
   return { data, dims: [1, 3, side, side] };
