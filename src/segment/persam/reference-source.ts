@@ -93,7 +93,7 @@ export interface PerSamFReport {
   readonly adaptations: readonly PerSamFAdaptation[];
 }
 
-/** A reference ready for `segmentPhotos`. */
+/** A reference ready for `segmentPhoto`. */
 export interface ResolvedReference {
   readonly mode: ReferenceMode;
   readonly references: readonly ResolvedReferencePhoto[];
@@ -133,7 +133,7 @@ export interface ResolveReferenceParams {
   readonly photos?: readonly (string | ReferencePhotoCandidate)[];
   /** @default "persam" */
   readonly mode?: ReferenceMode;
-  /** Share encodings with `segmentPhotos`. */
+  /** Share encodings with `segmentPhoto`. */
   readonly encoder?: PhotoEncoder | undefined;
   /** Embedding cache on disk (used when `encoder` is not given). */
   readonly cache?: EmbeddingCache | undefined;

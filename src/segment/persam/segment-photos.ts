@@ -1,47 +1,17 @@
-// PerSAM / PerSAM-F on encoded photos: one photo (segmentPhoto) or a list (segmentPhotos), each
+// PerSAM / PerSAM-F on one encoded photo (segmentPhoto; callers go through their photos with it),
 // encoded once (embeddings reused by content hash), segmented with the resolved reference and scored
 // with photoConfidence. One bad photo is recorded as failed with its one-line reason; the others go
 // on (design §6).
 
 import { isUserError } from "../../errors.js";
 import type { Box, Point } from "../../util/tensor.js";
-import type { EmbeddingCache } from "../sam/embedding-cache.js";
-import { PhotoEncoder, type PhotoInput } from "../sam/photo-encoder.js";
-import type { SamModel } from "../sam/sam-model.js";
+import type { PhotoEncoder, PhotoInput } from "../sam/photo-encoder.js";
 import { type PhotoConfidence, photoConfidence } from "./confidence.js";
 import type { LocationPrior } from "./location-prior.js";
 import { type PerSamOptions, type PerSamResult, runPerSam } from "./persam.js";
 import { runPerSamF } from "./persam-f.js";
 import type { ReferenceMode, ResolvedReference } from "./reference-source.js";
 import type { SimilarityStats } from "./similarity.js";
-
-/** Parameters of {@link segmentPhotos}. */
-export interface SegmentPhotosParams {
-  /** The model; ignored when `encoder` is given (its model is used). */
-  readonly model: SamModel;
-  readonly photos: readonly (string | PhotoInput)[];
-  /** From `resolveReference`, built for the same mode. */
-  readonly reference: ResolvedReference;
-  /** @default reference.mode */
-  readonly mode?: ReferenceMode;
-  /** Embedding cache on disk (used when `encoder` is not given). */
-  readonly cache?: EmbeddingCache | undefined;
-  /** Share encodings with `resolveReference` (recommended: the reference photos are encoded once). */
-  readonly encoder?: PhotoEncoder | undefined;
-  /** PerSAM options (ablations, aligned attn_sim); PerSAM-F uses only `refinements`. */
-  readonly options?: PerSamOptions | undefined;
-  /** Called after each photo, in order, with the full result (mask included). */
-  readonly onPhoto?:
-    | ((outcome: PhotoOutcome, index: number, total: number) => void | Promise<void>)
-    | undefined;
-  /**
-   * Keep each photo's full-resolution mask in the returned results. Turn off for large batches
-   * whose masks are written in `onPhoto`.
-   * @default true
-   */
-  readonly keepMasks?: boolean;
-  readonly signal?: AbortSignal | undefined;
-}
 
 /** One decoder pass as reported (no logits). */
 export interface SegmentStepSummary {
@@ -93,13 +63,6 @@ export interface FailedPhoto {
 }
 
 export type PhotoOutcome = SegmentedPhoto | FailedPhoto;
-
-/** Result of {@link segmentPhotos}, photos in input order. */
-export interface SegmentPhotosResult {
-  readonly mode: ReferenceMode;
-  readonly photos: readonly PhotoOutcome[];
-  readonly counts: { readonly ok: number; readonly failed: number; readonly doubtful: number };
-}
 
 /** Parameters of {@link segmentPhoto}. */
 export interface SegmentPhotoParams {
@@ -197,48 +160,6 @@ export async function segmentPhoto(params: SegmentPhotoParams): Promise<PhotoOut
   }
 }
 
-/**
- * Segment every photo with the reference ({@link segmentPhoto} in turn). A photo whose file cannot
- * be read or decoded is recorded as failed and the others continue.
- * @throws {Error} for bugs (kept with their stack), {AbortError} when `signal` aborts.
- */
-export async function segmentPhotos(params: SegmentPhotosParams): Promise<SegmentPhotosResult> {
-  const mode = checkedMode(params.reference, params.mode);
-  const encoder = params.encoder ?? new PhotoEncoder({ model: params.model, cache: params.cache });
-  const keepMasks = params.keepMasks ?? true;
-  const total = params.photos.length;
-  const photos: PhotoOutcome[] = [];
-  const counts = { ok: 0, failed: 0, doubtful: 0 };
-  for (let index = 0; index < total; index++) {
-    params.signal?.throwIfAborted();
-    const input = params.photos[index]!;
-    const photo = asInput(input);
-    const next = params.photos[index + 1];
-    const outcome = await segmentPhoto({
-      encoder,
-      photo,
-      reference: params.reference,
-      mode,
-      options: params.options,
-      index,
-      onEncoded: () => {
-        if (next !== undefined) void encoder.prefetch(asInput(next));
-      },
-    });
-    if (outcome.status === "ok") {
-      counts.ok++;
-      if (outcome.doubtful) counts.doubtful++;
-    } else counts.failed++;
-    await params.onPhoto?.(outcome, index, total);
-    photos.push(outcome.status === "ok" ? stripForResult(outcome, keepMasks) : outcome);
-  }
-  return { mode, photos, counts };
-}
-
-function asInput(photo: string | PhotoInput): PhotoInput {
-  return typeof photo === "string" ? { path: photo } : photo;
-}
-
 function checkedMode(reference: ResolvedReference, wanted: ReferenceMode | undefined): ReferenceMode {
   const mode = wanted ?? reference.mode;
   if (mode === "persam-f" && reference.persamF === undefined) {
@@ -257,9 +178,4 @@ function priorPoints(prior: LocationPrior, mode: ReferenceMode): SegmentedPhoto[
   return mode === "persam-f"
     ? { positive: prior.positive }
     : { positive: prior.positive, negative: prior.negative };
-}
-
-function stripForResult(outcome: SegmentedPhoto, keepMask: boolean): SegmentedPhoto {
-  const { sim64: _sim64, mask, ...rest } = outcome;
-  return keepMask && mask ? { ...rest, mask } : rest;
 }
