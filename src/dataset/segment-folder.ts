@@ -138,28 +138,27 @@ export async function segmentFolder(params: SegmentFolderParams): Promise<Segmen
   // Mask PNGs and JSON files are written while the next photo is segmented.
   const writes = new BackgroundWrites();
   const referenceFiles: string[] = [];
-  for (const [i, r] of reference.references.entries()) {
-    const file = join(state, `reference-${i + 1}.png`);
-    await writes.add(async () => writeFileAtomic(file, await maskPng(r.mask, r.width, r.height)));
-    referenceFiles.push(file);
-    emit({
-      type: "reference",
-      line:
-        `reference ${i + 1}: ${name(r.photo)} (${r.source}${r.maskPath ? ` ${r.maskPath}` : ""}), ` +
-        `${((100 * r.maskArea) / (r.width * r.height)).toFixed(1)}% of the photo, ${r.gridCells} feature cells`,
-    });
-  }
-  if (reference.persamF) {
-    emit({
-      type: "reference",
-      line: `PerSAM-F fusion weights λ = [${reference.persamF.lambdas.map((l) => l.toFixed(4)).join(", ")}]`,
-    });
-  }
-
   const summaries: Record<string, unknown>[] = [];
   const outcomes: PhotoOutcome[] = [];
   const counts = { ok: 0, failed: 0, doubtful: 0 };
   try {
+    for (const [i, r] of reference.references.entries()) {
+      const file = join(state, `reference-${i + 1}.png`);
+      await writes.add(async () => writeFileAtomic(file, await maskPng(r.mask, r.width, r.height)));
+      referenceFiles.push(file);
+      emit({
+        type: "reference",
+        line:
+          `reference ${i + 1}: ${name(r.photo)} (${r.source}${r.maskPath ? ` ${r.maskPath}` : ""}), ` +
+          `${((100 * r.maskArea) / (r.width * r.height)).toFixed(1)}% of the photo, ${r.gridCells} feature cells`,
+      });
+    }
+    if (reference.persamF) {
+      emit({
+        type: "reference",
+        line: `PerSAM-F fusion weights λ = [${reference.persamF.lambdas.map((l) => l.toFixed(4)).join(", ")}]`,
+      });
+    }
     for (const [index, photo] of scan.photos.entries()) {
       params.signal?.throwIfAborted();
       const photoStartMs = performance.now();

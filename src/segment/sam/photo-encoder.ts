@@ -86,9 +86,8 @@ export class PhotoEncoder {
     // A prefetch of this photo still looking in the cache decides first, so nothing is done twice.
     if (this.prefetching?.path === path) await this.prefetching.done;
     const hash = photo.sha256 ?? (await photoSha256(path));
-    // A reduced decode gives another embedding: its factor is part of the key.
     const factor = photo.image ? (photo.image.scaledFrom?.factor ?? 1) : await this.loader.factorFor(path);
-    const memoryKey = factor === 1 ? hash : `${hash}/${factor}`;
+    const memoryKey = memoryKeyOf(hash, factor);
     const hit = this.memory.get(memoryKey);
     if (hit) {
       this.memory.delete(memoryKey);
@@ -139,10 +138,11 @@ export class PhotoEncoder {
 
   private async prepareAhead(photo: PhotoInput): Promise<void> {
     const hash = photo.sha256;
-    if (photo.image !== undefined || hash === undefined) return;
+    // Without memory to keep it in, a cached embedding read now would be read again by `encode`.
+    if (photo.image !== undefined || hash === undefined || this.limit === 0) return;
     try {
       const factor = await this.loader.factorFor(photo.path);
-      const memoryKey = factor === 1 ? hash : `${hash}/${factor}`;
+      const memoryKey = memoryKeyOf(hash, factor);
       if (this.memory.has(memoryKey)) return;
       const { cache } = this.params;
       const stored = cache ? await cache.get(await this.keyFor(hash, factor)) : undefined;
@@ -164,6 +164,11 @@ export class PhotoEncoder {
     this.memory.set(memoryKey, file);
     while (this.memory.size > this.limit) this.memory.delete(this.memory.keys().next().value as string);
   }
+}
+
+/** The in-memory key of a photo's embedding: a reduced decode gives another embedding. */
+function memoryKeyOf(hash: string, factor: number): string {
+  return factor === 1 ? hash : `${hash}/${factor}`;
 }
 
 function storedFile(path: string, sha256: string, stored: EncodedPhoto, loadMs: number): EncodedPhotoFile {
