@@ -99,6 +99,30 @@ describe("ContentCache", () => {
     expect(warnings[3]).toMatch(/manifest is unreadable/);
   });
 
+  it("read gives the bytes, checked as read; a truncated or altered entry is removed and reported", async () => {
+    const dir = await fresh();
+    const warnings: string[] = [];
+    const c = cache(dir, warnings);
+    await c.put("r", { "a.bin": bytes(100) }, { n: 2 });
+    const got = await c.read<{ n: number }>("r");
+    expect(got?.meta).toEqual({ n: 2 });
+    expect(new Uint8Array(got!.bytes["a.bin"]!)).toEqual(bytes(100));
+    expect(warnings).toEqual([]);
+
+    await truncate(join(await entryFolder(dir, "r"), "a.bin"), 50);
+    expect(await c.read("r")).toBeUndefined();
+    expect(warnings[0]).toMatch(/a\.bin is truncated; it is rebuilt/);
+    expect(await c.read("r")).toBeUndefined();
+    expect(warnings).toHaveLength(1);
+
+    await c.put("h", { "a.bin": bytes(100) }, null);
+    const altered = bytes(100);
+    altered[3] = altered[3]! ^ 1;
+    await writeFile(join(await entryFolder(dir, "h"), "a.bin"), altered);
+    expect(await c.read("h")).toBeUndefined();
+    expect(warnings[1]).toMatch(/does not match its recorded sha256/);
+  });
+
   it('with verify "changed", hashes a file again only when it changed since it was written', async () => {
     const dir = await fresh();
     const warnings: string[] = [];

@@ -96,21 +96,9 @@ export class ContentCache {
    *   read; `false`: sizes only, for entries whose reader checks the content itself.
    */
   async get<M>(key: string, verify: boolean | "changed" = true): Promise<CacheEntry<M> | undefined> {
-    if (!this.enabled) return undefined;
-    const folder = join(this.options.dir, ContentCache.entryName(key));
-    let manifest: z.infer<typeof manifestSchema>;
-    try {
-      manifest = manifestSchema.parse(JSON.parse(await readFile(join(folder, MANIFEST), "utf8")));
-    } catch (error) {
-      // No entry, or no cache folder at all (a file where it should be: its writes warn).
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-      return this.discard(folder, "its manifest is unreadable");
-    }
-    if (manifest.key !== key) return this.discard(folder, "it belongs to another key");
-    if (manifest.version !== this.options.version) {
-      return this.discard(folder, `it was written by version ${manifest.version}`);
-    }
+    const found = await this.manifestOf(key);
+    if (!found) return undefined;
+    const { folder, manifest } = found;
     const files: Record<string, string> = {};
     for (const [name, expected] of Object.entries(manifest.files)) {
       const path = join(folder, name);
@@ -127,10 +115,60 @@ export class ContentCache {
       }
       files[name] = path;
     }
-    // Most recently used: the folder's modification time orders the eviction.
+    await this.touch(folder);
+    return { files, meta: manifest.meta as M };
+  }
+
+  /**
+   * The entry of `key` with its files' bytes, each read once and checked (size and sha256) on the
+   * bytes read, for entries small enough to hold in memory; undefined when it is absent. A damaged
+   * or stale entry is removed (with one warning), as by {@link get}.
+   */
+  async read<M>(key: string): Promise<{ bytes: Record<string, Uint8Array>; meta: M } | undefined> {
+    const found = await this.manifestOf(key);
+    if (!found) return undefined;
+    const { folder, manifest } = found;
+    const bytes: Record<string, Uint8Array> = {};
+    for (const [name, expected] of Object.entries(manifest.files)) {
+      const data = await readFile(join(folder, name)).catch(() => undefined);
+      if (data === undefined || data.byteLength !== expected.size) {
+        return this.discard(folder, `${name} is ${data === undefined ? "missing" : "truncated"}`);
+      }
+      if (createHash("sha256").update(data).digest("hex") !== expected.sha256) {
+        return this.discard(folder, `${name} does not match its recorded sha256`);
+      }
+      bytes[name] = data;
+    }
+    await this.touch(folder);
+    return { bytes, meta: manifest.meta as M };
+  }
+
+  /** The checked manifest of `key`'s entry and its folder; undefined when absent, damaged or stale. */
+  private async manifestOf(
+    key: string,
+  ): Promise<{ folder: string; manifest: z.infer<typeof manifestSchema> } | undefined> {
+    if (!this.enabled) return undefined;
+    const folder = join(this.options.dir, ContentCache.entryName(key));
+    let manifest: z.infer<typeof manifestSchema>;
+    try {
+      manifest = manifestSchema.parse(JSON.parse(await readFile(join(folder, MANIFEST), "utf8")));
+    } catch (error) {
+      // No entry, or no cache folder at all (a file where it should be: its writes warn).
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+      return this.discard(folder, "its manifest is unreadable");
+    }
+    if (manifest.key !== key) return this.discard(folder, "it belongs to another key");
+    if (manifest.version !== this.options.version) {
+      return this.discard(folder, `it was written by version ${manifest.version}`);
+    }
+    return { folder, manifest };
+  }
+
+  /** Most recently used: the folder's modification time orders the eviction. */
+  private async touch(folder: string): Promise<void> {
     const now = new Date();
     await utimes(folder, now, now).catch(() => undefined);
-    return { files, meta: manifest.meta as M };
   }
 
   /**

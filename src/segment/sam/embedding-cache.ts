@@ -3,7 +3,7 @@
 // or a rerun. Bounded in size, least recently used first out (util/content-cache.ts).
 
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { embeddingCacheBytes, persamCacheDir } from "../../config.js";
 import { ContentCache } from "../../util/content-cache.js";
@@ -71,10 +71,11 @@ export class EmbeddingCache implements EmbeddingStore {
 
   /** The cached embedding, or undefined when absent (a damaged entry is removed and recomputed). */
   async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
-    const entry = await this.cache.get<Meta>(embeddingKeyText(key));
+    // Read once: the bytes are checked against the manifest's sha256 as they are.
+    const entry = await this.cache.read<Meta>(embeddingKeyText(key));
     if (!entry) return undefined;
     const { dims, originalSize, inputSize } = entry.meta;
-    const bytes = await readFile(entry.files["embedding.f32"]!).catch(() => undefined);
+    const bytes = entry.bytes["embedding.f32"];
     if (!bytes || bytes.byteLength !== numel(dims) * 4) return undefined;
     const data = new Float32Array(bytes.byteLength / 4);
     new Uint8Array(data.buffer).set(bytes);
