@@ -25,14 +25,16 @@ export async function writeMetadata(outDir: string, rows: readonly MetadataRow[]
 
 /**
  * Trainer files for the selected trainers plus the dataset card.
- * @returns paths relative to `outDir`, in the order written.
+ * @returns `files`: paths relative to `outDir`, in the order written; `copies`: the per-photo files
+ *   copied into a trainer's layout (their content is their source's).
  */
 export async function writeExports(
   outDir: string,
   dataset: PreparedDataset,
   settings: Settings,
-): Promise<string[]> {
+): Promise<{ files: string[]; copies: CopyOperation[] }> {
   const files: string[] = [];
+  const copies: CopyOperation[] = [];
   const { diffusers, kohya, onetrainer } = settings.presets;
   const rel = (path: string): string => relative(outDir, path).split(sep).join("/");
   if (diffusers) {
@@ -45,10 +47,12 @@ export async function writeExports(
     const w = await writeKohyaFiles({ outputDir: outDir, config, description: kohya.description });
     files.push(rel(w.toml), rel(w.script));
     files.push(...(await copyInside(outDir, config.copies)));
+    copies.push(...config.copies);
   }
   if (onetrainer) {
     const plan = onetrainerPlan({ dataset, preset: onetrainer });
     files.push(...(await copyInside(outDir, plan.copies)));
+    copies.push(...plan.copies);
     files.push(...(await writeOneTrainerFiles({ outputDir: outDir, plan })));
   }
   const card = datasetCard({
@@ -57,7 +61,7 @@ export async function writeExports(
   });
   await writeFileAtomic(join(outDir, "README.md"), card, { mkdir: true });
   files.push("README.md");
-  return files;
+  return { files, copies };
 }
 
 async function copyInside(outDir: string, copies: readonly CopyOperation[]): Promise<string[]> {

@@ -6,6 +6,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import pLimit from "p-limit";
 import { UserError } from "../../errors.js";
+import type { CopyOperation } from "../../export/kohya.js";
 import { DEFAULT_MAX_PIXELS } from "../../image/image-io.js";
 import { PhotoLoader } from "../../image/photo-loader.js";
 import {
@@ -360,30 +361,31 @@ async function runLocked(
   const modelFiles = plan.params.modelFiles!;
   const refText = referenceReport ? referenceText(referenceReport) : undefined;
   const exportFiles: string[] = [];
+  let copies: readonly CopyOperation[] = [];
   if (keptStems.length > 0) {
-    exportFiles.push(
-      ...(await writeExports(
-        outDir,
-        {
-          token: settings.identifier,
-          className: settings.className,
-          instancePrompt: settings.caption,
-          resolution: settings.resolution,
-          model: modelFiles.label,
-          mode: settings.mode,
-          reference: refText ?? "unknown",
-          stems: keptStems,
-          settings: {
-            crop: settings.crop,
-            aspect: settings.aspect,
-            background: settings.background,
-            bgWeight: settings.bgWeight,
-            feather: settings.feather,
-          },
+    const written = await writeExports(
+      outDir,
+      {
+        token: settings.identifier,
+        className: settings.className,
+        instancePrompt: settings.caption,
+        resolution: settings.resolution,
+        model: modelFiles.label,
+        mode: settings.mode,
+        reference: refText ?? "unknown",
+        stems: keptStems,
+        settings: {
+          crop: settings.crop,
+          aspect: settings.aspect,
+          background: settings.background,
+          bgWeight: settings.bgWeight,
+          feather: settings.feather,
         },
-        settings,
-      )),
+      },
+      settings,
     );
+    exportFiles.push(...written.files);
+    copies = written.copies;
   } else {
     warn(
       `no photo is in the training set (${ordered.filter((r) => r.status === "excluded").length} doubtful, ${ordered.filter((r) => r.status === "failed").length} failed): no trainer files written; see report.html, or rerun with --keep-doubtful`,
@@ -421,6 +423,8 @@ async function runLocked(
   files.push(...(await writeReport(outDir, report, state)));
   const known: Record<string, FileRecord> = {};
   for (const stem of keptStems) Object.assign(known, state.photos[stem]!.outputs!.files);
+  // A trainer's copy of a per-photo file has its source's record: no need to hash it again.
+  for (const c of copies) if (known[c.from]) known[c.to] = known[c.from]!;
   await finishSet({ outDir, store, files: [...files, ...Object.keys(known)], known });
   publishSpan({ name: "outputs", startMs: outputsStartMs, endMs: performance.now() });
 
