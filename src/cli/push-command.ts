@@ -294,7 +294,7 @@ async function pushChecked(params: {
   try {
     result = await pushDataset({
       outDir: options.out,
-      ...(check.ok ? { files: check.files } : {}),
+      ...(check.ok ? { files: check.files, hashes: check.hashes } : {}),
       http: config.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: config.idleTimeoutMs },
       repo: options.repo,
       private: options.private ?? false,

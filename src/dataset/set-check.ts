@@ -48,6 +48,18 @@ export interface SetCheck {
   readonly problems: readonly SetProblem[];
   /** The manifest, if the folder has one. */
   readonly manifest: SetManifest | undefined;
+  /**
+   * sha256 and git blob id of each set file the check read and found as recorded, by path, so that
+   * publishing does not read the set a second time to hash it.
+   */
+  readonly hashes: ReadonlyMap<string, KnownFileHashes>;
+}
+
+/** A file's hashes as the Hub's upload needs them, with the size they were read at. */
+export interface KnownFileHashes {
+  readonly sha256: string;
+  readonly gitOid: string;
+  readonly size: number;
 }
 
 /** Folders whose PNG files are rows' images (`file_name`, `*_file_name`). */
@@ -69,12 +81,14 @@ export async function checkSetForPublish(params: {
 }): Promise<SetCheck> {
   const outDir = resolve(params.outDir);
   const problems: SetProblem[] = [];
+  const hashes = new Map<string, KnownFileHashes>();
   const done = (manifest: SetManifest | undefined): SetCheck => ({
     outDir,
     ok: problems.length === 0,
     files: manifest ? Object.keys(manifest.files).sort() : [],
     problems,
     manifest,
+    hashes,
   });
   const info = await lstat(outDir).catch(() => undefined);
   if (!info?.isDirectory()) {
@@ -132,11 +146,14 @@ export async function checkSetForPublish(params: {
       continue;
     }
     params.signal?.throwIfAborted();
-    const { sha256, size } =
-      file.size === expected.size ? await hashFile(file.absPath) : { sha256: "", size: file.size };
+    // The git blob id comes in the same pass, for the push that follows a good check.
+    const { sha256, gitOid, size } =
+      file.size === expected.size
+        ? await hashFile(file.absPath, file.size)
+        : { sha256: "", gitOid: undefined, size: file.size };
     if (size !== expected.size || sha256 !== expected.sha256) {
       problems.push({ kind: "changed", path, detail: `${path} changed since prepare wrote it` });
-    }
+    } else if (gitOid !== undefined) hashes.set(path, { sha256, gitOid, size });
   }
   for (const f of found) {
     if (!listed.has(f.path))

@@ -76,6 +76,11 @@ export interface PushDatasetParams {
    * @default undefined (every regular file of `outDir` except state, temporary files and links)
    */
   readonly files?: readonly string[] | undefined;
+  /**
+   * Hashes already taken of some of those files (by path: sha256, git blob id, the size read), as
+   * the set check gives them; a file whose size still matches is not read again to hash it.
+   */
+  readonly hashes?: ReadonlyMap<string, { sha256: string; gitOid: string; size: number }> | undefined;
   /** Offline mode (HF_HUB_OFFLINE): refuse at once, before any request. @default false */
   readonly offline?: boolean | undefined;
   /** Time limits and retries of every Hub request. @default DEFAULT_HUB_HTTP */
@@ -272,6 +277,7 @@ export async function listGivenFiles(outDir: string, files: readonly string[]): 
 /** sha256 and git blob id of each file, a few at a time, in the order given. */
 async function hashLocalFiles(
   found: readonly FoundFile[],
+  known: PushDatasetParams["hashes"],
   onProgress: ((event: PushProgress) => void) | undefined,
   signal: AbortSignal | undefined,
 ): Promise<LocalFile[]> {
@@ -283,7 +289,13 @@ async function hashLocalFiles(
       const i = next++;
       const f = found[i]!;
       signal?.throwIfAborted();
-      files[i] = { ...f, ...(await hashListed(f)) };
+      const had = known?.get(f.path);
+      files[i] = {
+        ...f,
+        ...(had !== undefined && had.size === f.size
+          ? { sha256: had.sha256, gitOid: had.gitOid }
+          : await hashListed(f)),
+      };
       done += 1;
       onProgress?.({ phase: "hash", done, total: found.length, path: f.path });
     }
@@ -605,7 +617,7 @@ async function push(params: PushDatasetParams): Promise<PushResult> {
     }
   }
 
-  const files = await hashLocalFiles(found, params.onProgress, params.signal);
+  const files = await hashLocalFiles(found, params.hashes, params.onProgress, params.signal);
   const plan = (remoteFiles: ReadonlyMap<string, RemoteEntry>) => {
     const { upload, unchanged } = compare(files, remoteFiles);
     const remoteOnly = [...remoteFiles.keys()]
