@@ -43,17 +43,19 @@ export function float32ToFloat16Bits(src: Float32Array): Uint16Array {
   return out;
 }
 
+/** The value of IEEE half-precision bits (exact: every float16 is a float32 and a double). */
+export function float16BitsToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
 /** float32 values from IEEE half-precision bits. */
 export function float16BitsToFloat32(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const h = src[i]!;
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >>> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    if (exp === 0) out[i] = sign * mant * 2 ** -24;
-    else if (exp === 0x1f) out[i] = mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-    else out[i] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
-  }
+  for (let i = 0; i < src.length; i++) out[i] = float16BitsToNumber(src[i]!);
   return out;
 }

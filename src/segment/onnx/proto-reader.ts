@@ -13,6 +13,8 @@
 // - int32 fields keep the low 32 bits of their varint, int64 fields read as signed 64-bit, uint64
 //   fields as unsigned (as JS numbers: beyond 2^53 the nearest double).
 
+import { float16BitsToNumber } from "../../util/float16.js";
+
 /** Protobuf wire types. */
 const VARINT = 0;
 const I64 = 1;
@@ -874,16 +876,6 @@ export function externalDataFiles(model: ReadModel): string[] {
   return [...new Set(externalTensors(model).map((e) => e.location))];
 }
 
-/** IEEE 754 half precision bits to a number. */
-function halfToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
 /** bfloat16 bits (the high half of a float32) to a number. */
 function bfloat16ToNumber(h: number): number {
   const view = new DataView(new ArrayBuffer(4));
@@ -901,7 +893,7 @@ const RAW_DECODERS: ReadonlyMap<number, readonly [number, (v: DataView, o: numbe
   [6, [4, (v, o) => v.getInt32(o, true)]],
   [7, [8, (v, o) => Number(v.getBigInt64(o, true))]],
   [9, [1, (v, o) => v.getUint8(o)]],
-  [10, [2, (v, o) => halfToNumber(v.getUint16(o, true))]],
+  [10, [2, (v, o) => float16BitsToNumber(v.getUint16(o, true))]],
   [11, [8, (v, o) => v.getFloat64(o, true)]],
   [12, [4, (v, o) => v.getUint32(o, true)]],
   [13, [8, (v, o) => Number(v.getBigUint64(o, true))]],
@@ -919,7 +911,7 @@ export function tensorValues(t: ReadTensor): number[] | undefined {
   if (!decoder || t.external) return undefined;
   const n = t.dims.reduce((a, b) => a * b, 1);
   if (t.values) {
-    if (t.dataType === 10) return t.values.map(halfToNumber);
+    if (t.dataType === 10) return t.values.map(float16BitsToNumber);
     if (t.dataType === 16) return t.values.map(bfloat16ToNumber);
     return [...t.values];
   }

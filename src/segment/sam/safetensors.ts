@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { type FileHandle, open, rename, unlink } from "node:fs/promises";
 import { basename } from "node:path";
 import { UserError } from "../../errors.js";
+import { float16BitsToNumber } from "../../util/float16.js";
 import { numel, type Tensor } from "../../util/tensor.js";
 import type { DecoderWeights } from "./decoder-types.js";
 
@@ -263,16 +264,6 @@ export async function readSafetensors(
 
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** IEEE binary16 bits → number (exact). */
-function halfToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1024 + mant) * 2 ** (exp - 25);
-}
-
 /** Decode little-endian float bytes (F32/F16/BF16/F64) to float32. */
 function decodeFloats(bytes: Uint8Array, dtype: string, name: string, source: string): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -285,7 +276,7 @@ function decodeFloats(bytes: Uint8Array, dtype: string, name: string, source: st
     }
     case "F16": {
       const out = new Float32Array(bytes.byteLength / 2);
-      for (let i = 0; i < out.length; i++) out[i] = halfToNumber(view.getUint16(2 * i, true));
+      for (let i = 0; i < out.length; i++) out[i] = float16BitsToNumber(view.getUint16(2 * i, true));
       return out;
     }
     case "BF16": {
