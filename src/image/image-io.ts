@@ -4,6 +4,7 @@
 import { open } from "node:fs/promises";
 import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from "sharp";
 import { firstLine, UserError } from "../errors.js";
+import { ftypBrands } from "./iso-bmff.js";
 
 /** The versions of sharp and of the libvips it runs on. */
 export function sharpVersions(): { readonly sharp: string; readonly libvips: string } {
@@ -568,13 +569,9 @@ async function readHead(path: string): Promise<Uint8Array> {
 
 /** True for an ISO-BMFF file whose brands name HEIC/HEIF (and not AVIF). */
 function isHeic(head: Uint8Array): boolean {
-  if (head.length < 16) return false;
-  const text = (from: number, to: number): string => String.fromCharCode(...head.subarray(from, to));
-  if (text(4, 8) !== "ftyp") return false;
-  const boxEnd = Math.min(head.length, (head[0]! << 24) | (head[1]! << 16) | (head[2]! << 8) | head[3]!);
-  const brands = [text(8, 12)];
-  for (let i = 16; i + 4 <= boxEnd; i += 4) brands.push(text(i, i + 4));
-  return !brands.includes("avif") && !brands.includes("avis") && brands.some((b) => HEIC_BRANDS.has(b));
+  const brands = ftypBrands(head);
+  if (brands === undefined || brands.includes("avif") || brands.includes("avis")) return false;
+  return brands.some((b) => HEIC_BRANDS.has(b));
 }
 
 function heicError(path: string, cause: unknown): UserError {

@@ -4,6 +4,7 @@
 
 import { z } from "zod";
 import { firstLine, UserError } from "../errors.js";
+import { ftypBrands } from "../image/iso-bmff.js";
 import { runTool, type VideoTools } from "./video-tools.js";
 
 /** A readable video stream, as frames will come out of ffmpeg. */
@@ -193,14 +194,9 @@ export function videoContainerOf(head: Uint8Array): "mp4" | "mov" | "matroska" |
     return "matroska";
   }
   if (text(0, 4) === "RIFF" && text(8, 12) === "AVI ") return "avi";
+  const brands = ftypBrands(head);
+  if (brands !== undefined) return brands.some((b) => IMAGE_BRANDS.has(b)) ? undefined : "mp4";
   const box = text(4, 8);
-  if (box === "ftyp") {
-    const size = (head[0]! << 24) | (head[1]! << 16) | (head[2]! << 8) | head[3]!;
-    const end = Math.min(head.length, size > 0 ? size : head.length);
-    const brands = [text(8, 12)];
-    for (let i = 16; i + 4 <= end; i += 4) brands.push(text(i, i + 4));
-    return brands.some((b) => IMAGE_BRANDS.has(b)) ? undefined : "mp4";
-  }
   // QuickTime files from old cameras start with another top-level box.
   if (["moov", "mdat", "wide", "free", "skip"].includes(box) && head.length >= 8) return "mov";
   return undefined;
