@@ -377,6 +377,29 @@ describe("prepare: resume", () => {
     expect(parallel.counts).toEqual(once);
   });
 
+  it("decodes a photo whose mask is given once more for its outputs, not twice, when it is not handed on", async () => {
+    const dir = await sceneFolder("decode-given", 4, true);
+    await writeSceneMask(join(dir, "photo-3.mask.png"), { at: [0.55, 0.5] });
+    const counts: Record<string, number> = {};
+    const order: string[] = [];
+    const result = await run(dir, {
+      onEvent: (e) => {
+        if (e.type === "photo-start") order.push(e.stem);
+        if (e.type === "decode") {
+          const name = e.path.slice(e.path.lastIndexOf("/") + 1);
+          counts[name] = (counts[name] ?? 0) + 1;
+        }
+      },
+    });
+    expect(result.counts).toMatchObject({ segmented: 4, outputsWritten: 4 });
+    // Both references are decoded by the reference stage, which hands only the last on. The
+    // other one is decoded again for its outputs (its mask is given: nothing encodes it then),
+    // ahead of its turn by the photo before it; that decode must be the one its outputs use.
+    const handed = order[0]!;
+    const other = handed === "photo-1" ? "photo-3" : "photo-1";
+    expect(counts).toEqual({ [`${handed}.jpg`]: 1, [`${other}.jpg`]: 2, "photo-2.jpg": 1, "photo-4.jpg": 1 });
+  });
+
   it("an interrupted run, rerun, gives the same files as an uninterrupted one", async () => {
     const dir = await sceneFolder("interrupt", 3, true);
     const whole = await run(dir, { outDir: join(root, `whole-${counter}`) });

@@ -141,7 +141,9 @@ export async function processPhoto(
   };
   if (action === "segment") {
     const segmented = await segmentStep(ctx, photo, image, decodeNext);
-    decodeNext(); // also when no encoder ran (a given or reviewed mask, a failed decode)
+    // Not while this photo's pixels are still to come (a given or reviewed mask: nothing encoded
+    // it): the next photo's decode would replace this one's, started by the photo before.
+    if (segmented.status === "failed" || segmented.image !== undefined) decodeNext();
     if (segmented.status === "failed") {
       const reason = `${photo.relPath}: ${segmented.reason}`;
       delete state.photos[photo.stem];
@@ -205,6 +207,7 @@ export async function processPhoto(
   }
   image = undefined;
   mask = undefined;
+  decodeNext(); // when this photo needed no pixels after all (left out, thumbnails kept)
   const ts = performance.now();
   await store.update((s) => {
     s.photos[photo.stem] = ps;
