@@ -4,18 +4,21 @@
 // the token appears nowhere.
 
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isUserError, type UserError } from "../src/errors.js";
 import {
+  type KnownFileHashes,
+  listLocalFiles,
   type PushDatasetParams,
   type PushProgress,
   type PushResult,
   pushDataset,
 } from "../src/hub/dataset-push.js";
 import { HubUserError } from "../src/hub/hub-api.js";
+import { hashFile } from "../src/util/hash-file.js";
 import { type HubServer, startHubServer } from "./support/hub-server.js";
 
 const TOKEN = "hf_pushsecrettoken0123456789";
@@ -219,6 +222,31 @@ describe("pushDataset", () => {
     });
     expect(server.requestsTo(/^PUT /)).toHaveLength(1);
     expect(remoteTree("me/changed", EXPECTED())).toEqual(await localTree(dir, EXPECTED()));
+  });
+
+  it("takes hashes handed over from an earlier reading only for files not written since", async () => {
+    const dir = await makeOutDir("known");
+    await push(params(dir, "me/known"));
+    // As the set check hands them over: every file hashed when listed.
+    const { found } = await listLocalFiles({ outDir: dir });
+    const known = new Map<string, KnownFileHashes>();
+    for (const f of found) {
+      const { sha256, gitOid } = await hashFile(f.absPath, f.size);
+      known.set(f.path, { sha256, gitOid: gitOid!, size: f.size, version: f.version });
+    }
+    // Rewritten in place and replaced by a rename, both with the same size.
+    const before = await readFile(join(dir, "images", "cat-2.png"));
+    await writeFile(join(dir, "images", "cat-2.png"), fakePng(1));
+    expect((await readFile(join(dir, "images", "cat-2.png"))).length).toBe(before.length);
+    await writeFile(join(dir, "masks", "cat-1.png.new"), fakePng(10));
+    await rename(join(dir, "masks", "cat-1.png.new"), join(dir, "masks", "cat-1.png"));
+    server.clearRequests();
+    const result = await push(params(dir, "me/known", { hashes: known }));
+    expect(result.uploaded.map((f) => f.path).sort()).toEqual(["images/cat-2.png", "masks/cat-1.png"]);
+    expect(remoteTree("me/known", EXPECTED())).toEqual(await localTree(dir, EXPECTED()));
+    // The same stale hashes again: the two files are read again and found on the Hub.
+    const again = await push(params(dir, "me/known", { hashes: known }));
+    expect(again.upToDate).toBe(true);
   });
 
   it("--dry-run plans against the Hub without writing anything", async () => {

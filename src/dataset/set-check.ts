@@ -5,7 +5,7 @@
 import { lstat, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
-import { listLocalFiles } from "../hub/dataset-push.js";
+import { type KnownFileHashes, listLocalFiles } from "../hub/dataset-push.js";
 import { hashFile } from "../util/hash-file.js";
 import { metadataFileNames } from "../util/metadata-lines.js";
 import { describeHolder, LOCK_FILE, lockHolderAlive, readRunLock } from "../util/run-lock.js";
@@ -53,13 +53,6 @@ export interface SetCheck {
    * publishing does not read the set a second time to hash it.
    */
   readonly hashes: ReadonlyMap<string, KnownFileHashes>;
-}
-
-/** A file's hashes as the Hub's upload needs them, with the size they were read at. */
-export interface KnownFileHashes {
-  readonly sha256: string;
-  readonly gitOid: string;
-  readonly size: number;
 }
 
 /** Folders whose PNG files are rows' images (`file_name`, `*_file_name`). */
@@ -153,7 +146,7 @@ export async function checkSetForPublish(params: {
         : { sha256: "", gitOid: undefined, size: file.size };
     if (size !== expected.size || sha256 !== expected.sha256) {
       problems.push({ kind: "changed", path, detail: `${path} changed since prepare wrote it` });
-    } else if (gitOid !== undefined) hashes.set(path, { sha256, gitOid, size });
+    } else if (gitOid !== undefined) hashes.set(path, { sha256, gitOid, size, version: file.version });
   }
   for (const f of found) {
     if (!listed.has(f.path))

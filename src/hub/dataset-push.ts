@@ -3,6 +3,7 @@
 // new or changed files in one atomic commit. Every request goes through the Hub fetch (time limits,
 // retries, credentials only to the endpoint); the token never reaches a message, a log line or a file.
 
+import type { Stats } from "node:fs";
 import { lstat, readdir, readFile, realpath } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -77,10 +78,10 @@ export interface PushDatasetParams {
    */
   readonly files?: readonly string[] | undefined;
   /**
-   * Hashes already taken of some of those files (by path: sha256, git blob id, the size read), as
-   * the set check gives them; a file whose size still matches is not read again to hash it.
+   * Hashes already taken of some of those files, by path, as the set check gives them; a file
+   * listed again with the same size and version is not read again to hash it.
    */
-  readonly hashes?: ReadonlyMap<string, { sha256: string; gitOid: string; size: number }> | undefined;
+  readonly hashes?: ReadonlyMap<string, KnownFileHashes> | undefined;
   /** Offline mode (HF_HUB_OFFLINE): refuse at once, before any request. @default false */
   readonly offline?: boolean | undefined;
   /** Time limits and retries of every Hub request. @default DEFAULT_HUB_HTTP */
@@ -168,6 +169,21 @@ export interface FoundFile {
   readonly path: string;
   readonly absPath: string;
   readonly size: number;
+  /** Device, inode and change times when listed: a file written or replaced since has another. */
+  readonly version: string;
+}
+
+/** Hashes taken of a listed file; they hold while the file keeps the size and version it had. */
+export interface KnownFileHashes {
+  readonly sha256: string;
+  readonly gitOid: string;
+  readonly size: number;
+  readonly version: string;
+}
+
+/** {@link FoundFile.version} from a file's lstat. */
+function fileVersion(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 /**
@@ -232,7 +248,7 @@ export async function listLocalFiles(params: {
       } else if (/[\\\x00-\x1f\x7f]/.test(entry.name)) {
         skipped.push({ path, kind: "name", reason: "file name with a backslash or control character" });
       } else {
-        found.push({ path, absPath, size: st.size });
+        found.push({ path, absPath, size: st.size, version: fileVersion(st) });
       }
     }
   };
@@ -269,7 +285,7 @@ export async function listGivenFiles(outDir: string, files: readonly string[]): 
         hint: "run 'persam-db prepare' again on the same photos to rewrite the output folder, then push",
       });
     }
-    out.push({ path, absPath, size: st.size });
+    out.push({ path, absPath, size: st.size, version: fileVersion(st) });
   }
   return out;
 }
@@ -292,7 +308,7 @@ async function hashLocalFiles(
       const had = known?.get(f.path);
       files[i] = {
         ...f,
-        ...(had !== undefined && had.size === f.size
+        ...(had !== undefined && had.size === f.size && had.version === f.version
           ? { sha256: had.sha256, gitOid: had.gitOid }
           : await hashListed(f)),
       };
