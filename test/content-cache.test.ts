@@ -275,4 +275,29 @@ describe("EmbeddingCache", () => {
     await c.clear();
     expect(await c.get(key)).toBeUndefined();
   });
+
+  it("an entry whose manifest does not describe its file is removed with one warning and rebuilt", async () => {
+    const dir = await fresh();
+    const warnings: string[] = [];
+    const c = new EmbeddingCache({ dir, onWarning: (m) => warnings.push(m) });
+    for (const meta of [
+      { dims: [1, 4, 4, 5], originalSize: [30, 40], inputSize: [768, 1024] }, // 4 values too many
+      { dims: "1x4x4x4", originalSize: [30, 40], inputSize: [768, 1024] },
+      { dims: [1, 4, 4, 4], originalSize: [30], inputSize: [768, 1024] },
+    ]) {
+      warnings.length = 0;
+      expect(await c.put(key, photo)).toBe(true);
+      const [name] = (await readdir(dir)).filter((n) => !n.startsWith("."));
+      const manifestPath = join(dir, name!, "entry.json");
+      const manifest = JSON.parse(await readFile(manifestPath, "utf8"));
+      await writeFile(manifestPath, JSON.stringify({ ...manifest, meta }));
+      expect(await c.get(key)).toBeUndefined();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/does not describe an embedding.*it is rebuilt/);
+      // Rebuilt by the next put, and used from then on.
+      expect(await c.put(key, photo)).toBe(true);
+      expect(Array.from((await c.get(key))!.embedding.data)).toEqual(Array.from(photo.embedding.data));
+      expect(warnings).toHaveLength(1);
+    }
+  });
 });

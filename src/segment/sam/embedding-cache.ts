@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
+import { z } from "zod";
 import { embeddingCacheBytes, persamCacheDir } from "../../config.js";
 import { ContentCache } from "../../util/content-cache.js";
 import { numel, type Size } from "../../util/tensor.js";
@@ -36,11 +37,14 @@ export interface EmbeddingStore {
   put(key: EmbeddingKey, photo: EncodedPhoto): Promise<boolean>;
 }
 
-interface Meta {
-  dims: number[];
-  originalSize: [number, number];
-  inputSize: [number, number];
-}
+const side = z.number().int().positive();
+/** What an entry's manifest records beside its bytes; checked, as the file may be damaged. */
+const metaSchema = z.object({
+  dims: z.array(side).min(1),
+  originalSize: z.tuple([side, side]),
+  inputSize: z.tuple([side, side]),
+});
+type Meta = z.infer<typeof metaSchema>;
 
 /** Options of {@link EmbeddingCache}. */
 export interface EmbeddingCacheOptions {
@@ -72,11 +76,17 @@ export class EmbeddingCache implements EmbeddingStore {
   /** The cached embedding, or undefined when absent (a damaged entry is removed and recomputed). */
   async get(key: EmbeddingKey): Promise<EncodedPhoto | undefined> {
     // Read once: the bytes are checked against the manifest's sha256 as they are.
-    const entry = await this.cache.read<Meta>(embeddingKeyText(key));
+    const keyText = embeddingKeyText(key);
+    const entry = await this.cache.read<unknown>(keyText);
     if (!entry) return undefined;
-    const { dims, originalSize, inputSize } = entry.meta;
+    const meta = metaSchema.safeParse(entry.meta);
     const bytes = entry.bytes["embedding.f32"];
-    if (!bytes || bytes.byteLength !== numel(dims) * 4) return undefined;
+    if (!meta.success || !bytes || bytes.byteLength !== numel(meta.data.dims) * 4) {
+      // A manifest that does not describe its file: never used, and rebuilt by the next put.
+      await this.cache.reject(keyText, "its manifest does not describe an embedding of its size");
+      return undefined;
+    }
+    const { dims, originalSize, inputSize } = meta.data;
     const data = new Float32Array(bytes.byteLength / 4);
     new Uint8Array(data.buffer).set(bytes);
     return { embedding: { data, dims }, originalSize: originalSize as Size, inputSize: inputSize as Size };
