@@ -13,7 +13,7 @@ import {
   type AttentionChunkingResult,
   chunkAttention,
 } from "./attention-chunking.js";
-import { readModel } from "./proto-reader.js";
+import { type ReadModel, readModel } from "./proto-reader.js";
 import { type ValuePrecision, valuePrecision } from "./value-precision.js";
 
 /** What to rewrite. */
@@ -51,11 +51,16 @@ export interface ChunkFileReply {
  */
 export function chunkAttentionFile(request: ChunkFileRequest): ChunkFileReply {
   const bytes = readFileSync(request.input);
+  // Parsed once for both (a ViT-B-size graph is a few hundred MB); a model that does not parse is
+  // left to chunkAttention, whose notes say so.
+  const needsModel = request.chunks > 1 || (request.precisionOf ?? []).length > 0;
+  const model = needsModel ? parsedOrUndefined(bytes) : undefined;
+  const precisions = model === undefined ? {} : precisionsOf(model, request.precisionOf ?? []);
   const result = chunkAttention(bytes, {
     chunks: request.chunks,
     ...(request.minScoreBytes === undefined ? {} : { minScoreBytes: request.minScoreBytes }),
+    model,
   });
-  const precisions = precisionsOf(bytes, request.precisionOf ?? []);
   if (result.rewritten > 0) {
     const fd = openSync(request.output, "w");
     try {
@@ -76,15 +81,16 @@ export function chunkAttentionFile(request: ChunkFileRequest): ChunkFileReply {
   };
 }
 
-function precisionsOf(bytes: Uint8Array, values: readonly string[]): Record<string, ValuePrecision> {
-  const out: Record<string, ValuePrecision> = {};
-  if (values.length === 0) return out;
-  let model: ReturnType<typeof readModel>;
+function parsedOrUndefined(bytes: Uint8Array): ReadModel | undefined {
   try {
-    model = readModel(bytes);
+    return readModel(bytes);
   } catch {
-    return out; // chunkAttention's notes already say that the model could not be parsed
+    return undefined;
   }
+}
+
+function precisionsOf(model: ReadModel, values: readonly string[]): Record<string, ValuePrecision> {
+  const out: Record<string, ValuePrecision> = {};
   for (const v of values) {
     const p = valuePrecision(model, v);
     if (p !== undefined) out[v] = p;

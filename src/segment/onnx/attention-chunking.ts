@@ -35,7 +35,7 @@ import {
   writeNode,
   writeTensor,
 } from "./proto.js";
-import { externalDataFiles, fieldSpans, type ReadNode, readModel } from "./proto-reader.js";
+import { externalDataFiles, fieldSpans, type ReadModel, type ReadNode, readModel } from "./proto-reader.js";
 import { inferShapes } from "./shape-inference.js";
 
 /** Options of {@link chunkAttention}. */
@@ -47,6 +47,8 @@ export interface AttentionChunkingOptions {
   readonly chunks: number;
   /** Only Softmax inputs of at least this many bytes (as fp32) are rewritten. @default 64 MiB */
   readonly minScoreBytes?: number;
+  /** `readModel(bytes)`, when the caller has parsed it already (a large model is then parsed once). */
+  readonly model?: ReadModel | undefined;
 }
 
 /** What {@link chunkAttention} returns. */
@@ -145,9 +147,9 @@ export function chunkAttention(
     throw new Error(`Expected a positive integer for chunks but received ${options.chunks}`);
   }
   if (options.chunks === 1) return unchanged(["chunks = 1: nothing to do"], 0);
-  let model: ReturnType<typeof readModel>;
+  let model: ReadModel;
   try {
-    model = readModel(bytes);
+    model = options.model ?? readModel(bytes);
   } catch (error) {
     return unchanged([`not rewritten: the model could not be parsed (${String(error)})`]);
   }
