@@ -6,7 +6,13 @@
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { type RunRecord, readRunRecord } from "../dataset/prepare/run-record.js";
-import { type PhotoState, type PrepareState, readState, STATE_FILE } from "../dataset/prepare-state.js";
+import {
+  emptyState,
+  type PhotoState,
+  type PrepareState,
+  readState,
+  STATE_FILE,
+} from "../dataset/prepare-state.js";
 import type { PhotoReport, PrepareReport } from "../dataset/report.js";
 import {
   emptyDecisions,
@@ -98,7 +104,8 @@ export class ReviewSet {
     }
     const lock = await acquireRunLock({ outDir, command: params.command ?? "review" });
     try {
-      const set = new ReviewSet(outDir, run.record, lock, (await readState(outDir)).state, emptyDecisions());
+      // reload() reads the state, the decisions and the report.
+      const set = new ReviewSet(outDir, run.record, lock, emptyState(), emptyDecisions());
       await set.reload();
       return set;
     } catch (error) {
