@@ -236,15 +236,6 @@ export interface ApplicableReview {
   readonly notes: readonly string[];
 }
 
-/** No review decisions. */
-export const NO_REVIEW: ApplicableReview = {
-  overrides: new Map(),
-  decisions: new Map(),
-  outdated: new Set(),
-  reference: undefined,
-  notes: [],
-};
-
 /**
  * The decisions that apply to these photos: those made on the same photo bytes (by sha256), with
  * intact mask files of the photo's size. Anything else is ignored with a note.

@@ -97,19 +97,6 @@ export function isSidecarName(name: string): boolean {
 }
 
 /**
- * Check that the photo folder exists and is a folder, before anything slow (a model download) runs.
- * `shown` is how the user wrote the path, for the message.
- * @throws UserError naming the path when it is missing or not a folder.
- */
-export async function checkPhotoFolder(dir: string, shown: string = dir): Promise<void> {
-  const info = await stat(dir).catch(() => undefined);
-  if (!info) throw new UserError(`The photo folder ${shown} does not exist`, { hint: "check the path" });
-  if (!info.isDirectory()) {
-    throw new UserError(`${shown} is not a folder`, { hint: "give the folder that holds the photos" });
-  }
-}
-
-/**
  * Check the input of `prepare`: a folder of photos and videos, or one video file (recognised by its
  * content). `shown` is how the user wrote the path, for the message.
  * @returns true when the input is a video file, false for a folder.
