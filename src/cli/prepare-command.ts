@@ -20,6 +20,7 @@ import {
 } from "../dataset/prepare.js";
 import { checkPrepareInput } from "../dataset/scan.js";
 import { isUserError, UserError } from "../errors.js";
+import type { EmbeddingCache } from "../segment/sam/embedding-cache.js";
 import type { SamModel } from "../segment/sam/sam-model.js";
 import { looksLikeHubToken } from "../util/hub-token.js";
 import { terminalSafe } from "../util/terminal-text.js";
@@ -304,11 +305,6 @@ export const prepareCommand = defineCommand<PrepareOptions>({
     let model: SamModel | undefined;
     let modelFiles: SamModel["files"] | undefined;
     let modelKey: string | undefined;
-    const modelOptions = {
-      ...options,
-      ...(options.encoder !== undefined ? { encoder: resolve(io.cwd, options.encoder) } : {}),
-      ...(options.decoder !== undefined ? { decoder: resolve(io.cwd, options.decoder) } : {}),
-    };
     if (options.dryRun) {
       // A dry run loads and downloads nothing; local files are still identified by size and date.
       if (options.encoder !== undefined && options.decoder !== undefined) {
@@ -321,7 +317,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
     } else if (checked.length > 0) {
       // Files now (a missing model is reported before any work); sessions only if a plan needs
       // them: an unchanged rerun never opens the encoder.
-      modelFiles = await resolveCliModelFiles(modelOptions, io, reporter);
+      modelFiles = await resolveCliModelFiles(options, io, reporter);
     }
     // Videos need ffmpeg: looked up once, from the command's environment.
     const videoTools = await findVideoTools({ config: videoToolsConfig(io.env) });
@@ -364,14 +360,17 @@ export const prepareCommand = defineCommand<PrepareOptions>({
     try {
       // Plan every input, then open the model once if any plan needs it, then run each.
       const plans: { input: string; plan: PreparePlan }[] = [];
+      // One cache for every input, so that a cache that cannot be written is said once.
+      let embeddingCache: EmbeddingCache | undefined;
       for (const c of checked) {
         try {
           const references = await referenceSpecsFromOptions(options, {
             cwd: io.cwd,
             photosDir: c.isVideo ? dirname(c.inputPath) : c.inputPath,
           });
+          embeddingCache ??= cliEmbeddingCache(options, io, reporter);
           const plan = await planPrepare({
-            embeddingCache: cliEmbeddingCache(options, io, reporter),
+            embeddingCache,
             inputDir: c.inputPath,
             outDir: c.outDir,
             modelFiles,
@@ -412,7 +411,7 @@ export const prepareCommand = defineCommand<PrepareOptions>({
         }
       }
       if (plans.some((p) => p.plan.needsModel && !p.plan.dryRun)) {
-        model = await openCliModel(modelFiles!, modelOptions, io, reporter);
+        model = await openCliModel(modelFiles!, options, io, reporter);
       }
       for (const { input, plan } of plans) {
         let result: PrepareResult;

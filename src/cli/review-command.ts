@@ -106,12 +106,9 @@ export const reviewCommand = defineCommand<ReviewOptions>({
       const given =
         options.model !== undefined || options.encoder !== undefined || options.decoder !== undefined;
       const recorded = set.record.model;
+      // Given paths are the user's: resolveCliModelFiles resolves them against the command's folder.
       const modelOptions: ModelOptions = given
-        ? {
-            ...options,
-            ...(options.encoder !== undefined ? { encoder: resolve(io.cwd, options.encoder) } : {}),
-            ...(options.decoder !== undefined ? { decoder: resolve(io.cwd, options.decoder) } : {}),
-          }
+        ? options
         : recorded.label === "local files"
           ? { ...options, encoder: recorded.encoderPath, decoder: recorded.decoderPath }
           : { ...options, model: recorded.label };
