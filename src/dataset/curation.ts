@@ -5,6 +5,7 @@
 // resolution) with the value that raised each. Pure functions over typed arrays.
 
 import { GRID_SIDE } from "../segment/sam/sam-constants.js";
+import { round3 } from "../util/numbers.js";
 import type { Box, Tensor } from "../util/tensor.js";
 
 /** Pixels as image-io gives them (only RGB is read). */
@@ -299,7 +300,7 @@ export function curationFlags(
     if (rel < CURATION_LIMITS.blurryRelative) {
       flags.push({
         flag: "blurry",
-        value: round(rel),
+        value: round3(rel),
         detail: `blurry: sharpness ${pct(rel)} of the sharpest`,
       });
     }
@@ -308,7 +309,7 @@ export function curationFlags(
       if (pose.area < CURATION_LIMITS.smallArea) {
         flags.push({
           flag: "subject-small",
-          value: round(pose.area),
+          value: round3(pose.area),
           detail: `subject small: its box is ${pct(pose.area)} of the picture`,
         });
       }
@@ -361,12 +362,8 @@ export function sameness(
   const similarity = cosine(a.feature, b.feature);
   const pose = poseDistance(poseOf(a.box, a.width, a.height), poseOf(b.box, b.width, b.height));
   return similarity >= CURATION_LIMITS.nearDuplicateFeature && pose <= CURATION_LIMITS.nearDuplicatePose
-    ? { flag: "near-duplicate", value: round(similarity) }
+    ? { flag: "near-duplicate", value: round3(similarity) }
     : undefined;
-}
-
-function round(v: number): number {
-  return Math.round(v * 1000) / 1000;
 }
 
 function clampBox(box: Box | undefined, width: number, height: number): [number, number, number, number] {

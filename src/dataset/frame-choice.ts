@@ -5,6 +5,7 @@
 // what is left. Every candidate gets a verdict with its reason. Pure.
 
 import { CONFIDENCE_CALIBRATION } from "../segment/persam/confidence.js";
+import { round3 } from "../util/numbers.js";
 import type { Box } from "../util/tensor.js";
 import {
   CURATION_LIMITS,
@@ -93,10 +94,10 @@ export function chooseFrames(params: ChooseFramesParams): FrameVerdict[] {
       time: c.time,
       chosen,
       reason,
-      score: round(score(c)),
-      similarity: round(c.similarity),
-      confidence: round(c.confidence),
-      sharpness: round(relSharp(c)),
+      score: round3(score(c)),
+      similarity: round3(c.similarity),
+      confidence: round3(c.confidence),
+      sharpness: round3(relSharp(c)),
     });
   };
   const at = (c: FrameCandidate): string => `${c.time.toFixed(1)} s`;
@@ -196,8 +197,4 @@ function weakReason(c: FrameCandidate): string {
   if (poseOf(box, width, height).area < CURATION_LIMITS.smallArea) return "subject small";
   if (touchesEdge(box as Box, width, height)) return "subject at the edge";
   return "weak";
-}
-
-function round(v: number): number {
-  return Math.round(v * 1000) / 1000;
 }

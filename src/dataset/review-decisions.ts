@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { decodeMaskPng, encodeMaskPng } from "../image/mask-png.js";
 import type { ReferenceSpec } from "../segment/persam/reference-source.js";
+import { maskArea } from "../segment/sam/postprocess.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { STATE_DIR, settingsHash } from "./prepare-state.js";
 import type { ScannedPhoto } from "./scan.js";
@@ -179,8 +180,7 @@ export async function storeReviewMask(params: StoreReviewMaskParams): Promise<Re
   const sha256 = createHash("sha256").update(png).digest("hex");
   const file = `${MASKS_SUBDIR}/${params.name}.${sha256.slice(0, 12)}.png`;
   await writeFileAtomic(join(params.outDir, REVIEW_DIR, file), png, { mkdir: true });
-  let area = 0;
-  for (let i = 0; i < params.mask.length; i++) if (params.mask[i]) area++;
+  const area = maskArea(params.mask);
   return {
     file,
     sha256,

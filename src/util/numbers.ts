@@ -10,6 +10,11 @@ export function roundMs(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
 
+/** A measure to three decimals, as reports and curation verdicts show them. */
+export function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
+
 /** Every value of a timings record rounded with {@link roundMs}. */
 export function roundTimings(timings: Readonly<Record<string, number>>): Record<string, number> {
   return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, roundMs(v)]));

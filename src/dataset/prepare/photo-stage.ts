@@ -10,7 +10,7 @@ import { decodeMaskPng, encodeMaskPng } from "../../image/mask-png.js";
 import type { DecodedPhoto, PhotoLoader } from "../../image/photo-loader.js";
 import { segmentPhoto } from "../../segment/persam/segment-photos.js";
 import type { PhotoEncoder } from "../../segment/sam/photo-encoder.js";
-import { maskBox } from "../../segment/sam/postprocess.js";
+import { maskArea, maskBox } from "../../segment/sam/postprocess.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { clamp01, roundMs, roundTimings } from "../../util/numbers.js";
 import type { Box } from "../../util/tensor.js";
@@ -285,8 +285,7 @@ async function segmentStep(
     ({ mask, record } = overridden);
   } else if (given) {
     mask = given;
-    let area = 0;
-    for (let i = 0; i < given.length; i++) if (given[i]) area++;
+    const area = maskArea(given);
     record = {
       key: segmentationKey,
       maskFile,

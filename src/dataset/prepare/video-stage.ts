@@ -18,6 +18,7 @@ import { maskBox } from "../../segment/sam/postprocess.js";
 import { preprocessShape } from "../../segment/sam/preprocess.js";
 import { ENCODER_SIDE } from "../../segment/sam/sam-constants.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
+import { round3 } from "../../util/numbers.js";
 import { probeVideo, type VideoInfo } from "../../video/probe-video.js";
 import { sampleFrames } from "../../video/read-frames.js";
 import { findVideoTools, noFfmpegError, type VideoTools } from "../../video/video-tools.js";
@@ -441,11 +442,11 @@ export async function chooseVideoFrames(params: ChooseVideoFramesParams): Promis
   }
   const report: VideoReport = {
     file: v.video.relPath,
-    duration: round(v.info.duration),
+    duration: round3(v.info.duration),
     width: v.info.width,
     height: v.info.height,
     rotation: v.info.rotation,
-    frameRate: round(v.info.frameRate),
+    frameRate: round3(v.info.frameRate),
     codec: v.info.codec,
     ...(v.info.hdr ? { hdr: v.info.hdr } : {}),
     fps: settings.fps,
@@ -520,10 +521,6 @@ export async function removeStaleVideoFiles(params: {
   for (const name of dirs) {
     if (!samplings.has(name)) await rm(join(outDir, CANDIDATES_DIR, name), { recursive: true, force: true });
   }
-}
-
-function round(v: number): number {
-  return Math.round(v * 1000) / 1000;
 }
 
 /** Parameters of {@link sampleVideos}. */
