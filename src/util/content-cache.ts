@@ -68,6 +68,13 @@ export interface CacheEntry<M> {
 export class ContentCache {
   private readonly maxBytes: number;
   private writeFailed = false;
+  /**
+   * The cache's total size as this object last counted it, plus the entries it has written since;
+   * undefined until the first count. Counting reads every entry's folder, so it is done only when
+   * this total passes the limit. Entries removed by others only make it high (a count comes
+   * early); entries written by other processes are seen at the next count.
+   */
+  private total: number | undefined;
 
   constructor(private readonly options: ContentCacheOptions) {
     this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
@@ -182,6 +189,7 @@ export class ContentCache {
     const name = ContentCache.entryName(key);
     const folder = join(this.options.dir, name);
     const temp = this.tempName(name);
+    let written: number;
     try {
       await mkdir(temp, { recursive: true });
       const records: Record<string, FileRecord> = {};
@@ -193,7 +201,7 @@ export class ContentCache {
           written: await writtenStat(join(temp, file)),
         };
       }
-      await this.commit(temp, folder, {
+      written = await this.commit(temp, folder, {
         format: 1,
         version: this.options.version,
         key,
@@ -205,7 +213,7 @@ export class ContentCache {
       this.writeFailure(error);
       return false;
     }
-    await this.evict(name);
+    await this.evict(name, written);
     return true;
   }
 
@@ -223,6 +231,7 @@ export class ContentCache {
     const name = ContentCache.entryName(key);
     const folder = join(this.options.dir, name);
     const temp = this.tempName(name);
+    let written: number;
     try {
       await mkdir(temp, { recursive: true });
       const records: Record<string, FileRecord> = {};
@@ -236,7 +245,7 @@ export class ContentCache {
         const { sha256, size } = await hashFile(target);
         records[file] = { size, sha256, written };
       }
-      await this.commit(temp, folder, {
+      written = await this.commit(temp, folder, {
         format: 1,
         version: this.options.version,
         key,
@@ -250,7 +259,7 @@ export class ContentCache {
     } finally {
       await Promise.all(Object.values(files).map((f) => rm(f, { force: true }).catch(() => undefined)));
     }
-    await this.evict(name);
+    await this.evict(name, written);
     return true;
   }
 
@@ -282,14 +291,24 @@ export class ContentCache {
     this.options.onWarning?.(`cannot write to the cache ${this.options.dir} (${code}); going on without it`);
   }
 
-  /** Write an entry's manifest into its temporary folder, then rename the folder into place. */
-  private async commit(temp: string, folder: string, manifest: unknown): Promise<void> {
-    await writeFile(join(temp, MANIFEST), JSON.stringify(manifest));
+  /**
+   * Write an entry's manifest into its temporary folder, then rename the folder into place.
+   * @returns the entry's bytes, manifest included, as {@link list} counts them
+   */
+  private async commit(
+    temp: string,
+    folder: string,
+    manifest: z.infer<typeof manifestSchema>,
+  ): Promise<number> {
+    const text = JSON.stringify(manifest);
+    await writeFile(join(temp, MANIFEST), text);
     await rename(temp, folder).catch(async (error: NodeJS.ErrnoException) => {
       // Another process won the race for this key: its entry is as good as ours.
       if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
       await rm(temp, { recursive: true, force: true });
     });
+    const files = Object.values(manifest.files).reduce((sum, f) => sum + f.size, 0);
+    return files + Buffer.byteLength(text);
   }
 
   private tempName(name: string): string {
@@ -320,11 +339,19 @@ export class ContentCache {
   /** Remove every entry (and unfinished writes). */
   async clear(): Promise<void> {
     await rm(this.options.dir, { recursive: true, force: true });
+    this.total = 0;
   }
 
-  /** Remove least recently used entries until the total fits; `keep` is never removed. */
-  private async evict(keep: string): Promise<void> {
+  /**
+   * After writing `keep` (`added` bytes): remove least recently used entries until the total fits;
+   * `keep` is never removed.
+   */
+  private async evict(keep: string, added: number): Promise<void> {
     if (!Number.isFinite(this.maxBytes)) return;
+    if (this.total !== undefined) {
+      this.total += added;
+      if (this.total <= this.maxBytes) return;
+    }
     const entries = await this.list();
     let total = entries.reduce((s, e) => s + e.bytes, 0);
     for (let i = entries.length - 1; i >= 0 && total > this.maxBytes; i--) {
@@ -333,6 +360,7 @@ export class ContentCache {
       await rm(join(this.options.dir, e.name), { recursive: true, force: true }).catch(() => undefined);
       total -= e.bytes;
     }
+    this.total = total;
   }
 
   private async discard(folder: string, why: string): Promise<undefined> {
