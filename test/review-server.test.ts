@@ -355,6 +355,27 @@ describe("review server: photos, masks and decisions", () => {
     ).toBe(true);
   });
 
+  it("accept without a token stores the output that predict marks best for the same prompt", async () => {
+    for (const prompt of [{ clicks: [{ x: 30, y: 30, label: 1 }] }, { clicks: [], box: [15, 10, 60, 50] }]) {
+      const predicted = await post(server.port, server.token, "/api/photos/photo-2/predict", prompt);
+      const prediction = predicted.json() as PagePrediction;
+      const best = prediction.masks[prediction.best]!.token;
+      expect((await post(server.port, server.token, "/api/photos/photo-2/accept", prompt)).status).toBe(200);
+      const { decisions } = await readReviewDecisions(fixture.outDir);
+      expect(decisions.photos["photo-2"]!.override!.prompt!.token).toBe(best);
+      const chosen = await post(server.port, server.token, "/api/photos/photo-2/accept", {
+        ...prompt,
+        token: best,
+      });
+      expect(chosen.status).toBe(200);
+      const again = await readReviewDecisions(fixture.outDir);
+      expect(again.decisions.photos["photo-2"]!.override!.sha256).toBe(
+        decisions.photos["photo-2"]!.override!.sha256,
+      );
+    }
+    expect((await post(server.port, server.token, "/api/photos/photo-2/forget", {})).status).toBe(200);
+  });
+
   it("keeps every mask file that the decisions name when changes arrive at once", async () => {
     const answers = await Promise.all([
       post(server.port, server.token, "/api/photos/photo-1/accept", { box: [10, 10, 80, 60] }),

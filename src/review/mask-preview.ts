@@ -85,19 +85,30 @@ export async function previewMasks(
 
 /**
  * The mask of one decoder token for a prompt at the photo's full size (what an accepted correction
- * stores).
+ * stores); without a token, of the multimask output SAM scores best (as {@link previewMasks} picks).
  * @throws RangeError for a token outside 0..3
  */
 export async function acceptedMask(
-  params: MaskPreviewParams & { readonly token: number },
-): Promise<RegionMask> {
-  if (!Number.isInteger(params.token) || params.token < 0 || params.token > 3) {
-    throw new RangeError(`Expected a mask token from 0 to 3 but received ${params.token}`);
+  params: MaskPreviewParams & { readonly token?: number | undefined },
+): Promise<{ readonly region: RegionMask; readonly token: number }> {
+  const given = params.token;
+  if (given !== undefined && (!Number.isInteger(given) || given < 0 || given > 3)) {
+    throw new RangeError(`Expected a mask token from 0 to 3 but received ${given}`);
   }
   const out = await decode(params);
-  return new LowResField(
-    plane(out.lowResMasks.data, params.token).slice(),
+  let token = given;
+  if (token === undefined) {
+    const selected = selectOutputs(out, true);
+    let best = 0;
+    for (let i = 1; i < selected.indices.length; i++) {
+      if (selected.scores[i]! > selected.scores[best]!) best = i;
+    }
+    token = selected.indices[best]!;
+  }
+  const region = new LowResField(
+    plane(out.lowResMasks.data, token).slice(),
     params.image.inputSize,
     params.image.originalSize,
   ).threshold();
+  return { region, token };
 }

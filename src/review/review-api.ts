@@ -566,9 +566,13 @@ export class ReviewApi {
     prompt: PagePrompt,
   ): Promise<{ mask: Uint8Array; prompt: ReviewPrompt }> {
     const image = await this.embedding(photo);
-    const token = prompt.token ?? (await this.bestToken(photo, prompt, image));
-    const region = await this.decoder(() =>
-      acceptedMask({ decoder: this.params.model.decoder, image, prompt: samPrompt(prompt), token }),
+    const { region, token } = await this.decoder(() =>
+      acceptedMask({
+        decoder: this.params.model.decoder,
+        image,
+        prompt: samPrompt(prompt),
+        token: prompt.token,
+      }),
     );
     return {
       mask: region.mask,
@@ -593,14 +597,6 @@ export class ReviewApi {
       height: photo.height,
       prompt: drawn.prompt,
     });
-  }
-
-  private async bestToken(photo: ReviewPhoto, prompt: PagePrompt, image: EncodedPhoto): Promise<number> {
-    const display = displaySize(photo, 64);
-    const { masks, best } = await this.decoder(() =>
-      previewMasks({ decoder: this.params.model.decoder, image, prompt: samPrompt(prompt), display }),
-    );
-    return masks[best]!.token;
   }
 
   /** The full-size mask the next rebuild will use: the review's override, else the set's. */
