@@ -215,17 +215,10 @@ export async function loadReviewMask(outDir: string, record: ReviewMaskRecord): 
   return decoded.mask;
 }
 
-/** A mask override that applies to a photo of this run. */
-export interface ApplicableOverride {
-  readonly record: ReviewMaskRecord;
-  /** Absolute path of the mask file. */
-  readonly path: string;
-}
-
 /** The review's decisions that apply to the photos of a run. */
 export interface ApplicableReview {
   /** Valid mask overrides, by stem (same photo bytes, mask file intact, photo's size). */
-  readonly overrides: ReadonlyMap<string, ApplicableOverride>;
+  readonly overrides: ReadonlyMap<string, ReviewMaskRecord>;
   /** Include / exclude decisions on unchanged photos, by stem. */
   readonly decisions: ReadonlyMap<string, PhotoDecision>;
   /** Stems whose override was ignored because the photo's bytes changed since. */
@@ -248,7 +241,7 @@ export async function applicableReview(params: {
   const read = await readReviewDecisions(outDir);
   const notes: string[] = read.problem ? [read.problem] : [];
   const byStem = new Map(params.photos.map((p) => [p.stem, p]));
-  const overrides = new Map<string, ApplicableOverride>();
+  const overrides = new Map<string, ReviewMaskRecord>();
   const decisions = new Map<string, PhotoDecision>();
   const outdated = new Set<string>();
   const intact = async (record: ReviewMaskRecord, photo: ScannedPhoto): Promise<boolean> => {
@@ -276,7 +269,7 @@ export async function applicableReview(params: {
     if (review.decision) decisions.set(stem, review.decision);
     if (review.override) {
       if (await intact(review.override, photo)) {
-        overrides.set(stem, { record: review.override, path: reviewMaskPath(outDir, review.override) });
+        overrides.set(stem, review.override);
       } else {
         notes.push(
           `the mask drawn in review for ${photo.relPath} is ignored: its file ${REVIEW_DIR}/${review.override.file} is missing or damaged`,
@@ -307,6 +300,6 @@ export async function applicableReview(params: {
  * The segmentation key of one photo: the run's key, joined with the override's mask hash when the
  * photo has one, so that an override added, changed or removed redoes exactly that photo.
  */
-export function photoSegmentationKey(runKey: string, override: ApplicableOverride | undefined): string {
-  return override === undefined ? runKey : settingsHash({ run: runKey, override: override.record.sha256 });
+export function photoSegmentationKey(runKey: string, override: ReviewMaskRecord | undefined): string {
+  return override === undefined ? runKey : settingsHash({ run: runKey, override: override.sha256 });
 }

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { z } from "zod";
 import { resizeMask } from "../dataset/crop.js";
+import { OVERRIDE_FLAG } from "../dataset/prepare/review-stage.js";
 import type { PrepareEvent, PrepareResult } from "../dataset/prepare.js";
 import { MASKS_DIR, THUMBS_DIR } from "../dataset/prepare-state.js";
 import {
@@ -259,9 +260,8 @@ export class ReviewApi {
         decisions.photos[p.stem]?.photoSha256 === p.sha256 ? decisions.photos[p.stem] : undefined;
       const inSet = p.state.outputs !== undefined;
       const applied =
-        review?.override !== undefined &&
-        seg.key === photoSegmentationKey(runKey, { record: review.override, path: "" });
-      const usesOverride = seg.flags.includes("override");
+        review?.override !== undefined && seg.key === photoSegmentationKey(runKey, review.override);
+      const usesOverride = seg.flags.includes(OVERRIDE_FLAG);
       const pending =
         (review?.override !== undefined && !applied) ||
         (review?.override === undefined && usesOverride) ||

@@ -13,13 +13,14 @@ import {
   settingsHash,
 } from "../prepare-state.js";
 import {
-  type ApplicableOverride,
   type ApplicableReview,
   applicableReview,
   type PhotoDecision,
   photoSegmentationKey,
+  type ReviewMaskRecord,
 } from "../review-decisions.js";
 import type { ScannedPhoto, SkippedFile } from "../scan.js";
+import { OVERRIDE_FLAG } from "./review-stage.js";
 import { type InputScan, scanInput } from "./scan-stage.js";
 import {
   classSource,
@@ -306,10 +307,10 @@ function segmentationChange(
   seg: SegmentationRecord,
   lastRunKey: string,
   runKey: string,
-  override: ApplicableOverride | undefined,
+  override: ReviewMaskRecord | undefined,
 ): string {
   if (lastRunKey !== runKey) return "segmentation settings changed";
-  const had = seg.flags.includes("override");
+  const had = seg.flags.includes(OVERRIDE_FLAG);
   if (override) return had ? "mask override changed in review" : "mask override added in review";
   return had ? "mask override removed in review" : "segmentation settings changed";
 }

@@ -41,16 +41,16 @@ export async function overrideSegmentation(params: {
   const override = params.review?.overrides.get(params.photo.stem);
   if (!override) return undefined;
   const t = performance.now();
-  const mask = await loadReviewMask(params.outDir, override.record);
+  const mask = await loadReviewMask(params.outDir, override);
   return {
     mask,
     record: {
       key: params.key,
       maskFile: params.maskFile,
       mask: { sha256: "", size: 0 },
-      width: override.record.width,
-      height: override.record.height,
-      area: override.record.area,
+      width: override.width,
+      height: override.height,
+      area: override.area,
       confidence: 1,
       doubtful: false,
       flags: [OVERRIDE_FLAG],
